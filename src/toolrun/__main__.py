@@ -1,0 +1,27 @@
+"""``python -m toolrun`` and the ``toolrun`` console script."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    # The seed's -v/--version answers before anything heavy is imported.
+    if args in (["-v"], ["--version"]):
+        from . import __version__
+
+        print(f"toolrun {__version__}")
+        return 0
+    from .cli.fast import try_fast_path
+
+    code = try_fast_path(args)
+    if code is not None:
+        return code
+    from .cli.app import run_app
+
+    return run_app(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""One place where every ToolrunError becomes a message and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+
+from ..errors import ToolrunError
+
+EXIT_CODES = {
+    0: "success",
+    1: "failure (a run failed, or an unexpected error)",
+    2: "usage: a bad argument, option or tool spec",
+    3: "configuration: config.toml, a manifest, a registry's layout or reachability",
+    4: "not found: no such tool, version or run",
+    5: "integrity: a sha256 that does not match, an unsafe archive",
+    6: "storage: the data dir cannot be written (read-only, full, permissions)",
+}
+
+
+class ExitCode(Exception):
+    """Raised by commands that have already printed their outcome."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def report(error: ToolrunError) -> int:
+    if os.environ.get("TOOLRUN_DEBUG") == "1":
+        traceback.print_exception(error, file=sys.stderr)
+    lines = error.message.splitlines() or [""]
+    print(f"toolrun: error: {lines[0]}", file=sys.stderr)
+    for line in lines[1:]:
+        print(f"  {line}", file=sys.stderr)
+    if error.hint:
+        print(f"  hint: {error.hint}", file=sys.stderr)
+    return error.exit_code
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[list[int]]:
+    """Yield a one-item list holding the exit code set by whatever went wrong inside."""
+    outcome = [0]
+    try:
+        yield outcome
+    except ToolrunError as error:
+        outcome[0] = report(error)
+    except ExitCode as exit_code:
+        outcome[0] = exit_code.code
+    except KeyboardInterrupt:
+        print("toolrun: interrupted", file=sys.stderr)
+        outcome[0] = 130

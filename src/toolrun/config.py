@@ -1,0 +1,208 @@
+"""``config.toml``: read fast with tomllib, edited with tomlkit so a user's comments survive."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, StorageError, UsageError
+from .versions import is_tool_name
+
+DEFAULT_REGISTRY_TIMEOUT = 10.0
+
+_NEW_FILE_HEADER = """\
+# toolrun configuration: edit by hand, or with `toolrun config set KEY VALUE`
+# and `toolrun registry add NAME LOCATION`. Comments you write here are kept.
+"""
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    name: str
+    location: str  # a folder path or an http(s) URL
+
+    @property
+    def is_http(self) -> bool:
+        return self.location.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A scalar key ``config get/set`` knows, with its parser and default."""
+
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("a number of seconds") from None
+    if value <= 0:
+        raise ValueError("a number of seconds above 0")
+    return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise ValueError("true or false")
+
+
+SETTINGS: dict[str, Setting] = {
+    "registry_timeout": Setting(
+        _positive_seconds, DEFAULT_REGISTRY_TIMEOUT, "seconds to wait for an HTTP registry"
+    ),
+    "cwd_registry": Setting(_boolean, True, "also use ./registry in the current directory"),
+    "offline": Setting(_boolean, False, "never contact HTTP registries"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    registries: tuple[RegistryRef, ...] = ()
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str) -> Any:
+        setting = _setting(key)
+        return self.values.get(key, setting.default)
+
+    @property
+    def registry_timeout(self) -> float:
+        return float(self.get("registry_timeout"))
+
+
+def load_config(path: Path) -> Config:
+    """The config at ``path``; a missing file is an empty config."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return _config_from_dict(path, data)
+
+
+def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "registries":
+            continue
+        setting = SETTINGS.get(key)
+        if setting is None:
+            raise ConfigError(f"{path}: unknown key {key!r}{_suggest(key, SETTINGS)}")
+        try:
+            values[key] = setting.parse(str(value).lower() if isinstance(value, bool) else value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: key {key!r} must be {exc}") from None
+    registries: list[RegistryRef] = []
+    raw = data.get("registries", [])
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: 'registries' must be an array of tables ([[registries]])")
+    for index, entry in enumerate(raw):
+        where = f"{path}: registries[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table with name and location")
+        name, location = entry.get("name"), entry.get("location")
+        if not isinstance(name, str) or not is_tool_name(name):
+            raise ConfigError(f"{where}: 'name' must be a simple name")
+        if not isinstance(location, str) or not location:
+            raise ConfigError(f"{where}: 'location' must be a folder path or an http(s) URL")
+        registries.append(RegistryRef(name, location))
+    return Config(path, tuple(registries), values)
+
+
+def _setting(key: str) -> Setting:
+    setting = SETTINGS.get(key)
+    if setting is None:
+        raise UsageError(f"unknown config key {key!r}{_suggest(key, SETTINGS)}")
+    return setting
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class ConfigEditor:
+    """Edits config.toml in place through tomlkit, keeping comments and layout."""
+
+    def __init__(self, path: Path) -> None:
+        import tomlkit
+
+        self.path = path
+        self._tomlkit = tomlkit
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            text = _NEW_FILE_HEADER
+        try:
+            self.document = tomlkit.parse(text)
+        except Exception as exc:  # tomlkit raises its own ParseError family
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+    def set(self, key: str, raw_value: str) -> Any:
+        setting = _setting(key)
+        try:
+            value = setting.parse(raw_value)
+        except ValueError as exc:
+            raise UsageError(f"config key {key!r} must be {exc}, not {raw_value!r}") from None
+        # tomlkit places a new scalar above the first table, where TOML needs it.
+        self.document[key] = value
+        return value
+
+    def unset(self, key: str) -> None:
+        _setting(key)
+        if key in self.document:
+            del self.document[key]
+
+    def add_registry(self, name: str, location: str) -> None:
+        if not is_tool_name(name):
+            raise UsageError(f"registry name {name!r} must be letters, digits, '.', '_' or '-'")
+        registries = self.document.get("registries")
+        if registries is None:
+            registries = self._tomlkit.aot()
+            self.document.append("registries", registries)
+        if any(entry.get("name") == name for entry in registries):
+            raise UsageError(f"a registry named {name!r} is already configured")
+        table = self._tomlkit.table()
+        table.add("name", name)
+        table.add("location", location)
+        registries.append(table)
+
+    def remove_registry(self, name: str) -> None:
+        registries = self.document.get("registries") or []
+        names = [entry.get("name") for entry in registries]
+        if name not in names:
+            raise UsageError(
+                f"no registry named {name!r}{_suggest(name, names)}",
+            )
+        del registries[names.index(name)]
+        if not registries:
+            del self.document["registries"]
+
+    def save(self) -> None:
+        text = self._tomlkit.dumps(self.document)
+        # A config that would not load again is never written.
+        _config_from_dict(self.path, tomllib.loads(text))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".toml.tmp")
+            temporary.write_text(text, encoding="utf-8")
+            temporary.replace(self.path)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {exc.strerror}") from None

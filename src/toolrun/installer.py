@@ -1,0 +1,282 @@
+"""Installed tools: ``<data>/tools/<name>/<version>/``, each complete or absent.
+
+An install fetches into a staging folder on the same volume, checks every file's sha256 against
+the manifest, writes the receipt last and renames the folder into place, all under a
+per-version file lock. A version without a receipt was never installed, whatever is on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .archives import sha256_file
+from .errors import IntegrityError, NotFoundError, StorageError
+from .manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    is_generated,
+    load_manifest,
+    manifest_from_dict,
+    manifest_to_dict,
+)
+from .registry import Registry
+from .versions import is_tool_name, is_version, sorted_versions
+
+RECEIPT_NAME = ".toolrun-receipt.json"
+LOCK_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class InstalledTool:
+    name: str
+    version: str
+    path: Path
+    manifest: Manifest
+    source: str
+    installed_at: float
+    archive_sha256: str | None = None
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    tool: InstalledTool
+    already_installed: bool
+
+
+class Installer:
+    def __init__(self, tools_dir: Path) -> None:
+        self.tools_dir = tools_dir
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.scandir(self.tools_dir)
+        except FileNotFoundError:
+            return []
+        with entries:
+            return sorted(e.name for e in entries if e.is_dir() and is_tool_name(e.name))
+
+    def versions(self, name: str) -> list[str]:
+        try:
+            entries = list(os.scandir(self.tools_dir / name))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted_versions(
+            e.name
+            for e in entries
+            if is_version(e.name) and os.path.exists(os.path.join(e.path, RECEIPT_NAME))
+        )
+
+    def get(self, name: str, version: str) -> InstalledTool | None:
+        folder = self.tools_dir / name / version
+        try:
+            receipt = json.loads((folder / RECEIPT_NAME).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"{folder / RECEIPT_NAME}: unreadable receipt: {exc}") from None
+        return InstalledTool(
+            name=name,
+            version=version,
+            path=folder,
+            manifest=manifest_from_dict(receipt["manifest"], source=str(folder / RECEIPT_NAME)),
+            source=receipt.get("source", ""),
+            installed_at=float(receipt.get("installed_at", 0)),
+            archive_sha256=receipt.get("archive_sha256"),
+        )
+
+    def installed(self) -> list[InstalledTool]:
+        tools = []
+        for name in self.names():
+            for version in self.versions(name):
+                tool = self.get(name, version)
+                if tool is not None:
+                    tools.append(tool)
+        return tools
+
+    # -- changing ----------------------------------------------------------------------------
+
+    def install(self, registry: Registry, name: str, version: str) -> InstallResult:
+        existing = self.get(name, version)
+        if existing is not None:
+            return InstallResult(existing, already_installed=True)
+        with self._locked(name, version):
+            # Another process may have finished this very install while we waited.
+            existing = self.get(name, version)
+            if existing is not None:
+                return InstallResult(existing, already_installed=True)
+            staging: Path | None = None
+            try:
+                self._remove_stale_staging(name, version)
+                staging = self._staging_dir(name, version)
+                archive_sha256 = registry.fetch(name, version, staging)
+                manifest = verify_folder(staging, expected_name=name, expected_version=version)
+                receipt = {
+                    "name": name,
+                    "version": version,
+                    "source": f"{registry.name} ({registry.location})",
+                    "installed_at": time.time(),
+                    "archive_sha256": archive_sha256,
+                    "manifest": manifest_to_dict(manifest),
+                }
+                _write_receipt(staging, receipt)
+                target = self.tools_dir / name / version
+                if target.exists():
+                    # A folder without a receipt is debris, never an install: replace it.
+                    _remove_tree(target, self._trash_dir(name, version))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging, target)
+            except OSError as exc:
+                raise storage_error(exc, f"installing {name} {version}") from None
+            finally:
+                if staging is not None and staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+        tool = self.get(name, version)
+        assert tool is not None
+        return InstallResult(tool, already_installed=False)
+
+    def remove(self, name: str, version: str) -> None:
+        with self._locked(name, version):
+            target = self.tools_dir / name / version
+            if not (target / RECEIPT_NAME).exists():
+                raise NotFoundError(f"{name} {version} is not installed")
+            try:
+                # The receipt goes first, so a removal cut short leaves no half-tool listed.
+                (target / RECEIPT_NAME).unlink()
+                _remove_tree(target, self._trash_dir(name, version))
+                with contextlib.suppress(OSError):
+                    (self.tools_dir / name).rmdir()
+            except OSError as exc:
+                raise storage_error(exc, f"removing {name} {version}") from None
+
+    def verify(self, tool: InstalledTool) -> list[str]:
+        """The problems found re-hashing ``tool``'s files; empty when all is well."""
+        return folder_problems(tool.path, tool.manifest, ignore={RECEIPT_NAME})
+
+    # -- internals ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, name: str, version: str) -> Iterator[None]:
+        import filelock
+
+        locks = self.tools_dir / ".locks"
+        try:
+            locks.mkdir(parents=True, exist_ok=True)
+            lock = filelock.FileLock(locks / f"{name}@{version}.lock", timeout=LOCK_TIMEOUT)
+            with lock:
+                yield
+        except filelock.Timeout:
+            raise StorageError(
+                f"{name} {version}: another toolrun held the install lock for {LOCK_TIMEOUT:g}s"
+            ) from None
+        except OSError as exc:
+            raise storage_error(exc, f"locking {name} {version}") from None
+
+    def _staging_root(self) -> Path:
+        return self.tools_dir / ".staging"
+
+    def _staging_dir(self, name: str, version: str) -> Path:
+        root = self._staging_root()
+        root.mkdir(parents=True, exist_ok=True)
+        return root / f"{name}@{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+    def _trash_dir(self, name: str, version: str) -> Path:
+        root = self._staging_root()
+        root.mkdir(parents=True, exist_ok=True)
+        return root / f"{name}@{version}-removed-{uuid.uuid4().hex[:8]}"
+
+    def _remove_stale_staging(self, name: str, version: str) -> None:
+        # Holding this version's lock, any staging folder for it belongs to a dead install.
+        root = self._staging_root()
+        if not root.is_dir():
+            return
+        for entry in root.iterdir():
+            if entry.name.startswith(f"{name}@{version}-"):
+                shutil.rmtree(entry, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+
+def verify_folder(folder: Path, *, expected_name: str, expected_version: str) -> Manifest:
+    """Load ``folder``'s manifest and check it names the expected tool and every file's hash."""
+    manifest = load_manifest(folder / MANIFEST_NAME)
+    if (manifest.name, manifest.version) != (expected_name, expected_version):
+        raise IntegrityError(
+            f"{folder / MANIFEST_NAME}: describes {manifest.name} {manifest.version}, "
+            f"but it was published as {expected_name} {expected_version}"
+        )
+    problems = folder_problems(folder, manifest)
+    if problems:
+        raise IntegrityError(
+            f"{expected_name} {expected_version}: " + "; ".join(problems) + "; nothing installed"
+        )
+    return manifest
+
+
+def folder_problems(
+    folder: Path, manifest: Manifest, *, ignore: set[str] = frozenset()
+) -> list[str]:
+    present = {
+        relative
+        for path in folder.rglob("*")
+        if (not path.is_dir() or path.is_symlink())
+        and not is_generated(relative := path.relative_to(folder).as_posix())
+    }
+    present -= {MANIFEST_NAME, *ignore}
+    problems = []
+    for relative, expected in sorted(manifest.files.items()):
+        path = folder / relative
+        if relative not in present:
+            problems.append(f"{relative} is missing")
+            continue
+        if path.is_symlink():
+            problems.append(f"{relative} is a symbolic link")
+            continue
+        actual = sha256_file(path)
+        if actual != expected.lower():
+            problems.append(f"{relative}: sha256 mismatch: expected {expected}, got {actual}")
+    for extra in sorted(present - set(manifest.files)):
+        problems.append(f"{extra} is not listed in the manifest's [files]")
+    return problems
+
+
+def _write_receipt(folder: Path, receipt: dict[str, object]) -> None:
+    path = folder / RECEIPT_NAME
+    with path.open("w", encoding="utf-8") as file:
+        json.dump(receipt, file, indent=2)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _remove_tree(target: Path, trash: Path) -> None:
+    # Renaming first makes the folder vanish at once; deleting its files can take a while.
+    os.replace(target, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def storage_error(exc: OSError, doing: str) -> StorageError:
+    """A StorageError a user can act on, naming the file and the cause."""
+    reasons = {
+        errno.EROFS: "the data dir is on a read-only file system",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exhausted",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }
+    reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" ({exc.filename})" if exc.filename else ""
+    return StorageError(f"{doing}: {reason}{where}")

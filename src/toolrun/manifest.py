@@ -1,0 +1,224 @@
+"""The tool manifest, ``tool.toml``: what a tool version is and how to run it."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .versions import is_tool_name, is_version
+
+MANIFEST_NAME = "tool.toml"
+PLATFORMS = ("windows", "linux", "macos")
+KINDS = ("bundled", "system")
+_TOP_KEYS = {
+    "name",
+    "version",
+    "description",
+    "command",
+    "encoding",
+    "kind",
+    "env",
+    "platform",
+    "files",
+}
+_PLATFORM_KEYS = {"command", "env"}
+
+
+def is_generated(relative: str) -> bool:
+    """Files Python writes beside a tool's scripts when it runs; never part of a tool."""
+    return "__pycache__" in relative.split("/")
+
+
+def current_platform() -> str:
+    if sys.platform.startswith("win"):
+        return "windows"
+    if sys.platform == "darwin":
+        return "macos"
+    return "linux"
+
+
+@dataclass(frozen=True)
+class PlatformOverride:
+    command: tuple[str, ...] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    version: str
+    command: tuple[str, ...]
+    description: str = ""
+    encoding: str = "utf-8"
+    kind: str = "bundled"
+    env: dict[str, str] = field(default_factory=dict)
+    platforms: dict[str, PlatformOverride] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # relative posix path -> sha256
+
+    @property
+    def is_system(self) -> bool:
+        return self.kind == "system"
+
+    def command_for(self, platform: str, *, tool_dir: Path, python: str) -> list[str]:
+        """The argv to start this tool on ``platform``, with ``{tool_dir}``/``{python}`` filled."""
+        override = self.platforms.get(platform)
+        command = override.command if override and override.command else self.command
+        return [expand(item, tool_dir=tool_dir, python=python) for item in command]
+
+    def env_for(self, platform: str) -> dict[str, str]:
+        override = self.platforms.get(platform)
+        return {**self.env, **(override.env if override else {})}
+
+
+def expand(item: str, *, tool_dir: Path, python: str) -> str:
+    return item.replace("{tool_dir}", str(tool_dir)).replace("{python}", python)
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and check ``path``; every problem found is named with the file and field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such manifest") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return manifest_from_dict(data, source=str(path))
+
+
+def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:
+    problems: list[str] = []
+
+    def problem(field_name: str, why: str) -> None:
+        problems.append(f"{source}: field '{field_name}': {why}")
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            problem(key, f"unknown field (known: {', '.join(sorted(_TOP_KEYS))})")
+
+    name = data.get("name")
+    if not isinstance(name, str) or not is_tool_name(name):
+        problem("name", "required; letters, digits, '.', '_' and '-'")
+    version = data.get("version")
+    if not isinstance(version, str):
+        problem("version", 'required, a string such as "1.2.0" (quote it)')
+    elif not is_version(version):
+        problem("version", f"{version!r} is not a SemVer version (MAJOR.MINOR.PATCH)")
+    kind = data.get("kind", "bundled")
+    if kind not in KINDS:
+        problem("kind", f"must be one of {', '.join(KINDS)}")
+    command = _string_list(data.get("command"), "command", problem)
+    if command is not None and not command:
+        problem("command", "must name a program")
+    if "command" not in data:
+        problem("command", 'required, an argv list such as ["{python}", "{tool_dir}/x.py"]')
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        problem("description", "must be a string")
+    encoding = data.get("encoding", "utf-8")
+    if not isinstance(encoding, str) or not _known_encoding(encoding):
+        problem("encoding", f"{encoding!r} is not an encoding Python knows")
+    env = _string_map(data.get("env", {}), "env", problem)
+
+    platforms: dict[str, PlatformOverride] = {}
+    raw_platforms = data.get("platform", {})
+    if not isinstance(raw_platforms, dict):
+        problem("platform", "must be a table of windows/linux/macos tables")
+        raw_platforms = {}
+    for platform, raw in raw_platforms.items():
+        where = f"platform.{platform}"
+        if platform not in PLATFORMS:
+            problem(where, f"unknown platform (known: {', '.join(PLATFORMS)})")
+            continue
+        if not isinstance(raw, dict):
+            problem(where, "must be a table")
+            continue
+        for key in raw:
+            if key not in _PLATFORM_KEYS:
+                problem(f"{where}.{key}", "unknown field (known: command, env)")
+        platform_command = _string_list(raw.get("command"), f"{where}.command", problem)
+        platform_env = _string_map(raw.get("env", {}), f"{where}.env", problem)
+        platforms[platform] = PlatformOverride(
+            tuple(platform_command) if platform_command else None, platform_env or {}
+        )
+
+    files = _string_map(data.get("files", {}), "files", problem) or {}
+    for relative, digest in files.items():
+        if not _is_sha256(digest):
+            problem(f"files.{relative}", "must be a sha256 in hex (64 characters)")
+        if relative.startswith("/") or ".." in relative.split("/") or "\\" in relative:
+            problem(f"files.{relative}", "must be a relative path inside the tool folder")
+    if kind == "system" and files:
+        problem("files", "a system tool wraps a program on PATH and ships no files")
+
+    if problems:
+        raise ConfigError("\n".join(problems) if len(problems) > 1 else problems[0])
+    assert isinstance(name, str) and isinstance(version, str) and command is not None
+    return Manifest(
+        name=name,
+        version=version,
+        command=tuple(command),
+        description=description,
+        encoding=encoding,
+        kind=kind,
+        env=env or {},
+        platforms=platforms,
+        files=files,
+    )
+
+
+def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
+    """The manifest as TOML-ready data (the receipt keeps a copy)."""
+    data: dict[str, Any] = {
+        "name": manifest.name,
+        "version": manifest.version,
+        "description": manifest.description,
+        "command": list(manifest.command),
+        "encoding": manifest.encoding,
+        "kind": manifest.kind,
+    }
+    if manifest.env:
+        data["env"] = dict(manifest.env)
+    if manifest.platforms:
+        data["platform"] = {
+            name: {
+                **({"command": list(o.command)} if o.command else {}),
+                **({"env": dict(o.env)} if o.env else {}),
+            }
+            for name, o in manifest.platforms.items()
+        }
+    data["files"] = dict(manifest.files)
+    return data
+
+
+def _string_list(value: Any, where: str, problem: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problem(where, "must be a list of strings (an argv list, never a shell line)")
+        return None
+    return value
+
+
+def _string_map(value: Any, where: str, problem: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        problem(where, "must be a table of string values")
+        return None
+    return value
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def _known_encoding(name: str) -> bool:
+    import codecs
+
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        return False
+    return True

@@ -1,0 +1,266 @@
+"""Where tools come from: a folder ``<name>/<version>/tool.toml`` or a static HTTP tree.
+
+A registry lists tool names and versions and fetches one version's files into a staging
+folder; checking those files is the installer's job, the same for every kind of registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urljoin
+
+from .archives import CHUNK, extract
+from .config import Config, RegistryRef
+from .errors import ConfigError, IntegrityError, RegistryUnavailable
+from .manifest import MANIFEST_NAME, is_generated
+from .versions import is_tool_name, is_version, sorted_versions
+
+INDEX_NAME = "index.json"
+INDEX_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One tool version in an HTTP registry's index."""
+
+    archive: str  # relative to the index
+    sha256: str
+    size: int
+    description: str = ""
+    kind: str = "bundled"
+
+
+class Registry(Protocol):
+    name: str
+    location: str
+
+    def tool_names(self) -> list[str]: ...
+
+    def versions(self, tool: str) -> list[str]: ...
+
+    def fetch(self, tool: str, version: str, staging: Path) -> str | None:
+        """Put the version's files in ``staging``; return the archive's sha256, if any."""
+        ...
+
+
+class FolderRegistry:
+    def __init__(self, name: str, root: Path) -> None:
+        self.name = name
+        self.root = root
+        self.location = str(root)
+
+    def tool_names(self) -> list[str]:
+        if not self.root.is_dir():
+            raise RegistryUnavailable(f"registry {self.name!r}: {self.root} is not a folder")
+        return sorted(
+            entry.name
+            for entry in os.scandir(self.root)
+            if entry.is_dir() and is_tool_name(entry.name) and not entry.name.startswith(".")
+        )
+
+    def versions(self, tool: str) -> list[str]:
+        folder = self.root / tool
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted_versions(
+            entry.name
+            for entry in entries
+            if is_version(entry.name) and os.path.isfile(os.path.join(entry.path, MANIFEST_NAME))
+        )
+
+    def version_dir(self, tool: str, version: str) -> Path:
+        return self.root / tool / version
+
+    def fetch(self, tool: str, version: str, staging: Path) -> str | None:
+        source = self.version_dir(tool, version)
+        # A plain walk rather than shutil.copytree: its errors come bundled in one
+        # shutil.Error, and a full disk must surface as the OSError it is.
+        for path in sorted(source.rglob("*")):
+            relative = path.relative_to(source)
+            if path.is_symlink():
+                raise IntegrityError(f"{path}: registries may not hold symbolic links")
+            if is_generated(relative.as_posix()):
+                continue
+            destination = staging / relative
+            if path.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, destination)
+                shutil.copymode(path, destination)
+        return None
+
+
+class HttpRegistry:
+    """A static tree: ``index.json`` plus one archive per tool version."""
+
+    def __init__(self, name: str, url: str, *, timeout: float) -> None:
+        self.name = name
+        self.location = url
+        self.base = url if url.endswith("/") else url + "/"
+        self.timeout = timeout
+        self._index: dict[str, dict[str, ArchiveEntry]] | None = None
+
+    def _client(self) -> Any:
+        import httpx
+
+        return httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=True)
+
+    def index(self) -> dict[str, dict[str, ArchiveEntry]]:
+        if self._index is None:
+            import httpx
+
+            url = urljoin(self.base, INDEX_NAME)
+            try:
+                with self._client() as client:
+                    response = client.get(url)
+            except httpx.TimeoutException:
+                raise RegistryUnavailable(
+                    f"registry {self.name!r} ({url}) did not answer within {self.timeout:g}s"
+                ) from None
+            except httpx.HTTPError as exc:
+                raise RegistryUnavailable(
+                    f"registry {self.name!r} ({url}) is unreachable: {exc}"
+                ) from None
+            if response.status_code != 200:
+                raise RegistryUnavailable(
+                    f"registry {self.name!r}: GET {url} answered {response.status_code}"
+                )
+            try:
+                data = response.json()
+            except ValueError:
+                raise ConfigError(f"registry {self.name!r}: {url} is not JSON") from None
+            self._index = parse_index(data, source=url)
+        return self._index
+
+    def tool_names(self) -> list[str]:
+        return sorted(self.index())
+
+    def versions(self, tool: str) -> list[str]:
+        return sorted_versions(self.index().get(tool, {}))
+
+    def entry(self, tool: str, version: str) -> ArchiveEntry:
+        return self.index()[tool][version]
+
+    def fetch(self, tool: str, version: str, staging: Path) -> str | None:
+        import httpx
+
+        entry = self.entry(tool, version)
+        url = urljoin(self.base, entry.archive)
+        archive_path = staging.parent / f"{staging.name}.{Path(entry.archive).name}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self._client() as client, client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise RegistryUnavailable(
+                        f"registry {self.name!r}: GET {url} answered {response.status_code}"
+                    )
+                with archive_path.open("wb") as file:
+                    # Hashing while streaming keeps memory flat whatever the archive's size.
+                    for chunk in response.iter_bytes(CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        file.write(chunk)
+            if digest.hexdigest() != entry.sha256:
+                raise IntegrityError(
+                    f"{tool} {version}: archive sha256 mismatch: expected {entry.sha256}, "
+                    f"got {digest.hexdigest()} ({url}); nothing was installed"
+                )
+            if size != entry.size:
+                raise IntegrityError(
+                    f"{tool} {version}: archive is {size} bytes, the index says {entry.size}"
+                )
+            staging.mkdir(parents=True, exist_ok=True)
+            extract(archive_path, staging)
+        except httpx.TimeoutException:
+            raise RegistryUnavailable(
+                f"registry {self.name!r}: downloading {url} stalled for {self.timeout:g}s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise RegistryUnavailable(f"registry {self.name!r}: downloading {url}: {exc}") from None
+        finally:
+            archive_path.unlink(missing_ok=True)
+        return entry.sha256
+
+
+def parse_index(data: Any, *, source: str) -> dict[str, dict[str, ArchiveEntry]]:
+    if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
+        raise ConfigError(f"{source}: not a toolrun registry index (format {INDEX_FORMAT})")
+    tools: dict[str, dict[str, ArchiveEntry]] = {}
+    for name, tool in (data.get("tools") or {}).items():
+        versions = tool.get("versions", {}) if isinstance(tool, dict) else None
+        if not is_tool_name(name) or not isinstance(versions, dict):
+            raise ConfigError(f"{source}: tools.{name}: malformed entry")
+        tools[name] = {}
+        for version, raw in versions.items():
+            try:
+                entry = ArchiveEntry(
+                    archive=str(raw["archive"]),
+                    sha256=str(raw["sha256"]),
+                    size=int(raw["size"]),
+                    description=str(raw.get("description", "")),
+                    kind=str(raw.get("kind", "bundled")),
+                )
+            except (KeyError, TypeError, ValueError):
+                raise ConfigError(
+                    f"{source}: tools.{name}.versions.{version}: needs archive, sha256 and size"
+                ) from None
+            if not is_version(version):
+                raise ConfigError(f"{source}: tools.{name}: {version!r} is not a version")
+            if entry.archive.startswith("/") or ".." in entry.archive.split("/"):
+                raise ConfigError(f"{source}: tools.{name}.{version}: archive must be relative")
+            tools[name][version] = entry
+    return tools
+
+
+def index_to_json(tools: dict[str, dict[str, ArchiveEntry]], generator: str) -> str:
+    data = {
+        "format": INDEX_FORMAT,
+        "generator": generator,
+        "tools": {
+            name: {
+                "versions": {
+                    version: {
+                        "archive": e.archive,
+                        "sha256": e.sha256,
+                        "size": e.size,
+                        "description": e.description,
+                        "kind": e.kind,
+                    }
+                    for version, e in versions.items()
+                }
+            }
+            for name, versions in sorted(tools.items())
+        },
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def registries_from_config(config: Config, *, cwd: Path) -> list[Registry]:
+    """The configured registries in order, then ``./registry`` when it exists."""
+    registries: list[Registry] = [open_registry(ref, config) for ref in config.registries]
+    local = cwd / "registry"
+    already = any(isinstance(r, FolderRegistry) and r.root == local for r in registries)
+    if config.get("cwd_registry") and local.is_dir() and not already:
+        registries.append(FolderRegistry("./registry", local))
+    return registries
+
+
+def open_registry(ref: RegistryRef, config: Config) -> Registry:
+    if ref.is_http:
+        return HttpRegistry(ref.name, ref.location, timeout=config.registry_timeout)
+    location = ref.location.removeprefix("file://")
+    root = Path(location).expanduser()
+    if not root.is_absolute():
+        # Relative folders in config.toml mean relative to the config file.
+        root = config.path.parent / root
+    return FolderRegistry(ref.name, root)

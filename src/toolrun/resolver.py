@@ -1,0 +1,95 @@
+"""From a spec to an installed tool: the one function the engine calls before running a step."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from .errors import NotFoundError, RegistryUnavailable
+from .installer import InstalledTool, Installer, InstallResult
+from .registry import Registry
+from .versions import ToolSpec, sorted_versions
+
+
+@dataclass
+class Available:
+    """What the registries offer: tool -> version -> the first registry that has it."""
+
+    versions: dict[str, dict[str, Registry]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class ToolResolver:
+    """Resolves specs against installed tools and, unless offline, the registries."""
+
+    def __init__(
+        self, installer: Installer, registries: list[Registry], *, offline: bool = False
+    ) -> None:
+        self.installer = installer
+        self.registries = registries
+        self.offline = offline
+        self.warnings: list[str] = []
+
+    def available(self, names: list[str] | None = None) -> Available:
+        """Ask every registry (never when offline); one that cannot answer becomes a warning."""
+        result = Available()
+        if self.offline:
+            return result
+        for registry in self.registries:
+            try:
+                tool_names = names if names is not None else registry.tool_names()
+                for name in tool_names:
+                    for version in registry.versions(name):
+                        result.versions.setdefault(name, {}).setdefault(version, registry)
+            except RegistryUnavailable as exc:
+                result.warnings.append(str(exc))
+        self.warnings.extend(w for w in result.warnings if w not in self.warnings)
+        return result
+
+    def resolve(self, spec: ToolSpec, *, install: bool = True, pre: bool = False) -> InstalledTool:
+        """The installed tool to use for ``spec``, installing the best match first if allowed.
+
+        Without ``install`` only installed versions count, and no registry is contacted.
+        """
+        return self.resolve_with_result(spec, install=install, pre=pre).tool
+
+    def resolve_with_result(
+        self, spec: ToolSpec, *, install: bool = True, pre: bool = False
+    ) -> InstallResult:
+        installed = self.installer.versions(spec.name)
+        offered: dict[str, Registry] = {}
+        if install:
+            offered = self.available([spec.name]).versions.get(spec.name, {})
+        best = spec.pick([*installed, *offered], pre=pre)
+        if best is None:
+            raise self._no_match(spec, installed, offered, install=install)
+        if best in installed:
+            tool = self.installer.get(spec.name, best)
+            assert tool is not None
+            return InstallResult(tool, already_installed=True)
+        return self.installer.install(offered[best], spec.name, best)
+
+    def _no_match(
+        self, spec: ToolSpec, installed: list[str], offered: dict[str, Registry], *, install: bool
+    ) -> NotFoundError:
+        known = sorted_versions({*installed, *offered})
+        unreachable = f"; {'; '.join(self.warnings)}" if self.warnings else ""
+        if known:
+            some_prerelease = any("-" in version.split("+")[0] for version in known)
+            return NotFoundError(
+                f"no version of {spec.name} matches {spec.constraint or 'latest'!r} "
+                f"(known: {', '.join(known)}){unreachable}",
+                hint="prereleases match only with --pre or when the spec names one"
+                if some_prerelease and not spec.names_prerelease
+                else None,
+            )
+        if not install:
+            return NotFoundError(
+                f"{spec.name} is not installed",
+                hint=f"install it with: toolrun tool install {spec}",
+            )
+        everything = set(self.installer.names())
+        everything.update(self.available().versions)
+        close = difflib.get_close_matches(spec.name, sorted(everything), n=3)
+        suggestion = f" (did you mean {', '.join(close)}?)" if close else ""
+        return NotFoundError(f"unknown tool {spec.name!r}{suggestion}{unreachable}")

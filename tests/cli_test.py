@@ -1,0 +1,199 @@
+"""The CLI as a user meets it: flags, messages, exit codes, config editing, completions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from toolrun import __version__
+from toolrun.cli.completion import SHELLS
+
+
+@pytest.mark.parametrize("flag", ["-v", "--version"])
+def test_version(toolrun, flag: str) -> None:  # type: ignore[no-untyped-def]
+    result = toolrun(flag)
+    assert (result.returncode, result.stdout) == (0, f"toolrun {__version__}\n")
+
+
+def test_help_lists_commands_and_exit_codes(toolrun) -> None:  # type: ignore[no-untyped-def]
+    for flag in ("-h", "--help"):
+        result = toolrun(flag)
+        assert result.returncode == 0
+        assert "tool" in result.stdout and "registry" in result.stdout
+        assert "Exit codes" in result.stdout and "6 storage" in result.stdout
+
+
+def test_usage_errors_exit_2_without_traceback(toolrun) -> None:  # type: ignore[no-untyped-def]
+    for args in (["tool", "install", "uexp@@"], ["tool", "frobnicate"], ["config", "set", "x"]):
+        result = toolrun(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_errors_are_one_clear_line_and_debug_shows_the_traceback(toolrun) -> None:  # type: ignore[no-untyped-def]
+    result = toolrun("tool", "install", "nosuchtool")
+    assert result.returncode == 4
+    assert result.stderr.startswith("toolrun: error: unknown tool 'nosuchtool'")
+    assert "Traceback" not in result.stderr
+    debug = toolrun("tool", "install", "nosuchtool", env={"TOOLRUN_DEBUG": "1"})
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_tool_commands_end_to_end(registry: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+    assert toolrun("tool", "install", "hello==1.0.0", "greet").returncode == 0
+    listing = json.loads(toolrun("tool", "list", "--json").stdout)
+    assert [(t["name"], t["version"]) for t in listing] == [("greet", "0.1.0"), ("hello", "1.0.0")]
+
+    available = json.loads(toolrun("tool", "list", "--available", "--json").stdout)
+    assert {"name": "hello", "version": "1.1.0", "installed": False, "registry": "./registry"} in (
+        available
+    )
+
+    versions = toolrun("tool", "versions", "hello")
+    assert "hello 1.0.0  (installed)" in versions.stdout
+    assert "hello 1.1.0  (latest)" in versions.stdout
+    assert "2.0.0-rc.1" in versions.stdout
+
+    which = json.loads(toolrun("tool", "which", "hello", "--json").stdout)
+    assert which["version"] == "1.0.0"
+    assert which["command"] == [sys.executable, str(Path(which["path"]) / "main.py")]
+
+    upgrade = toolrun("tool", "upgrade", "hello")
+    assert upgrade.returncode == 0 and "hello 1.0.0 -> 1.1.0" in upgrade.stdout
+    assert "hello 1.1.0 is the newest" in toolrun("tool", "upgrade").stdout
+    pre = toolrun("tool", "upgrade", "--pre", "hello")
+    assert "hello 1.1.0 -> 2.0.0-rc.1" in pre.stdout
+
+    ambiguous = toolrun("tool", "remove", "hello")
+    assert ambiguous.returncode == 2 and "--all" in ambiguous.stderr
+    assert toolrun("tool", "remove", "hello==1.0.0").returncode == 0
+    assert toolrun("tool", "remove", "hello", "--all").returncode == 0
+    gone = toolrun("tool", "remove", "hello==1.0.0")
+    assert gone.returncode == 4
+
+
+def test_unknown_tools_get_suggestions_and_missing_versions_list_what_exists(
+    registry: Path, toolrun
+) -> None:  # type: ignore[no-untyped-def]
+    typo = toolrun("tool", "install", "helo")
+    assert typo.returncode == 4 and "did you mean hello" in typo.stderr
+    none = toolrun("tool", "install", "hello>=5")
+    assert none.returncode == 4
+    assert "known: 1.0.0, 1.1.0, 2.0.0-rc.1" in none.stderr
+    which = toolrun("tool", "which", "hello")
+    assert which.returncode == 4 and "toolrun tool install hello" in which.stderr
+
+
+def test_install_reports_each_failure_and_installs_the_rest(registry: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+    result = toolrun("tool", "install", "nosuch", "greet")
+    assert result.returncode == 4
+    assert "installed greet 0.1.0" in result.stdout
+
+
+def test_verify_names_changed_files(registry: Path, toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+    assert toolrun("tool", "install", "greet").returncode == 0
+    assert "greet 0.1.0: ok" in toolrun("tool", "verify").stdout
+    (toolrun_home / "tools/greet/0.1.0/main.py").write_text("print('changed')")
+    result = toolrun("tool", "verify")
+    assert result.returncode == 5
+    assert "greet 0.1.0: CHANGED" in result.stderr and "main.py: sha256 mismatch" in result.stderr
+
+
+def test_config_edits_keep_comments(toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+    config = toolrun_home / "config.toml"
+    config.write_text("# my team's settings\noffline = false  # keep me\n")
+    assert toolrun("config", "path").stdout.strip() == str(config)
+    assert toolrun("config", "set", "registry_timeout", "2.5").returncode == 0
+    assert toolrun("registry", "add", "share", str(toolrun_home)).returncode == 0
+    assert toolrun("config", "set", "offline", "yes").returncode == 0
+    text = config.read_text()
+    assert "# my team's settings" in text and "# keep me" in text
+    assert toolrun("config", "get", "registry_timeout").stdout == "2.5\n"
+    assert toolrun("config", "get", "offline").stdout == "true\n"
+    assert toolrun("config", "unset", "offline").returncode == 0
+    assert toolrun("config", "get", "offline").stdout == "false\n"
+    registries = json.loads(toolrun("registry", "list", "--json").stdout)
+    assert registries == [{"name": "share", "location": str(toolrun_home), "kind": "folder"}]
+    assert toolrun("registry", "remove", "share").returncode == 0
+    assert "# my team's settings" in config.read_text()
+
+
+def test_bad_config_values_and_keys(toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+    bad_value = toolrun("config", "set", "registry_timeout", "soon")
+    assert bad_value.returncode == 2 and "a number of seconds" in bad_value.stderr
+    typo = toolrun("config", "get", "ofline")
+    assert typo.returncode == 2 and "did you mean 'offline'" in typo.stderr
+    (toolrun_home / "config.toml").write_text("registries = [\n")
+    broken = toolrun("tool", "list", "--available")
+    assert broken.returncode == 3 and "config.toml: not valid TOML" in broken.stderr
+    duplicate = toolrun("registry", "add", "x", "http://127.0.0.1:1/")
+    assert duplicate.returncode == 3
+
+
+def test_registry_add_refuses_missing_folders(toolrun) -> None:  # type: ignore[no-untyped-def]
+    result = toolrun("registry", "add", "nope", "/no/such/folder")
+    assert (
+        result.returncode == 2 and "neither an http(s) URL nor an existing folder" in result.stderr
+    )
+
+
+def test_the_fast_path_prints_what_typer_prints(registry: Path, toolrun, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    assert toolrun("tool", "install", "hello", "greet").returncode == 0
+    for flags in ([], ["--json"], ["--available"], ["--json", "--available"]):
+        fast = toolrun("tool", "list", *flags)
+        # A repeated flag is not a form the fast path serves, so typer answers this one.
+        slow = toolrun("tool", "list", *flags, *flags[:1])
+        assert (fast.returncode, fast.stdout) == (slow.returncode, slow.stdout)
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["tool", "list"], ["tool", "list", "--json"]], ids=" ".join
+)
+def test_hot_commands_import_no_heavy_library(args: list[str], workdir: Path) -> None:
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['toolrun', *{args!r}]\n"
+        "from toolrun.__main__ import main\n"
+        "code = main()\n"
+        "heavy = [m for m in ('textual', 'httpx', 'starlette', 'uvicorn', 'typer', 'rich')"
+        " if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True
+    )
+    assert "HEAVY []" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_committed_completion_scripts_are_current(shell: str, toolrun) -> None:  # type: ignore[no-untyped-def]
+    result = toolrun("completion", shell)
+    assert result.returncode == 0
+    suffix = {"bash": "bash", "zsh": "zsh", "fish": "fish", "powershell": "ps1"}[shell]
+    committed = (REPO / "completions" / f"toolrun.{suffix}").read_text(encoding="utf-8")
+    assert result.stdout == committed, "regenerate with: python scripts/update_completions.py"
+
+
+def test_completion_answers_from_the_app(toolrun) -> None:  # type: ignore[no-untyped-def]
+    result = toolrun(
+        env={
+            "_TOOLRUN_COMPLETE": "complete_bash",
+            "COMP_WORDS": "toolrun tool in",
+            "COMP_CWORD": "2",
+        }
+    )
+    assert result.stdout.split() == ["install"]
+    unknown = toolrun("completion", "tcsh")
+    assert unknown.returncode == 2 and "choose one of bash" in unknown.stderr
+
+
+def test_python_dash_m_and_console_script_agree(workdir: Path) -> None:
+    script = Path(sys.executable).parent / "toolrun"
+    assert script.exists(), "the console script is installed"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, cwd=workdir)
+    assert result.stdout == f"toolrun {__version__}\n"

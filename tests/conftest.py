@@ -1,0 +1,125 @@
+"""Fixtures: every test gets its own TOOLRUN_HOME, and the real home is out of reach."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def toolrun_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("TOOLRUN_HOME", str(home))
+    monkeypatch.delenv("TOOLRUN_DEBUG", raising=False)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a test reached for the real user directories")
+
+    import platformdirs
+
+    for name in ("user_data_dir", "user_config_dir", "user_cache_dir"):
+        monkeypatch.setattr(platformdirs, name, forbidden)
+    return home
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty current directory, so the repo's ./registry is not picked up by accident."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def run_toolrun(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "toolrun", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def toolrun(workdir: Path):  # type: ignore[no-untyped-def]
+    return functools.partial(run_toolrun, cwd=workdir)
+
+
+def write_tool(
+    registry: Path,
+    name: str,
+    version: str,
+    *,
+    script: str | None = None,
+    extra_files: dict[str, bytes] | None = None,
+    manifest_extra: str = "",
+    hash_files: bool = True,
+) -> Path:
+    """A bundled Python tool in a folder registry, with its [files] hashed."""
+    from toolrun.publish import rehash
+
+    folder = registry / name / version
+    folder.mkdir(parents=True)
+    body = script or f"import sys\nprint('{name} {version}', *sys.argv[1:])\n"
+    (folder / "main.py").write_text(body, encoding="utf-8")
+    for relative, data in (extra_files or {}).items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_bytes(data)
+    (folder / "tool.toml").write_text(
+        f'name = "{name}"\nversion = "{version}"\ndescription = "test tool {name}"\n'
+        f'command = ["{{python}}", "{{tool_dir}}/main.py"]\n{manifest_extra}\n[files]\n',
+        encoding="utf-8",
+    )
+    if hash_files:
+        rehash(folder)
+    return folder
+
+
+@pytest.fixture
+def registry(workdir: Path) -> Path:
+    """./registry in the current directory with hello 1.0.0, 1.1.0, 2.0.0-rc.1 and greet 0.1.0."""
+    root = workdir / "registry"
+    for version in ("1.0.0", "1.1.0", "2.0.0-rc.1"):
+        write_tool(root, "hello", version)
+    write_tool(root, "greet", "0.1.0")
+    return root
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def serve() -> Iterator[object]:
+    """Serve folders over HTTP on 127.0.0.1; returns a function folder -> base URL."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(directory: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(directory))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
