@@ -53,6 +53,7 @@ def run_toolrun(
         capture_output=True,
         text=True,
         encoding="utf-8",
+        errors="replace",
         timeout=timeout,
     )
 
@@ -123,3 +124,29 @@ def serve() -> Iterator[object]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+PROBE = Path(__file__).resolve().parent / "tools" / "probe.py"
+
+
+@pytest.fixture
+def probe(workdir: Path) -> Path:
+    """./registry holding the misbehaving `probe` tool (1.0.0 and 2.0.0)."""
+    root = workdir / "registry"
+    for version in ("1.0.0", "2.0.0"):
+        write_tool(root, "probe", version, script=PROBE.read_text(encoding="utf-8"))
+    return root
+
+
+@pytest.fixture
+def toolchain(workdir: Path):  # type: ignore[no-untyped-def]
+    """Write ./toolchains/NAME.yaml; returns its path."""
+
+    def write(name: str, text: str) -> Path:
+        folder = workdir / "toolchains"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.yaml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

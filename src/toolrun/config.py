@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,12 +57,41 @@ def _boolean(text: str) -> bool:
     raise ValueError("true or false")
 
 
+def parse_size(text: str) -> int:
+    """Bytes from ``1048576``, ``"512KB"``, ``"100MB"``, ``"5GB"`` (powers of 1024)."""
+    units = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2}
+    units.update({"G": 1024**3, "GB": 1024**3, "T": 1024**4, "TB": 1024**4})
+    cleaned = str(text).strip().upper().replace(" ", "").removesuffix("IB").removesuffix("I")
+    number = cleaned.rstrip("BKMGT")
+    unit = cleaned[len(number) :]
+    try:
+        value = float(number) * units[unit]
+    except (ValueError, KeyError):
+        raise ValueError("a size such as 100MB, 5GB or a number of bytes") from None
+    if value <= 0:
+        raise ValueError("a size above 0")
+    return int(value)
+
+
+def _log_format(text: str) -> str:
+    if text not in ("json", "text", "both"):
+        raise ValueError("json, text or both")
+    return text
+
+
 SETTINGS: dict[str, Setting] = {
     "registry_timeout": Setting(
         _positive_seconds, DEFAULT_REGISTRY_TIMEOUT, "seconds to wait for an HTTP registry"
     ),
     "cwd_registry": Setting(_boolean, True, "also use ./registry in the current directory"),
     "offline": Setting(_boolean, False, "never contact HTTP registries"),
+    "output_cap": Setting(parse_size, 1024**3, "bytes of output stored per run (e.g. 100MB)"),
+    "log_format": Setting(
+        _log_format, "json", "json (events.jsonl), or text/both to add a plain output.log"
+    ),
+    "kill_grace": Setting(
+        _positive_seconds, 5.0, "seconds between asking a tool to stop and forcing it"
+    ),
 }
 
 
@@ -90,6 +118,8 @@ def load_config(path: Path) -> Config:
         return Config(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    import tomllib
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -198,6 +228,8 @@ class ConfigEditor:
     def save(self) -> None:
         text = self._tomlkit.dumps(self.document)
         # A config that would not load again is never written.
+        import tomllib
+
         _config_from_dict(self.path, tomllib.loads(text))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

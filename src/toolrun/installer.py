@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archives import sha256_file
 from .errors import IntegrityError, NotFoundError, StorageError
 from .manifest import (
     MANIFEST_NAME,
@@ -237,6 +236,8 @@ def folder_problems(
         and not is_generated(relative := path.relative_to(folder).as_posix())
     }
     present -= {MANIFEST_NAME, *ignore}
+    from .archives import sha256_file
+
     problems = []
     for relative, expected in sorted(manifest.files.items()):
         path = folder / relative

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +79,8 @@ def expand(item: str, *, tool_dir: Path, python: str) -> str:
 
 def load_manifest(path: Path) -> Manifest:
     """Read and check ``path``; every problem found is named with the file and field."""
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

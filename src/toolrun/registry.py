@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
-from .archives import CHUNK, extract
 from .config import Config, RegistryRef
 from .errors import ConfigError, IntegrityError, RegistryUnavailable
 from .manifest import MANIFEST_NAME, is_generated
@@ -152,6 +151,8 @@ class HttpRegistry:
 
     def fetch(self, tool: str, version: str, staging: Path) -> str | None:
         import httpx
+
+        from .archives import CHUNK, extract
 
         entry = self.entry(tool, version)
         url = urljoin(self.base, entry.archive)

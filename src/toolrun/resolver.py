@@ -29,6 +29,7 @@ class ToolResolver:
         self.registries = registries
         self.offline = offline
         self.warnings: list[str] = []
+        self.newly_installed: list[InstalledTool] = []
 
     def available(self, names: list[str] | None = None) -> Available:
         """Ask every registry (never when offline); one that cannot answer becomes a warning."""
@@ -67,7 +68,10 @@ class ToolResolver:
             tool = self.installer.get(spec.name, best)
             assert tool is not None
             return InstallResult(tool, already_installed=True)
-        return self.installer.install(offered[best], spec.name, best)
+        result = self.installer.install(offered[best], spec.name, best)
+        if not result.already_installed:
+            self.newly_installed.append(result.tool)
+        return result
 
     def _no_match(
         self, spec: ToolSpec, installed: list[str], offered: dict[str, Registry], *, install: bool

@@ -10,7 +10,14 @@ import typer
 from typer.completion import completion_init
 
 from .. import __version__
-from . import config_commands, registry_commands, tool_commands
+from . import (
+    config_commands,
+    history_commands,
+    registry_commands,
+    run_commands,
+    tool_commands,
+    toolchain_commands,
+)
 from .context import Context
 from .errors import EXIT_CODES, handled
 
@@ -46,7 +53,19 @@ config_app = typer.Typer(
     context_settings=CONTEXT_SETTINGS,
     no_args_is_help=True,
 )
+toolchain_app = typer.Typer(
+    help="List, show and validate toolchains.",
+    context_settings=CONTEXT_SETTINGS,
+    no_args_is_help=True,
+)
+history_app = typer.Typer(
+    help="The runs kept on this machine: list, delete, prune.",
+    context_settings=CONTEXT_SETTINGS,
+    invoke_without_command=True,
+)
 app.add_typer(tool_app, name="tool")
+app.add_typer(toolchain_app, name="toolchain")
+app.add_typer(history_app, name="history")
 app.add_typer(registry_app, name="registry")
 app.add_typer(config_app, name="config")
 
@@ -237,6 +256,189 @@ def config_set(
 def config_unset(key: Annotated[str, typer.Argument(help="A key.")]) -> None:
     """Return a setting to its default."""
     call(config_commands.unset, key)
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+RUN_EXIT_CODES = (
+    "Exit codes: 0 succeeded, 1 failed, 124 timed out, 130 cancelled; "
+    "2 usage, 3 toolchain or config error, 4 unknown tool or toolchain."
+)
+Timeout = Annotated[
+    str | None,
+    typer.Option("--timeout", help="End the run after this long (30s, 10m, 1h30m)."),
+]
+
+
+@app.command("run", epilog=RUN_EXIT_CODES)
+def run(
+    toolchain: Annotated[str, typer.Argument(help="A toolchain name (or a .yaml path).")],
+    params: Annotated[
+        list[str] | None, typer.Argument(help="Parameters as key=value.", show_default=False)
+    ] = None,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="Plain output, one prefixed line per line.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print events as NDJSON.")] = False,
+    timeout: Timeout = None,
+    pre: Pre = False,
+    offline: Offline = False,
+) -> None:
+    """Run a toolchain: live output, a summary, and the run kept in the history."""
+    call(
+        run_commands.run,
+        toolchain,
+        params or [],
+        as_json=as_json,
+        timeout=timeout,
+        pre=pre,
+        offline=offline,
+    )
+
+
+@app.command(
+    "exec",
+    context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True},
+    epilog="Exits with the tool's own exit code (127 if it could not start).",
+)
+def exec_(
+    spec: Annotated[str, typer.Argument(help="TOOL or TOOL@SPEC, e.g. uexp@0.1.")],
+    args: Annotated[
+        list[str] | None, typer.Argument(help="Arguments for the tool (after --).")
+    ] = None,
+    timeout: Timeout = None,
+    offline: Offline = False,
+) -> None:
+    """Run one tool; its output passes through unchanged and the run is recorded."""
+    call(run_commands.exec_, spec, args or [], timeout=timeout, offline=offline)
+
+
+@app.command("rerun", epilog=RUN_EXIT_CODES)
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The run to repeat.")],
+    from_failed: Annotated[
+        bool,
+        typer.Option("--from-failed", help="Keep the succeeded steps and their workspace."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print events as NDJSON.")] = False,
+) -> None:
+    """Run a past run again: same toolchain text, params and tool versions."""
+    call(run_commands.rerun, run_id, from_failed=from_failed, as_json=as_json)
+
+
+@history_app.callback()
+def history(
+    context: typer.Context,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs in this state.")] = None,
+    toolchain: Annotated[
+        str | None, typer.Option("--toolchain", help="Only runs of this toolchain.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Started at or after: 2025-02-08, 2h, 7d.")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Started before.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Runs per page.")] = 20,
+    page: Annotated[int, typer.Option("--page", help="Page number, from 1.")] = 1,
+    as_json: Json = False,
+    plain: Annotated[bool, typer.Option("--plain", help="A plain table.")] = False,
+) -> None:
+    """List runs, newest first."""
+    if context.invoked_subcommand is not None:
+        return
+    call(
+        history_commands.history,
+        status=status,
+        toolchain=toolchain,
+        since=since,
+        until=until,
+        limit=limit,
+        page=page,
+        as_json=as_json,
+    )
+
+
+@history_app.command("delete")
+def history_delete(
+    run_ids: Annotated[list[str], typer.Argument(help="Runs to delete.")],
+) -> None:
+    """Delete runs and their folders."""
+    call(history_commands.delete, run_ids)
+
+
+@history_app.command("prune")
+def history_prune(
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Delete runs older than this (30d).")
+    ] = None,
+    keep: Annotated[int | None, typer.Option("--keep", help="Keep the newest N runs.")] = None,
+    max_size: Annotated[
+        str | None, typer.Option("--max-size", help="Keep the newest runs within this size (5GB).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count.")] = False,
+) -> None:
+    """Delete finished runs by age, count and disk budget."""
+    call(
+        history_commands.prune, older_than=older_than, keep=keep, max_size=max_size, dry_run=dry_run
+    )
+
+
+RunId = Annotated[str, typer.Argument(help="A run id, e.g. 20250208123359-1.")]
+
+
+@app.command("show")
+def show(run_id: RunId, as_json: Json = False) -> None:
+    """A run's steps, tool versions with sha256, params and timings."""
+    call(history_commands.show, run_id, as_json=as_json)
+
+
+@app.command("logs")
+def logs(
+    run_id: RunId,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep following a live run.")
+    ] = False,
+    step: Annotated[str | None, typer.Option("--step", help="Only this step.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> None:
+    """A run's log; -f follows a run still going, from any terminal."""
+    call(history_commands.logs, run_id, follow=follow, step=step, fmt=fmt)
+
+
+@app.command("result", epilog="Exit codes as for run; 75 while the run is still going.")
+def result(run_id: RunId) -> None:
+    """The output of a finished run, with an exit code from its status."""
+    call(history_commands.result, run_id)
+
+
+@app.command("cancel")
+def cancel(run_id: RunId) -> None:
+    """Cancel a run, including one started by another toolrun process."""
+    call(history_commands.cancel, run_id)
+
+
+# -- toolchains -------------------------------------------------------------------------------
+
+
+@toolchain_app.command("list")
+def toolchain_list(as_json: Json = False) -> None:
+    """Toolchains found in ./toolchains, TOOLRUN_TOOLCHAINS and the config dir."""
+    call(toolchain_commands.list_toolchains, as_json=as_json)
+
+
+@toolchain_app.command("show")
+def toolchain_show(
+    name: Annotated[str, typer.Argument(help="A toolchain name.")], as_json: Json = False
+) -> None:
+    """A toolchain's params and steps."""
+    call(toolchain_commands.show, name, as_json=as_json)
+
+
+@toolchain_app.command("validate")
+def toolchain_validate(
+    names: Annotated[list[str] | None, typer.Argument(help="Toolchains (default: all).")] = None,
+) -> None:
+    """Check toolchains and report every problem with file:line:col."""
+    call(toolchain_commands.validate, names or [])
 
 
 # -- completion -------------------------------------------------------------------------------

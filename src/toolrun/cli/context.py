@@ -1,16 +1,25 @@
-"""The objects a command works with, built from the environment once per invocation."""
+"""The objects a command works with, built from the environment once per invocation.
+
+Imports happen inside the properties: a command pays only for what it uses.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Config, load_config
-from ..installer import Installer
 from ..paths import Paths
-from ..registry import Registry, registries_from_config
-from ..resolver import ToolResolver
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..installer import Installer
+    from ..registry import Registry
+    from ..resolver import ToolResolver
+    from ..store import Store
+    from ..toolchain import Toolchain
 
 
 @dataclass
@@ -29,13 +38,50 @@ class Context:
 
     @cached_property
     def installer(self) -> Installer:
+        from ..installer import Installer
+
         return Installer(self.paths.tools_dir)
 
     @cached_property
     def registries(self) -> list[Registry]:
+        from ..registry import registries_from_config
+
         return registries_from_config(self.config, cwd=self.cwd)
 
     @cached_property
     def resolver(self) -> ToolResolver:
+        from ..resolver import ToolResolver
+
         offline = self.offline or bool(self.config.get("offline"))
         return ToolResolver(self.installer, self.registries, offline=offline)
+
+    @cached_property
+    def store(self) -> Store:
+        from ..store import Store
+
+        store = Store(self.paths.data_dir)
+        # Any toolrun that opens the store finds the runs whose owner died and says so.
+        store.mark_interrupted()
+        return store
+
+    @cached_property
+    def engine(self) -> Engine:
+        from ..engine import Engine, EngineSettings
+
+        config = self.config
+        settings = EngineSettings(
+            output_cap=int(config.get("output_cap")),
+            log_format=str(config.get("log_format")),
+            kill_grace=float(config.get("kill_grace")),
+        )
+        return Engine(self.store, self.resolver, settings)
+
+    def toolchain_dirs(self) -> list[Path]:
+        from ..toolchain import search_dirs
+
+        return search_dirs(self.cwd, self.paths.config_dir)
+
+    def load_toolchain(self, name: str) -> Toolchain:
+        from ..toolchain import find_toolchain, load_toolchain
+
+        return load_toolchain(find_toolchain(name, self.toolchain_dirs()))

@@ -1,0 +1,245 @@
+"""``toolrun history``, ``show``, ``logs``, ``result``, ``cancel``: the runs kept in the store."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import sys
+import time
+from collections.abc import Iterator
+
+from ..errors import UsageError
+from ..events import OUTPUT, Event, follow_file, read_events
+from ..store import RUN_STATES, HistoryQuery, RunRecord
+from ..toolchain import parse_duration
+from .context import Context
+from .errors import ExitCode
+from .output import info, print_json, print_table
+from .printer import describe, format_duration, run_json
+from .run_commands import EXIT_CODES
+
+
+def history(
+    ctx: Context,
+    *,
+    status: str | None = None,
+    toolchain: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 20,
+    page: int = 1,
+    as_json: bool = False,
+) -> None:
+    if status is not None and status not in RUN_STATES:
+        raise UsageError(f"--status must be one of {', '.join(RUN_STATES)}, not {status!r}")
+    if limit < 1 or page < 1:
+        raise UsageError("--limit and --page start at 1")
+    query = HistoryQuery(
+        status=status,
+        toolchain=toolchain,
+        since=parse_when(since, "--since") if since else None,
+        until=parse_when(until, "--until") if until else None,
+        limit=limit,
+        offset=(page - 1) * limit,
+    )
+    runs = ctx.store.list_runs(query)
+    if as_json:
+        print_json([run_json(run) for run in runs])
+        return
+    if not runs:
+        info("no runs" + (" match" if status or toolchain or since or until else " yet"))
+        return
+    print_table(
+        ["id", "toolchain", "status", "started", "duration", "origin", "requester"],
+        [
+            [
+                run.id,
+                run.toolchain,
+                run.status,
+                _local(run.started_at or run.created_at),
+                format_duration(run.duration),
+                run.origin,
+                run.requester,
+            ]
+            for run in runs
+        ],
+    )
+
+
+def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
+    run = ctx.store.require_run(run_id)
+    steps = ctx.store.steps(run_id)
+    if as_json:
+        print_json(run_json(run, steps))
+        return
+    info(f"run        {run.id}")
+    info(f"toolchain  {run.toolchain} (sha256 {run.toolchain_sha256})")
+    info(f"status     {run.status}" + (f" ({run.error})" if run.error else ""))
+    info(f"origin     {run.origin}" + (f" by {run.requester}" if run.requester else ""))
+    info(f"created    {_local(run.created_at)}")
+    info(f"duration   {format_duration(run.duration)}")
+    if run.rerun_of:
+        info(f"rerun of   {run.rerun_of}")
+    if run.params:
+        info("params")
+        for key, value in run.params.items():
+            info(f"  {key} = {value!r}")
+    info("steps")
+    print_table(
+        ["  step", "tool", "version", "status", "tries", "time", "exit", "sha256"],
+        [
+            [
+                f"  {s.step_id}",
+                s.tool,
+                s.version or "-",
+                s.status + (" (allowed)" if s.allowed_failure else ""),
+                str(s.attempts),
+                format_duration(s.duration) if s.started_at else "-",
+                "-" if s.exit_code is None else str(s.exit_code),
+                (s.sha256 or "-")[:16],
+            ]
+            for s in steps
+        ],
+    )
+    for step in steps:
+        if step.outputs:
+            info(f"outputs of {step.step_id}: {step.outputs}")
+        if step.error and step.status != "succeeded":
+            info(f"{step.step_id}: {step.error}")
+    info(f"folder     {ctx.store.run_dir(run.id)}")
+
+
+def logs(
+    ctx: Context,
+    run_id: str,
+    *,
+    follow: bool = False,
+    step: str | None = None,
+    fmt: str = "text",
+) -> None:
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--format must be text or json, not {fmt!r}")
+    run = ctx.store.require_run(run_id)
+    steps = [s.step_id for s in ctx.store.steps(run_id)]
+    if step is not None and step not in steps:
+        raise UsageError(f"run {run_id} has no step {step!r} (steps: {', '.join(steps)})")
+    prefix = len(steps) > 1 and step is None
+    out = sys.stdout
+    for event in _events(ctx, run, follow=follow):
+        if step is not None and event.step != step:
+            continue
+        if fmt == "json":
+            out.write(event.to_json() + "\n")
+        elif event.kind == OUTPUT:
+            lead = f"{event.step} | " if prefix else ""
+            out.write("".join(f"{lead}{line}\n" for line in event.lines))
+        else:
+            text = describe(event)
+            if text:
+                out.write(text + "\n")
+        if follow:
+            out.flush()
+
+
+def result(ctx: Context, run_id: str) -> None:
+    """The seed's `result`: the run's output, and an exit code from its status."""
+    run = ctx.store.require_run(run_id)
+    if run.is_active:
+        print(f"toolrun: run {run_id} is still {run.status}", file=sys.stderr)
+        raise ExitCode(75)  # EX_TEMPFAIL: the seed's HTTP 202, "still running"
+    prefix = len(ctx.store.steps(run_id)) > 1
+    out = sys.stdout
+    for event in read_events(ctx.store.run_dir(run_id) / "events.jsonl"):
+        if event.kind == OUTPUT:
+            lead = f"{event.step} | " if prefix else ""
+            out.write("".join(f"{lead}{line}\n" for line in event.lines))
+    out.flush()
+    raise ExitCode(EXIT_CODES.get(run.status, 1))
+
+
+def cancel(ctx: Context, run_id: str) -> None:
+    run = ctx.store.require_run(run_id)
+    if not run.is_active:
+        raise UsageError(f"run {run_id} already ended: {run.status}")
+    ctx.store.request_cancel(run_id)
+    info(f"cancel requested for run {run_id}; its toolrun process will stop it")
+
+
+def delete(ctx: Context, run_ids: list[str]) -> None:
+    for run_id in run_ids:
+        ctx.store.delete_run(run_id)
+        info(f"deleted run {run_id}")
+
+
+def prune(
+    ctx: Context,
+    *,
+    older_than: str | None,
+    keep: int | None,
+    max_size: str | None,
+    dry_run: bool = False,
+) -> None:
+    from ..config import parse_size
+
+    if older_than is None and keep is None and max_size is None:
+        raise UsageError("say what to prune: --older-than 30d, --keep 1000 and/or --max-size 5GB")
+    try:
+        age = parse_age(older_than) if older_than else None
+        size = parse_size(max_size) if max_size else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if keep is not None and keep < 0:
+        raise UsageError("--keep must be 0 or more")
+    removed = ctx.store.prune(older_than=age, keep=keep, max_size=size, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    info(f"{verb} {len(removed)} run(s)")
+
+
+def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
+    path = ctx.store.run_dir(run.id) / "events.jsonl"
+    if not follow or not run.is_active:
+        yield from read_events(path)
+        return
+
+    def finished() -> bool:
+        ctx.store.mark_interrupted()
+        current = ctx.store.get_run(run.id)
+        return current is None or not current.is_active
+
+    yield from follow_file(path, finished)
+
+
+def parse_age(text: str) -> float:
+    """Seconds from ``30d``, ``12h``, ``2w`` or a duration like ``90m``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dw])\s*", text)
+    if match:
+        return float(match[1]) * (86400 if match[2] == "d" else 7 * 86400)
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an age such as 30d, 12h or 2w") from None
+
+
+def parse_when(text: str, option: str) -> float:
+    """A point in time: an ISO date/time (UTC unless it says), or an age such as ``2h``."""
+    from datetime import datetime
+
+    try:
+        return time.time() - parse_age(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{option} takes an ISO date (2025-02-08, 2025-02-08T12:00) or an age (2h, 7d)"
+        ) from None
+    if moment.tzinfo is None:
+        return float(calendar.timegm(moment.timetuple())) + moment.microsecond / 1e6
+    return moment.timestamp()
+
+
+def _local(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))

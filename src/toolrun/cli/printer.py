@@ -1,0 +1,196 @@
+"""Plain output of a run: each line prefixed with its step in a stable colour, then a summary.
+
+Written for speed as much as looks: a step printing millions of lines goes through here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+from typing import IO, Any
+
+from .. import events as ev
+from ..events import Event
+from ..store import RunRecord, StepRecord
+
+_COLOURS = ("36", "35", "33", "32", "34", "96", "95", "93", "92", "94")
+_STATUS_COLOURS = {
+    "succeeded": "32",
+    "failed": "31",
+    "timed_out": "31",
+    "cancelled": "33",
+    "interrupted": "33",
+    "skipped": "90",
+    "running": "36",
+    "queued": "36",
+    "pending": "90",
+}
+_ICONS = {
+    "succeeded": "✓",
+    "failed": "✗",
+    "timed_out": "⏱",
+    "cancelled": "■",
+    "skipped": "○",
+    "interrupted": "!",
+}
+
+
+def use_colour(stream: IO[str]) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, code: str, colour: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if colour else text
+
+
+def step_colour(step_id: str) -> str:
+    """The same step gets the same colour in every run."""
+    return _COLOURS[zlib.crc32(step_id.encode()) % len(_COLOURS)]
+
+
+class PlainPrinter:
+    def __init__(self, *, prefix: bool, out: IO[str] | None = None) -> None:
+        self.out = out or sys.stdout
+        self.colour = use_colour(self.out)
+        self.prefix = prefix
+        self._prefixes: dict[tuple[str, str], str] = {}
+        self._width = 0
+
+    def set_steps(self, step_ids: list[str]) -> None:
+        self._width = max((len(s) for s in step_ids), default=0)
+
+    def _prefix(self, step: str, stream: str) -> str:
+        key = (step, stream)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            label = step.ljust(self._width)
+            marker = "!" if stream == "stderr" else "|"
+            prefix = paint(f"{label} {marker}", step_colour(step), self.colour) + " "
+            self._prefixes[key] = prefix
+        return prefix
+
+    def __call__(self, event: Event) -> None:
+        kind = event.kind
+        if kind == ev.OUTPUT:
+            lines = event.data["lines"]
+            if self.prefix:
+                prefix = self._prefix(event.step or "", event.data.get("stream", "stdout"))
+                self.out.write("".join(f"{prefix}{line}\n" for line in lines))
+            else:
+                self.out.write("\n".join(lines) + "\n")
+            return
+        text = describe(event)
+        if text:
+            self.out.write(paint(text, "2", self.colour) + "\n")
+            self.out.flush()
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def describe(event: Event) -> str | None:
+    """A one-line account of a state change, or None for events that are not shown."""
+    data = event.data
+    step = event.step
+    attempt = f" (attempt {event.attempt})" if event.attempt and event.attempt > 1 else ""
+    if event.kind == ev.RUN_STARTED:
+        return f"▶ run {data.get('run')}: {data.get('toolchain')}"
+    if event.kind == ev.STEP_STARTED:
+        tool = f"{data['tool']} {data['version']}" if "tool" in data else ""
+        return f"▶ {step}: {tool}{attempt}".rstrip(": ")
+    if event.kind == ev.STEP_FINISHED:
+        status = data.get("status", "")
+        detail = data.get("error") or f"exit {data.get('exit_code')}"
+        duration = data.get("duration")
+        took = f" in {format_duration(duration)}" if duration is not None else ""
+        return f"{_ICONS.get(status, '·')} {step}: {status}{attempt}{took} ({detail})"
+    if event.kind == ev.STEP_SKIPPED:
+        return f"{_ICONS['skipped']} {step}: {data.get('status')} ({data.get('reason')})"
+    if event.kind in (ev.MESSAGE, ev.OUTPUT_TRUNCATED):
+        where = f"{step}: " if step else ""
+        return f"! {where}{data.get('text')}"
+    return None
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def summary(run: RunRecord, steps: list[StepRecord], out: IO[str] | None = None) -> None:
+    """The table printed when a run ends: steps, status, attempts, durations, exit codes."""
+    out = out or sys.stdout
+    colour = use_colour(out)
+    rows = []
+    for step in steps:
+        status = step.status + (" (allowed)" if step.allowed_failure else "")
+        rows.append(
+            [
+                step.step_id,
+                f"{step.tool} {step.version or ''}".strip(),
+                status,
+                str(step.attempts),
+                format_duration(step.duration) if step.started_at else "-",
+                "-" if step.exit_code is None else str(step.exit_code),
+            ]
+        )
+    headers = ["step", "tool", "status", "tries", "time", "exit"]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    out.write("\n" + "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)))
+    out.write("\n")
+    for row, step in zip(rows, steps, strict=True):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        cells[2] = paint(cells[2], _STATUS_COLOURS.get(step.status, "0"), colour)
+        out.write("  ".join(cells).rstrip() + "\n")
+    status = paint(run.status, _STATUS_COLOURS.get(run.status, "0"), colour)
+    out.write(f"\nrun {run.id} {status} in {format_duration(run.duration)}\n")
+    out.flush()
+
+
+def run_json(run: RunRecord, steps: list[StepRecord] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": run.id,
+        "toolchain": run.toolchain,
+        "status": run.status,
+        "origin": run.origin,
+        "requester": run.requester,
+        "params": run.params,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration": run.duration,
+        "exit_code": run.exit_code,
+        "error": run.error,
+        "rerun_of": run.rerun_of,
+        "toolchain_sha256": run.toolchain_sha256,
+        "size_bytes": run.size_bytes,
+    }
+    if steps is not None:
+        data["steps"] = [
+            {
+                "id": s.step_id,
+                "tool": s.tool,
+                "spec": s.spec,
+                "version": s.version,
+                "sha256": s.sha256,
+                "status": s.status,
+                "attempts": s.attempts,
+                "exit_code": s.exit_code,
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+                "duration": s.duration,
+                "outputs": s.outputs,
+                "error": s.error,
+                "allowed_failure": s.allowed_failure,
+            }
+            for s in steps
+        ]
+    return data

@@ -1,0 +1,178 @@
+"""``toolrun run``, ``exec`` and ``rerun``: start a run in this process and show it live."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+
+from ..engine import Engine, RunHandle, RunOptions, exec_toolchain
+from ..errors import UsageError
+from ..events import Event
+from ..store import RunRecord
+from ..toolchain import Toolchain, parse_assignments, parse_duration
+from .context import Context
+from .errors import ExitCode
+from .printer import PlainPrinter, summary
+
+EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}
+
+
+def run(
+    ctx: Context,
+    name: str,
+    assignments: list[str],
+    *,
+    as_json: bool = False,
+    timeout: str | None = None,
+    pre: bool = False,
+) -> None:
+    toolchain = ctx.load_toolchain(name)
+    options = RunOptions(timeout=_timeout(timeout), requester=_user(), pre=pre)
+    handle = ctx.engine.prepare(toolchain, parse_assignments(assignments), options)
+    final = run_live(handle, ctx, as_json=as_json)
+    raise ExitCode(EXIT_CODES[final.status])
+
+
+def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = None) -> None:
+    """One tool, its output passed through untouched, its exit code returned as ours."""
+    toolchain = exec_toolchain(spec, args)
+    options = RunOptions(timeout=_timeout(timeout), requester=_user())
+    handle = ctx.engine.prepare(toolchain, {}, options)
+    streams = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+
+    def passthrough(stream: str, data: bytes) -> None:
+        target = streams[stream]
+        target.write(data)
+        target.flush()
+
+    handle.on_raw = passthrough
+    final = _execute(ctx.engine, handle, lambda event: None)
+    step = ctx.store.steps(final.id)[0]
+    if final.status in ("cancelled", "timed_out"):
+        raise ExitCode(EXIT_CODES[final.status])
+    if step.exit_code is None:
+        print(f"toolrun: error: {step.error} (run {final.id})", file=sys.stderr)
+        raise ExitCode(127)
+    # A tool killed by a signal exits like a shell reports it: 128 + the signal number.
+    raise ExitCode(step.exit_code if step.exit_code >= 0 else 128 - step.exit_code)
+
+
+def rerun(ctx: Context, run_id: str, *, from_failed: bool = False, as_json: bool = False) -> None:
+    """Run a past run again with the same toolchain text, params and tool versions."""
+    from ..toolchain import parse_toolchain
+
+    old = ctx.store.require_run(run_id)
+    if old.is_active:
+        raise UsageError(f"run {run_id} is still {old.status}")
+    run_dir = ctx.store.run_dir(run_id)
+    text = (run_dir / "toolchain.yaml").read_text(encoding="utf-8")
+    source = f"{run_dir / 'toolchain.yaml'} (run {run_id})"
+    toolchain = _with_origin(parse_toolchain(text, name=old.toolchain, source=source), ctx)
+    steps = ctx.store.steps(run_id)
+    pinned = {s.step_id: s.version for s in steps if s.version}
+    carried = {}
+    if from_failed:
+        carried = {s.step_id: s for s in steps if s.status == "succeeded"}
+        if len(carried) == len(steps):
+            raise UsageError(f"every step of run {run_id} succeeded; nothing to run again")
+    options = RunOptions(
+        requester=_user(),
+        pinned=pinned,
+        carried=carried,
+        workspace_from=run_id if from_failed else None,
+        rerun_of=run_id,
+    )
+    handle = ctx.engine.prepare(toolchain, old.params, options)
+    final = run_live(handle, ctx, as_json=as_json)
+    raise ExitCode(EXIT_CODES[final.status])
+
+
+def _with_origin(toolchain: Toolchain, ctx: Context) -> Toolchain:
+    """A rerun keeps ``toolchain.dir`` pointing where the original file was, if it still is."""
+    from dataclasses import replace
+
+    from ..errors import NotFoundError
+    from ..toolchain import find_toolchain
+
+    try:
+        return replace(toolchain, path=find_toolchain(toolchain.name, ctx.toolchain_dirs()))
+    except NotFoundError:
+        return toolchain
+
+
+def run_live(handle: RunHandle, ctx: Context, *, as_json: bool) -> RunRecord:
+    for tool in ctx.resolver.newly_installed:
+        print(f"installed {tool.name} {tool.version} from {tool.source}", file=sys.stderr)
+    for message in ctx.resolver.warnings:
+        print(f"toolrun: warning: {message}", file=sys.stderr)
+    if as_json:
+
+        def emit(event: Event) -> None:
+            sys.stdout.write(event.to_json() + "\n")
+
+        final = _execute(ctx.engine, handle, emit)
+        sys.stdout.flush()
+        return final
+    printer = PlainPrinter(prefix=len(handle.steps) > 1)
+    printer.set_steps([p.id for p in handle.steps])
+    final = _execute(ctx.engine, handle, printer)
+    printer.flush()
+    summary(final, ctx.store.steps(final.id))
+    return final
+
+
+def _execute(engine: Engine, handle: RunHandle, on_event: Callable[[Event], None]) -> RunRecord:
+    """Run in an event loop of our own; Ctrl-C once cancels cleanly, twice forces."""
+    handle.channel.on_event(on_event)
+
+    async def main() -> RunRecord:
+        loop = asyncio.get_running_loop()
+        presses = 0
+
+        def interrupted() -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1:
+                print(
+                    "\ntoolrun: cancelling the run (Ctrl-C again to force)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                handle.cancel()
+            else:
+                handle.cancel(force=True)
+
+        _install_interrupt_handler(loop, interrupted)
+        return await engine.execute(handle)
+
+    return asyncio.run(main())
+
+
+def _install_interrupt_handler(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
+) -> None:
+    try:
+        loop.add_signal_handler(signal.SIGINT, callback)
+    except (NotImplementedError, RuntimeError):
+        # Windows event loops have no add_signal_handler: a plain handler hands over instead.
+        signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(callback))
+
+
+def _timeout(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--timeout must be {exc}, not {text!r}") from None
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name on this system (a container without /etc/passwd entry)
+        return ""

@@ -1,0 +1,139 @@
+"""``toolrun toolchain list|show|validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ToolrunError
+from ..toolchain import Toolchain, find_toolchain, list_toolchain_files, load_toolchain
+from .context import Context
+from .errors import ExitCode, report
+from .output import info, print_json, print_table
+
+
+def list_toolchains(ctx: Context, *, as_json: bool = False) -> None:
+    seen: set[str] = set()
+    rows = []
+    for folder in ctx.toolchain_dirs():
+        for path in list_toolchain_files(folder):
+            if path.stem in seen:
+                continue  # an earlier folder's toolchain of the same name wins
+            seen.add(path.stem)
+            try:
+                toolchain = load_toolchain(path)
+                rows.append(
+                    {
+                        "name": path.stem,
+                        "path": str(path),
+                        "valid": True,
+                        "description": toolchain.description,
+                        "steps": [s.id for s in toolchain.steps],
+                    }
+                )
+            except ToolrunError as exc:
+                rows.append(
+                    {
+                        "name": path.stem,
+                        "path": str(path),
+                        "valid": False,
+                        "description": exc.message.splitlines()[0],
+                        "steps": [],
+                    }
+                )
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        searched = ", ".join(str(d) for d in ctx.toolchain_dirs())
+        info(f"no toolchains found (searched {searched})")
+        return
+    print_table(
+        ["name", "steps", "description", "path"],
+        [
+            [
+                r["name"],
+                str(len(r["steps"])) if r["valid"] else "INVALID",
+                r["description"],
+                r["path"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def show(ctx: Context, name: str, *, as_json: bool = False) -> None:
+    path = find_toolchain(name, ctx.toolchain_dirs())
+    toolchain = load_toolchain(path)
+    if as_json:
+        print_json(_toolchain_json(toolchain))
+        return
+    info(f"{toolchain.name}: {toolchain.description}".rstrip(": "))
+    info(f"  file: {path}")
+    if toolchain.timeout:
+        info(f"  timeout: {toolchain.timeout:g}s")
+    info(f"  max_parallel: {toolchain.max_parallel}")
+    if toolchain.params:
+        info("params")
+        for spec in toolchain.params.values():
+            default = (
+                "required" if spec.required and spec.default is None else f"= {spec.default!r}"
+            )
+            info(f"  {spec.name} ({spec.type}) {default}  {spec.description}".rstrip())
+    info("steps")
+    for step in toolchain.steps:
+        needs = f" needs {', '.join(step.needs)}" if step.needs else ""
+        info(f"  {step.id}: {step.spec_text}{needs}")
+
+
+def validate(ctx: Context, names: list[str]) -> None:
+    """Check toolchains (all found, when none is named); report every problem."""
+    paths: list[Path] = []
+    if names:
+        for name in names:
+            paths.append(find_toolchain(name, ctx.toolchain_dirs()))
+    else:
+        for folder in ctx.toolchain_dirs():
+            paths.extend(list_toolchain_files(folder))
+    failures = 0
+    for path in paths:
+        try:
+            toolchain = load_toolchain(path)
+        except ToolrunError as exc:
+            failures = failures or report(exc)
+            continue
+        info(f"{path}: ok ({len(toolchain.steps)} steps)")
+    if failures:
+        raise ExitCode(failures)
+
+
+def _toolchain_json(toolchain: Toolchain) -> dict[str, object]:
+    return {
+        "name": toolchain.name,
+        "description": toolchain.description,
+        "path": str(toolchain.path) if toolchain.path else None,
+        "sha256": toolchain.sha256,
+        "timeout": toolchain.timeout,
+        "max_parallel": toolchain.max_parallel,
+        "params": {
+            p.name: {
+                "type": p.type,
+                "default": p.default,
+                "required": p.required,
+                "description": p.description,
+                "choices": list(p.choices),
+            }
+            for p in toolchain.params.values()
+        },
+        "steps": [
+            {
+                "id": s.id,
+                "cmd": s.cmd,
+                "version": s.version or "latest",
+                "needs": list(s.needs),
+                "timeout": s.timeout,
+                "retries": s.retries.max,
+                "continue_on_error": s.continue_on_error,
+            }
+            for s in toolchain.steps
+        ],
+    }

@@ -1,0 +1,211 @@
+"""What a run emits as it goes, how it is stored, and how a late reader catches up.
+
+Every event has a per-run sequence number. The canonical log is ``events.jsonl``, one event a
+line. A subscriber in the same process replays the file and then follows the live events
+without a gap or a duplicate (the sequence numbers make the seam exact); a reader in another
+process replays the file and keeps reading it as it grows, until the run has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Kinds of event, in the order a run emits them.
+RUN_STARTED = "run_started"
+STEP_STARTED = "step_started"
+OUTPUT = "output"  # data: stream, lines (lines read together share one event and timestamp)
+OUTPUT_TRUNCATED = "output_truncated"
+STEP_FINISHED = "step_finished"
+STEP_SKIPPED = "step_skipped"
+MESSAGE = "message"
+RUN_FINISHED = "run_finished"
+
+FLUSH_BYTES = 256 * 1024
+FLUSH_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    time: float
+    kind: str
+    step: str | None = None
+    attempt: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        record: dict[str, Any] = {"seq": self.seq, "t": round(self.time, 6), "kind": self.kind}
+        if self.step is not None:
+            record["step"] = self.step
+        if self.attempt is not None:
+            record["attempt"] = self.attempt
+        record.update(self.data)
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> Event:
+        record = json.loads(line)
+        seq, when, kind = record.pop("seq"), record.pop("t"), record.pop("kind")
+        step, attempt = record.pop("step", None), record.pop("attempt", None)
+        return cls(seq, when, kind, step, attempt, record)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.data.get("lines", []) if self.kind == OUTPUT else []
+
+
+class EventLog:
+    """Appends events to ``events.jsonl``, batching output so millions of lines stay cheap.
+
+    State changes are flushed at once, so another process sees them without delay; output is
+    flushed every 256 KiB or 50 ms. What was flushed survives the process being killed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._buffer: list[str] = []
+        self._buffered = 0
+        self._last_flush = time.monotonic()
+
+    def append(self, event: Event) -> None:
+        line = event.to_json() + "\n"
+        self._buffer.append(line)
+        self._buffered += len(line)
+        if (
+            event.kind != OUTPUT
+            or self._buffered >= FLUSH_BYTES
+            or time.monotonic() - self._last_flush >= FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer and self._fd >= 0:
+            data = "".join(self._buffer).encode("utf-8")
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            self._buffer.clear()
+            self._buffered = 0
+        self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def read_events(path: Path, *, after: int = 0) -> Iterator[Event]:
+    """Stored events with ``seq > after``; a torn last line (a killed writer) is left out."""
+    try:
+        file = path.open("r", encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return
+    with file:
+        for line in file:
+            if not line.endswith("\n"):
+                break
+            event = Event.from_json(line)
+            if event.seq > after:
+                yield event
+
+
+class RunChannel:
+    """One run's live events: stored through an EventLog and handed to subscribers."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self.seq = 0
+        self.finished = False
+        self._subscribers: list[asyncio.Queue[Event | None]] = []
+        self._callbacks: list[Callable[[Event], None]] = []
+
+    def emit(
+        self, kind: str, step: str | None = None, attempt: int | None = None, **data: Any
+    ) -> Event:
+        self.seq += 1
+        event = Event(self.seq, time.time(), kind, step, attempt, data)
+        self.log.append(event)
+        for callback in self._callbacks:
+            callback(event)
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+        if kind == RUN_FINISHED:
+            self.finished = True
+            self.log.flush()
+            for queue in self._subscribers:
+                queue.put_nowait(None)
+        return event
+
+    def on_event(self, callback: Callable[[Event], None]) -> None:
+        """Call ``callback`` for every event from now on, synchronously."""
+        self._callbacks.append(callback)
+
+    async def replay_then_follow(self, *, after: int = 0) -> AsyncIterator[Event]:
+        """Every event with ``seq > after``: the stored ones, then the live ones, each once."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        # Flushing and subscribing with no await between them: every event emitted before
+        # is in the file, every event emitted after is in the queue.
+        self.log.flush()
+        finished = self.finished
+        if not finished:
+            self._subscribers.append(queue)
+        last = after
+        try:
+            for event in read_events(self.log.path, after=after):
+                last = event.seq
+                yield event
+            if finished:
+                return
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if item.seq > last:
+                    last = item.seq
+                    yield item
+        finally:
+            if queue in self._subscribers:
+                self._subscribers.remove(queue)
+
+
+def follow_file(
+    path: Path, is_finished: Callable[[], bool], *, after: int = 0, poll: float = 0.1
+) -> Iterator[Event]:
+    """Replay a run's stored events, then keep reading as another process appends to them."""
+    last = after
+    position = 0
+    pending = b""
+    while True:
+        finished = is_finished()  # read before the file, so no event written after is missed
+        try:
+            with path.open("rb") as file:
+                file.seek(position)
+                chunk = file.read()
+                position = file.tell()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                if line:
+                    event = Event.from_json(line.decode("utf-8", errors="replace"))
+                    if event.seq > last:
+                        last = event.seq
+                        yield event
+                        if event.kind == RUN_FINISHED:
+                            return
+        elif finished:
+            return
+        else:
+            time.sleep(poll)

@@ -1,0 +1,483 @@
+"""The history: runs and steps in SQLite (WAL), each run's files in ``runs/<id>/``.
+
+Several toolrun processes (CLI, TUI, daemon) share one store. Writes take SQLite's write lock
+up front (BEGIN IMMEDIATE) and wait for it (busy timeout), so none sees "database is locked";
+run ids are allocated inside that lock, so they are unique across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFoundError, StorageError, UsageError
+from .ownership import OwnerLock, owner_alive
+
+RUN_ID_RE = re.compile(r"^\d{14}-\d{1,9}$")
+ACTIVE = ("queued", "running")
+RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
+STEP_STATES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled", "timed_out")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    stamp TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    toolchain TEXT NOT NULL,
+    status TEXT NOT NULL,
+    origin TEXT NOT NULL DEFAULT 'cli',
+    requester TEXT NOT NULL DEFAULT '',
+    params TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    exit_code INTEGER,
+    error TEXT,
+    owner_pid INTEGER,
+    owner_host TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    toolchain_sha256 TEXT,
+    rerun_of TEXT,
+    size_bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_stamp_seq ON runs (stamp, seq);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE INDEX IF NOT EXISTS runs_status_created ON runs (status, created_at);
+CREATE INDEX IF NOT EXISTS runs_toolchain_created ON runs (toolchain, created_at);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    version TEXT,
+    sha256 TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER,
+    started_at REAL,
+    finished_at REAL,
+    outputs TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    allowed_failure INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (run_id, step_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_id: str
+    step_id: str
+    position: int
+    tool: str
+    spec: str
+    version: str | None = None
+    sha256: str | None = None
+    status: str = "pending"
+    attempts: int = 0
+    exit_code: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    allowed_failure: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or time.time()) - self.started_at
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    toolchain: str
+    status: str
+    origin: str
+    requester: str
+    params: dict[str, Any]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    owner_pid: int | None = None
+    owner_host: str | None = None
+    cancel_requested: bool = False
+    toolchain_sha256: str | None = None
+    rerun_of: str | None = None
+    size_bytes: int = 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.finished_at or time.time()) - self.started_at
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    status: str | None = None
+    toolchain: str | None = None
+    since: float | None = None
+    until: float | None = None
+    requester: str | None = None
+    text: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+def check_run_id(run_id: str) -> str:
+    """Only well-formed ids ever reach SQL or a path."""
+    if not RUN_ID_RE.match(run_id):
+        raise NotFoundError(f"{run_id!r} is not a run id (they look like 20250208123359-1)")
+    return run_id
+
+
+class Store:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.db_path = data_dir / "history.db"
+        self.runs_dir = data_dir / "runs"
+        self._ready = False
+
+    # -- connection ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        try:
+            if not self._ready:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open {self.db_path}: {exc}") from None
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA busy_timeout = 60000")
+            if not self._ready:
+                self._prepare(db)
+            if write:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            else:
+                yield db
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"{self.db_path}: {exc}") from None
+        finally:
+            db.close()
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.executescript(_SCHEMA)
+        self._ready = True
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / check_run_id(run_id)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        toolchain: str,
+        params: dict[str, Any],
+        steps: list[tuple[str, str, str]],  # (step id, tool, spec)
+        origin: str = "cli",
+        requester: str = "",
+        toolchain_sha256: str | None = None,
+        rerun_of: str | None = None,
+    ) -> tuple[RunRecord, OwnerLock]:
+        """Record a queued run owned by this process, which holds the returned lock until the
+        run ends (``OwnerLock.release``)."""
+        now = time.time()
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(now))
+        with self.connect(write=True) as db:
+            row = db.execute("SELECT MAX(seq) FROM runs WHERE stamp = ?", (stamp,)).fetchone()
+            seq = (row[0] or 0) + 1
+            run_id = f"{stamp}-{seq}"
+            # The lock is taken before the row is visible to anyone: no reader can ever see
+            # this run active without an owner.
+            lock = self._take_ownership(run_id)
+            db.execute(
+                "INSERT INTO runs (id, stamp, seq, toolchain, status, origin, requester, params,"
+                " created_at, owner_pid, owner_host, toolchain_sha256, rerun_of)"
+                " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    stamp,
+                    seq,
+                    toolchain,
+                    origin,
+                    requester,
+                    json.dumps(params, ensure_ascii=False),
+                    now,
+                    os.getpid(),
+                    host_name(),
+                    toolchain_sha256,
+                    rerun_of,
+                ),
+            )
+            db.executemany(
+                "INSERT INTO steps (run_id, step_id, position, tool, spec) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, sid, i, tool, spec) for i, (sid, tool, spec) in enumerate(steps)],
+            )
+        record = self.get_run(run_id)
+        assert record is not None
+        return record, lock
+
+    def _take_ownership(self, run_id: str) -> OwnerLock:
+        folder = self.runs_dir / run_id
+        try:
+            (folder / "work").mkdir(parents=True)
+            lock = OwnerLock(folder / "owner.lock")
+            acquired = lock.try_acquire()
+        except OSError as exc:
+            raise StorageError(f"cannot create the run folder {folder}: {exc.strerror}") from None
+        assert acquired, "a new run's lock is free"
+        return lock
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        self._update("runs", "id = ?", (run_id,), fields)
+
+    def update_step(self, run_id: str, step_id: str, **fields: Any) -> None:
+        self._update("steps", "run_id = ? AND step_id = ?", (run_id, step_id), fields)
+
+    def _update(
+        self, table: str, where: str, keys: tuple[Any, ...], fields: dict[str, Any]
+    ) -> None:
+        if not fields:
+            return
+        values = [
+            json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v for v in fields.values()
+        ]
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.connect(write=True) as db:
+            db.execute(f"UPDATE {table} SET {assignments} WHERE {where}", (*values, *keys))
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        check_run_id(run_id)
+        with self.connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_from_row(row) if row else None
+
+    def require_run(self, run_id: str) -> RunRecord:
+        run = self.get_run(run_id)
+        if run is None:
+            raise NotFoundError(f"no run {run_id!r} in {self.db_path}")
+        return run
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        with self.connect() as db:
+            rows = db.execute(
+                "SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run_id,)
+            ).fetchall()
+        return [_step_from_row(row) for row in rows]
+
+    def list_runs(self, query: HistoryQuery) -> list[RunRecord]:
+        clauses, values = _history_filters(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT * FROM runs {where} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
+        with self.connect() as db:
+            rows = db.execute(sql, (*values, query.limit, query.offset)).fetchall()
+        return [_run_from_row(row) for row in rows]
+
+    def count_runs(self, query: HistoryQuery) -> int:
+        clauses, values = _history_filters(query)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self.connect() as db:
+            return int(db.execute(f"SELECT COUNT(*) FROM runs {where}", values).fetchone()[0])
+
+    def request_cancel(self, run_id: str) -> None:
+        self.update_run(run_id, cancel_requested=1)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        with self.connect() as db:
+            row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    # -- recovery and retention ---------------------------------------------------------------
+
+    def mark_interrupted(self) -> list[str]:
+        """Runs whose owning process is gone become ``interrupted``; returns their ids."""
+        with self.connect() as db:
+            rows = db.execute(
+                "SELECT id, owner_host FROM runs WHERE status IN ('queued', 'running')"
+            ).fetchall()
+        host = host_name()
+        # Only this machine's runs can be judged: another host's locks are not visible here.
+        dead = [
+            row["id"]
+            for row in rows
+            if row["owner_host"] == host
+            and not owner_alive(self.runs_dir / row["id"] / "owner.lock")
+        ]
+        now = time.time()
+        for run_id in dead:
+            with self.connect(write=True) as db:
+                db.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?,"
+                    " error = 'the toolrun process running it ended unexpectedly'"
+                    " WHERE id = ? AND status IN ('queued', 'running')",
+                    (now, run_id),
+                )
+                db.execute(
+                    "UPDATE steps SET status = 'cancelled', finished_at = ?"
+                    " WHERE run_id = ? AND status IN ('running', 'pending')",
+                    (now, run_id),
+                )
+        return dead
+
+    def delete_run(self, run_id: str) -> None:
+        run = self.require_run(run_id)
+        if run.is_active:
+            raise UsageError(f"run {run_id} is still {run.status}; cancel it first")
+        self._delete([run_id])
+
+    def _delete(self, run_ids: list[str]) -> None:
+        for start in range(0, len(run_ids), 500):
+            batch = run_ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            with self.connect(write=True) as db:
+                db.execute(f"DELETE FROM steps WHERE run_id IN ({marks})", batch)
+                db.execute(f"DELETE FROM runs WHERE id IN ({marks})", batch)
+            for run_id in batch:
+                shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
+
+    def prune(
+        self,
+        *,
+        older_than: float | None = None,
+        keep: int | None = None,
+        max_size: int | None = None,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete finished runs: older than ``older_than`` seconds, beyond the newest ``keep``,
+        and the oldest until the rest fit in ``max_size`` bytes. Returns the ids removed."""
+        with self.connect() as db:
+            rows = db.execute(
+                "SELECT id, created_at, size_bytes FROM runs"
+                " WHERE status NOT IN ('queued', 'running') ORDER BY created_at DESC, seq DESC"
+            ).fetchall()
+        doomed: list[str] = []
+        cutoff = time.time() - older_than if older_than is not None else None
+        total = 0
+        for index, row in enumerate(rows):
+            total += row["size_bytes"]
+            if (
+                (cutoff is not None and row["created_at"] < cutoff)
+                or (keep is not None and index >= keep)
+                or (max_size is not None and total > max_size)
+            ):
+                doomed.append(row["id"])
+        if not dry_run:
+            self._delete(doomed)
+        return doomed
+
+    def measure(self, run_id: str) -> int:
+        """The bytes a run's folder holds, recorded for ``prune --max-size``."""
+        total = 0
+        for root, _dirs, files in os.walk(self.run_dir(run_id)):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(root, name)).st_size
+        self.update_run(run_id, size_bytes=total)
+        return total
+
+
+def _history_filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    values: list[Any] = []
+    if query.status:
+        clauses.append("status = ?")
+        values.append(query.status)
+    if query.toolchain:
+        clauses.append("toolchain = ?")
+        values.append(query.toolchain)
+    if query.since is not None:
+        clauses.append("created_at >= ?")
+        values.append(query.since)
+    if query.until is not None:
+        clauses.append("created_at < ?")
+        values.append(query.until)
+    if query.requester:
+        clauses.append("requester = ?")
+        values.append(query.requester)
+    if query.text:
+        clauses.append("(id LIKE ? OR toolchain LIKE ? OR requester LIKE ? OR params LIKE ?)")
+        like = f"%{query.text}%"
+        values.extend([like] * 4)
+    return clauses, values
+
+
+def _run_from_row(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        toolchain=row["toolchain"],
+        status=row["status"],
+        origin=row["origin"],
+        requester=row["requester"],
+        params=json.loads(row["params"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        owner_pid=row["owner_pid"],
+        owner_host=row["owner_host"],
+        cancel_requested=bool(row["cancel_requested"]),
+        toolchain_sha256=row["toolchain_sha256"],
+        rerun_of=row["rerun_of"],
+        size_bytes=row["size_bytes"],
+    )
+
+
+def _step_from_row(row: sqlite3.Row) -> StepRecord:
+    return StepRecord(
+        run_id=row["run_id"],
+        step_id=row["step_id"],
+        position=row["position"],
+        tool=row["tool"],
+        spec=row["spec"],
+        version=row["version"],
+        sha256=row["sha256"],
+        status=row["status"],
+        attempts=row["attempts"],
+        exit_code=row["exit_code"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        outputs=json.loads(row["outputs"]),
+        error=row["error"],
+        allowed_failure=bool(row["allowed_failure"]),
+    )
+
+
+def host_name() -> str:
+    return platform_node() or "localhost"
+
+
+def platform_node() -> str:
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return uname().nodename
+    return os.environ.get("COMPUTERNAME", "")

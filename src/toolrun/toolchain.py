@@ -1,0 +1,269 @@
+"""Toolchain files: YAML loaded with its line marks, checked whole, every error at once.
+
+The seed's format stays valid as written: a top-level ``toolchain:`` list of single-key maps
+(the key is the step id), each with ``cmd``, ``version``, ``args`` and ``env``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import NotFoundError, ToolrunError, UsageError
+from .expressions import (
+    Template,
+)
+
+PARAM_TYPES = ("string", "boolean", "integer", "number")
+_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+class ToolchainError(ToolrunError):
+    """A toolchain file that cannot run; the message lists every problem, file:line:col."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str = "string"
+    default: Any = None
+    required: bool = False
+    description: str = ""
+    choices: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max: int = 0  # extra attempts after the first
+    delay: float = 0.0
+    backoff: float = 1.0
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2 is the first retry)."""
+        return self.delay * self.backoff ** max(attempt - 2, 0)
+
+
+@dataclass(frozen=True)
+class PlatformStep:
+    args: tuple[Template, ...] | None = None
+    env: dict[str, Template] | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    cmd: str
+    version: str  # "" is latest
+    args: tuple[Template, ...] = ()
+    env: dict[str, Template] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    condition: Template | None = None
+    timeout: float | None = None
+    retries: RetryPolicy = RetryPolicy()
+    continue_on_error: bool = False
+    by_platform: dict[str, PlatformStep] = field(default_factory=dict)
+    description: str = ""
+    line: int = 0
+
+    @property
+    def spec_text(self) -> str:
+        return f"{self.cmd}@{self.version}" if self.version else self.cmd
+
+    def for_platform(self, platform: str) -> Step:
+        override = self.by_platform.get(platform)
+        if override is None:
+            return self
+        return replace(
+            self,
+            args=override.args if override.args is not None else self.args,
+            env={**self.env, **(override.env or {})},
+        )
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    name: str
+    text: str
+    steps: tuple[Step, ...]
+    path: Path | None = None
+    description: str = ""
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+    env: dict[str, Template] = field(default_factory=dict)
+    timeout: float | None = None
+    max_parallel: int = 4
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    def step(self, step_id: str) -> Step:
+        return next(step for step in self.steps if step.id == step_id)
+
+
+# -- finding ----------------------------------------------------------------------------------
+
+
+def search_dirs(cwd: Path, config_dir: Path) -> list[Path]:
+    """./toolchains, then TOOLRUN_TOOLCHAINS (os.pathsep-separated), then the config dir's."""
+    dirs = [cwd / "toolchains"]
+    extra = os.environ.get("TOOLRUN_TOOLCHAINS", "")
+    dirs.extend(Path(part) for part in extra.split(os.pathsep) if part)
+    dirs.append(config_dir / "toolchains")
+    return dirs
+
+
+def find_toolchain(name: str, dirs: list[Path]) -> Path:
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+        return candidate
+    for folder in dirs:
+        for suffix in (".yaml", ".yml"):
+            path = folder / f"{name}{suffix}"
+            if path.is_file():
+                return path
+    known = sorted({path.stem for folder in dirs for path in list_toolchain_files(folder)})
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else None
+    searched = ", ".join(str(d) for d in dirs)
+    raise NotFoundError(f"no toolchain named {name!r} (searched {searched})", hint=hint)
+
+
+def list_toolchain_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+# -- loading ----------------------------------------------------------------------------------
+
+
+def load_toolchain(path: Path) -> Toolchain:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolchainError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ToolchainError(f"{path}: not UTF-8 text: {exc}") from None
+    return parse_toolchain(text, name=path.stem, source=str(path), path=path)
+
+
+def parse_toolchain(text: str, *, name: str, source: str, path: Path | None = None) -> Toolchain:
+    """Load a toolchain from YAML text; ToolchainError lists every problem, file:line:col."""
+    from .toolchain_loader import parse_toolchain_text
+
+    return parse_toolchain_text(text, name=name, source=source, path=path)
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``90``, ``"90"``, ``"1h30m"``, ``"5s"``, ``"2.5m"``; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("a duration such as 30s, 10m or 1h30m")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("a duration above 0")
+        return float(value)
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        match = _DURATION_RE.match(text)
+        if not text or match is None or not any(match.groups()):
+            raise ValueError("a duration such as 30s, 10m or 1h30m") from None
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise ValueError("a duration above 0")
+    return seconds
+
+
+def type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string"
+
+
+def scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def convert_param(spec: ParamSpec, value: Any) -> Any:
+    """A value (from YAML, the CLI or JSON) as the parameter's type; UsageError if it is not."""
+    try:
+        if spec.type == "boolean":
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("true", "yes", "1", "on"):
+                return True
+            if lowered in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if spec.type == "integer":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(str(value).strip()) if isinstance(value, str) else int(value)
+        if spec.type == "number":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+    except ValueError:
+        raise UsageError(f"parameter {spec.name!r} must be a {spec.type}, not {value!r}") from None
+    if isinstance(value, list | dict):
+        raise UsageError(f"parameter {spec.name!r} must be a string, not {value!r}")
+    return scalar_text(value) if not isinstance(value, str) else value
+
+
+def bind_params(toolchain: Toolchain, given: dict[str, Any]) -> dict[str, Any]:
+    """Defaults plus given values, converted and checked; every problem reported at once."""
+    problems = []
+    for name in given:
+        if name not in toolchain.params:
+            close = difflib.get_close_matches(name, list(toolchain.params), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(toolchain.params) or "none"
+            problems.append(f"unknown parameter {name!r}{hint}; {toolchain.name} takes: {known}")
+    values: dict[str, Any] = {}
+    for name, spec in toolchain.params.items():
+        if name in given:
+            try:
+                values[name] = convert_param(spec, given[name])
+            except UsageError as exc:
+                problems.append(exc.message)
+                continue
+        elif spec.default is not None:
+            values[name] = spec.default
+        elif spec.required:
+            problems.append(f"missing required parameter {name!r} ({spec.type}); pass {name}=...")
+            continue
+        else:
+            values[name] = None
+        if spec.choices and values[name] not in spec.choices:
+            choices = ", ".join(map(str, spec.choices))
+            problems.append(f"parameter {name!r} must be one of {choices}, not {values[name]!r}")
+    if problems:
+        raise UsageError("\n".join(problems))
+    return values
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, str]:
+    """``key=value`` words from the command line."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected key=value, got {pair!r}")
+        values[key.strip()] = value
+    return values

@@ -1,0 +1,485 @@
+"""Reading a toolchain's YAML: composed nodes keep their line marks, so every problem is
+reported as file:line:col, all of them at once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UsageError
+from .expressions import (
+    STATUS_FUNCTIONS,
+    ExpressionError,
+    Template,
+    calls,
+    parse_condition,
+    parse_template,
+    paths,
+)
+from .manifest import PLATFORMS
+from .plan import find_cycle
+from .toolchain import (
+    PARAM_TYPES,
+    ParamSpec,
+    PlatformStep,
+    RetryPolicy,
+    Step,
+    Toolchain,
+    ToolchainError,
+    convert_param,
+    parse_duration,
+    scalar_text,
+    type_of,
+)
+from .versions import is_tool_name, parse_spec
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TOP_KEYS = ("description", "params", "env", "timeout", "max_parallel", "toolchain")
+_STEP_KEYS = (
+    "cmd",
+    "version",
+    "args",
+    "env",
+    "needs",
+    "if",
+    "timeout",
+    "retries",
+    "continue_on_error",
+    "by_platform",
+    "description",
+)
+_PARAM_KEYS = ("type", "default", "required", "description", "choices")
+_RETRY_KEYS = ("max", "delay", "backoff")
+_STEP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def parse_toolchain_text(
+    text: str, *, name: str, source: str, path: Path | None = None
+) -> Toolchain:
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ToolchainError(f"{where}: malformed YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ToolchainError(f"{source}: malformed YAML: {exc}") from None
+    checker = _Checker(source)
+    toolchain = checker.toolchain(node, text=text, name=name, path=path)
+    if checker.problems:
+        raise ToolchainError("\n".join(checker.problems))
+    assert toolchain is not None
+    return toolchain
+
+
+class _Checker:
+    """Turns composed YAML nodes into a Toolchain, collecting problems with their marks."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[str] = []
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def problem(self, node: yaml.Node | None, message: str) -> None:
+        if node is None:
+            self.problems.append(f"{self.source}: {message}")
+            return
+        mark = node.start_mark
+        self.problems.append(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {message}")
+
+    def value(self, node: yaml.Node) -> Any:
+        return self.constructor.construct_object(node, deep=True)
+
+    def mapping(self, node: yaml.Node, where: str, known: tuple[str, ...]) -> dict[str, Any]:
+        """A mapping's items as key -> (key node, value node), with unknown keys reported."""
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, f"{where} must be a mapping")
+            return {}
+        items: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(self.value(key_node))
+            if key in items:
+                self.problem(key_node, f"{where}: {key!r} appears twice")
+            if known and key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+                self.problem(key_node, f"{where}: unknown key {key!r}{suggestion}")
+                continue
+            items[key] = (key_node, value_node)
+        return items
+
+    def toolchain(
+        self, node: yaml.Node | None, *, text: str, name: str, path: Path | None
+    ) -> Toolchain | None:
+        if node is None:
+            self.problem(None, "the file is empty; a toolchain needs a 'toolchain:' list of steps")
+            return None
+        top = self.mapping(node, "the toolchain", _TOP_KEYS)
+        description = self.string(top.get("description"), "description") or ""
+        params = self.params(top.get("params"))
+        env = self.env(top.get("env"), "env")
+        timeout = self.duration(top.get("timeout"), "timeout")
+        max_parallel = 4
+        if "max_parallel" in top:
+            value_node = top["max_parallel"][1]
+            value = self.value(value_node)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self.problem(value_node, "max_parallel must be a whole number of 1 or more")
+            else:
+                max_parallel = value
+        if "toolchain" not in top:
+            self.problem(node, "missing 'toolchain:', the list of steps")
+            return None
+        steps = self.steps(top["toolchain"][1])
+        toolchain = Toolchain(
+            name=name,
+            text=text,
+            steps=tuple(steps),
+            path=path,
+            description=description,
+            params=params,
+            env=env,
+            timeout=timeout,
+            max_parallel=max_parallel,
+        )
+        self.check_references(toolchain, top["toolchain"][1])
+        return toolchain
+
+    def string(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> str | None:
+        if item is None:
+            return None
+        value = self.value(item[1])
+        if not isinstance(value, str):
+            self.problem(item[1], f"{where} must be a string")
+            return None
+        return value
+
+    def duration(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> float | None:
+        if item is None:
+            return None
+        try:
+            return parse_duration(self.value(item[1]))
+        except ValueError as exc:
+            self.problem(item[1], f"{where} must be {exc}")
+            return None
+
+    def template(self, node: yaml.Node, where: str) -> Template | None:
+        value = self.value(node)
+        if isinstance(value, list | dict) or value is None:
+            self.problem(node, f"{where} must be a string, number or boolean")
+            return None
+        text = value if isinstance(value, str) else scalar_text(value)
+        try:
+            return parse_template(text)
+        except ExpressionError as exc:
+            self.problem(
+                node, f"{where}: bad expression: {exc.message} (at character {exc.column + 1})"
+            )
+            return None
+
+    def env(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> dict[str, Template]:
+        """A map, or the seed's list of single-key maps (``- foo: bar``)."""
+        if item is None:
+            return {}
+        node = item[1]
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
+        if isinstance(node, yaml.MappingNode):
+            pairs = list(node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            for entry in node.value:
+                if isinstance(entry, yaml.MappingNode):
+                    pairs.extend(entry.value)
+                else:
+                    self.problem(entry, f"{where}: each item must be a 'NAME: value' mapping")
+        elif not (isinstance(node, yaml.ScalarNode) and self.value(node) is None):
+            self.problem(node, f"{where} must be a mapping of NAME: value")
+        env: dict[str, Template] = {}
+        for key_node, value_node in pairs:
+            key = str(self.value(key_node))
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                self.problem(key_node, f"{where}: {key!r} is not a valid variable name")
+                continue
+            template = self.template(value_node, f"{where}.{key}")
+            if template is not None:
+                env[key] = template
+        return env
+
+    def params(self, item: tuple[yaml.Node, yaml.Node] | None) -> dict[str, ParamSpec]:
+        if item is None:
+            return {}
+        params: dict[str, ParamSpec] = {}
+        for name, (key_node, value_node) in self.mapping(item[1], "params", ()).items():
+            where = f"params.{name}"
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+                self.problem(key_node, f"{where}: not a valid parameter name")
+                continue
+            if not isinstance(value_node, yaml.MappingNode):
+                default = self.value(value_node)
+                if isinstance(default, list | dict):
+                    self.problem(value_node, f"{where}: a default must be a scalar")
+                    continue
+                params[name] = ParamSpec(name, type_of(default), default, default is None)
+                continue
+            raw = {
+                k: self.value(v[1]) for k, v in self.mapping(value_node, where, _PARAM_KEYS).items()
+            }
+            type_ = raw.get("type", type_of(raw.get("default")))
+            if type_ not in PARAM_TYPES:
+                self.problem(value_node, f"{where}.type must be one of {', '.join(PARAM_TYPES)}")
+                continue
+            default = raw.get("default")
+            if default is not None:
+                try:
+                    default = convert_param(ParamSpec(name, type_), default)
+                except UsageError as exc:
+                    self.problem(value_node, f"{where}.default: {exc.message}")
+                    continue
+            choices = raw.get("choices") or ()
+            if not isinstance(choices, list | tuple):
+                self.problem(value_node, f"{where}.choices must be a list")
+                choices = ()
+            required = bool(raw.get("required", default is None))
+            params[name] = ParamSpec(
+                name, type_, default, required, str(raw.get("description", "")), tuple(choices)
+            )
+        return params
+
+    def steps(self, node: yaml.Node) -> list[Step]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.problem(node, "'toolchain' must be a non-empty list of steps (- step-id: {...})")
+            return []
+        steps: list[Step] = []
+        seen: set[str] = set()
+        previous: str | None = None
+        for entry in node.value:
+            if not isinstance(entry, yaml.MappingNode) or len(entry.value) != 1:
+                self.problem(entry, "each step is a single-key mapping: '- step-id: {cmd: ...}'")
+                continue
+            key_node, body = entry.value[0]
+            step_id = str(self.value(key_node))
+            if not _STEP_ID_RE.match(step_id):
+                self.problem(
+                    key_node, f"step id {step_id!r} may hold letters, digits, '.', '_', '-'"
+                )
+            if step_id in seen:
+                self.problem(key_node, f"step id {step_id!r} is used twice")
+            seen.add(step_id)
+            step = self.step(step_id, key_node, body, previous)
+            if step is not None:
+                steps.append(step)
+            previous = step_id
+        return steps
+
+    def step(
+        self, step_id: str, key_node: yaml.Node, body: yaml.Node, previous: str | None
+    ) -> Step | None:
+        where = f"step {step_id!r}"
+        items = self.mapping(body, where, _STEP_KEYS)
+        if "cmd" not in items:
+            self.problem(body, f"{where}: missing 'cmd' (the tool to run)")
+            return None
+        cmd = self.string(items["cmd"], f"{where}: cmd") or ""
+        if cmd and not is_tool_name(cmd.split("@")[0].split("=")[0]):
+            self.problem(items["cmd"][1], f"{where}: cmd {cmd!r} is not a tool name")
+        version = ""
+        if "version" in items:
+            version_node = items["version"][1]
+            raw = self.value(version_node)
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                self.problem(
+                    version_node,
+                    f"{where}: version {raw!r} is a number (YAML reads 3.10 as 3.1); "
+                    f'quote it: version: "{raw}"',
+                )
+            elif not isinstance(raw, str):
+                self.problem(version_node, f'{where}: version must be a string such as "0.1.0"')
+            else:
+                version = raw.strip()
+        if cmd:
+            try:
+                parse_spec(cmd, version=version or None)
+            except UsageError as exc:
+                node = items.get("version", items["cmd"])[1]
+                self.problem(node, f"{where}: {exc.message}")
+        args = self.args(items.get("args"), where)
+        env = self.env(items.get("env"), f"{where}: env")
+        needs: tuple[str, ...] = (previous,) if previous else ()
+        if "needs" in items:
+            raw_needs = self.value(items["needs"][1])
+            if isinstance(raw_needs, str):
+                raw_needs = [raw_needs]
+            if not isinstance(raw_needs, list) or not all(isinstance(n, str) for n in raw_needs):
+                self.problem(items["needs"][1], f"{where}: needs must be a list of step ids")
+            else:
+                needs = tuple(raw_needs)
+        condition = None
+        if "if" in items:
+            raw_if = self.value(items["if"][1])
+            try:
+                condition = parse_condition(scalar_text(raw_if))
+            except ExpressionError as exc:
+                self.problem(items["if"][1], f"{where}: if: bad expression: {exc.message}")
+        retries = self.retries(items.get("retries"), where)
+        continue_on_error = False
+        if "continue_on_error" in items:
+            raw_coe = self.value(items["continue_on_error"][1])
+            if not isinstance(raw_coe, bool):
+                self.problem(
+                    items["continue_on_error"][1], f"{where}: continue_on_error is true/false"
+                )
+            else:
+                continue_on_error = raw_coe
+        by_platform: dict[str, PlatformStep] = {}
+        if "by_platform" in items:
+            for platform, (_, p_node) in self.mapping(
+                items["by_platform"][1], f"{where}: by_platform", PLATFORMS
+            ).items():
+                p_items = self.mapping(p_node, f"{where}: by_platform.{platform}", ("args", "env"))
+                by_platform[platform] = PlatformStep(
+                    self.args(p_items.get("args"), where) if "args" in p_items else None,
+                    self.env(p_items.get("env"), f"{where}: by_platform.{platform}.env")
+                    if "env" in p_items
+                    else None,
+                )
+        return Step(
+            id=step_id,
+            cmd=cmd,
+            version=version,
+            args=args,
+            env=env,
+            needs=needs,
+            condition=condition,
+            timeout=self.duration(items.get("timeout"), f"{where}: timeout"),
+            retries=retries,
+            continue_on_error=continue_on_error,
+            by_platform=by_platform,
+            description=self.string(items.get("description"), f"{where}: description") or "",
+            line=key_node.start_mark.line + 1,
+        )
+
+    def args(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> tuple[Template, ...]:
+        if item is None:
+            return ()
+        node = item[1]
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"{where}: args must be a list (each item is one argument)")
+            return ()
+        args = []
+        for index, arg_node in enumerate(node.value):
+            template = self.template(arg_node, f"{where}: args[{index}]")
+            if template is not None:
+                args.append(template)
+        return tuple(args)
+
+    def retries(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> RetryPolicy:
+        if item is None:
+            return RetryPolicy()
+        node = item[1]
+        if isinstance(node, yaml.ScalarNode):
+            value = self.value(node)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return RetryPolicy(max=value)
+            self.problem(node, f"{where}: retries is a count or {{max, delay, backoff}}")
+            return RetryPolicy()
+        raw = self.mapping(node, f"{where}: retries", _RETRY_KEYS)
+        policy = RetryPolicy()
+        if "max" in raw:
+            value = self.value(raw["max"][1])
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                self.problem(raw["max"][1], f"{where}: retries.max is a whole number of 0 or more")
+            else:
+                policy = replace(policy, max=value)
+        if "delay" in raw:
+            try:
+                policy = replace(policy, delay=parse_duration(self.value(raw["delay"][1])))
+            except ValueError as exc:
+                self.problem(raw["delay"][1], f"{where}: retries.delay must be {exc}")
+        if "backoff" in raw:
+            value = self.value(raw["backoff"][1])
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 1:
+                self.problem(raw["backoff"][1], f"{where}: retries.backoff is a number >= 1")
+            else:
+                policy = replace(policy, backoff=float(value))
+        return policy
+
+    def check_references(self, toolchain: Toolchain, node: yaml.Node) -> None:
+        """Names in needs and expressions must exist; needs must not form a cycle."""
+        ids = [step.id for step in toolchain.steps]
+        step_nodes = {
+            str(self.value(entry.value[0][0])): entry.value[0][0]
+            for entry in node.value
+            if isinstance(entry, yaml.MappingNode) and len(entry.value) == 1
+        }
+        for step in toolchain.steps:
+            mark = step_nodes.get(step.id)
+            for need in step.needs:
+                if need not in ids:
+                    close = difflib.get_close_matches(need, ids, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    self.problem(mark, f"step {step.id!r}: needs unknown step {need!r}{hint}")
+            templates = [*step.args, *step.env.values()]
+            for override in step.by_platform.values():
+                templates.extend(override.args or ())
+                templates.extend((override.env or {}).values())
+            if step.condition is not None:
+                templates.append(step.condition)
+            for template in templates:
+                for expression in template.nodes():
+                    for path in paths(expression):
+                        self.check_path(path, step, toolchain, ids, mark)
+            if step.condition is None:
+                continue
+            for expression in step.condition.nodes():
+                unknown = calls(expression) - {
+                    *STATUS_FUNCTIONS,
+                    "contains",
+                    "startsWith",
+                    "endsWith",
+                }
+                if unknown:
+                    self.problem(mark, f"step {step.id!r}: unknown function {sorted(unknown)[0]}")
+        for template in toolchain.env.values():
+            for expression in template.nodes():
+                for path in paths(expression):
+                    if path[0] == "steps":
+                        self.problem(
+                            None, "toolchain env cannot read steps.*: it is set before any step"
+                        )
+                    elif path[0] == "params" and len(path) > 1 and path[1] not in toolchain.params:
+                        self.problem(None, f"env: unknown parameter {path[1]!r}")
+        cycle = find_cycle(
+            {step.id: step.needs for step in toolchain.steps if all(n in ids for n in step.needs)}
+        )
+        if cycle:
+            self.problem(step_nodes.get(cycle[0]), "needs form a cycle: " + " -> ".join(cycle))
+
+    def check_path(
+        self,
+        path: tuple[str, ...],
+        step: Step,
+        toolchain: Toolchain,
+        ids: list[str],
+        mark: yaml.Node | None,
+    ) -> None:
+        where = f"step {step.id!r}"
+        root = path[0]
+        if root not in ("params", "env", "steps", "platform", "toolchain", "run"):
+            self.problem(
+                mark,
+                f"{where}: unknown name {root!r} in an expression "
+                "(known: params, env, steps, platform, toolchain, run)",
+            )
+        elif root == "params" and len(path) > 1 and path[1] not in toolchain.params:
+            close = difflib.get_close_matches(path[1], list(toolchain.params), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.problem(mark, f"{where}: unknown parameter {path[1]!r}{hint}")
+        elif root == "steps" and len(path) > 1:
+            if path[1] not in ids:
+                self.problem(mark, f"{where}: expression reads unknown step {path[1]!r}")
+            elif len(path) > 2 and path[2] not in ("outputs", "outcome", "exit_code"):
+                self.problem(mark, f"{where}: steps.{path[1]} has outputs, outcome and exit_code")
