@@ -185,6 +185,18 @@ class Engine:
                 self.store.update_step(
                     record.id, plan.id, version=plan.tool.version, sha256=tool_digest(plan.tool)
                 )
+                continue
+            kept = options.carried[plan.id]
+            self.store.update_step(
+                record.id,
+                plan.id,
+                version=kept.version,
+                sha256=kept.sha256,
+                status="succeeded",
+                exit_code=kept.exit_code,
+                outputs=kept.outputs,
+                error=f"kept from run {options.rerun_of}",
+            )
         channel = RunChannel(EventLog(run_dir / "events.jsonl"))
         return RunHandle(record, toolchain, params, planned, options, channel, owner)
 

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from toolrun import events as ev
+from toolrun.events import Event, EventLog, RunChannel, follow_file, read_events
+
+
+def test_a_late_subscriber_replays_then_follows_without_gap_or_duplicate(tmp_path: Path) -> None:
+    async def scenario() -> list[int]:
+        channel = RunChannel(EventLog(tmp_path / "events.jsonl"))
+        for i in range(500):
+            channel.emit(ev.OUTPUT, "a", 1, stream="stdout", lines=[f"early {i}"])
+        seen: list[int] = []
+
+        async def subscriber() -> None:
+            async for event in channel.replay_then_follow():
+                seen.append(event.seq)
+
+        task = asyncio.ensure_future(subscriber())
+        for i in range(500):
+            channel.emit(ev.OUTPUT, "a", 1, stream="stdout", lines=[f"late {i}"])
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        channel.emit(ev.RUN_FINISHED, status="succeeded")
+        await asyncio.wait_for(task, 5)
+        resumed = [e.seq async for e in channel.replay_then_follow(after=990)]
+        assert resumed == list(range(991, 1002))
+        return seen
+
+    assert asyncio.run(scenario()) == list(range(1, 1002))
+
+
+def test_a_torn_last_line_is_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    good = Event(1, 1.0, ev.OUTPUT, "a", 1, {"stream": "stdout", "lines": ["x"]})
+    path.write_text(good.to_json() + "\n" + good.to_json()[:10])
+    assert [e.seq for e in read_events(path)] == [1]
+    assert [e.seq for e in follow_file(path, lambda: True)] == [1]
+
+
+def test_events_round_trip(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "events.jsonl")
+    event = Event(3, 12.5, ev.STEP_FINISHED, "s", 2, {"status": "failed", "exit_code": 1})
+    log.append(event)
+    log.close()
+    assert list(read_events(tmp_path / "events.jsonl")) == [event]
