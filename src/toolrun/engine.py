@@ -555,7 +555,7 @@ class _Execution:
     def _output(self, step_id: str, attempt: int, stream: str, lines: list[str]) -> None:
         if self.truncated:
             return
-        size = sum(len(line) for line in lines) + len(lines)
+        size = sum(map(len, lines)) + len(lines)
         if self.output_bytes + size > self.settings.output_cap:
             room = self.settings.output_cap - self.output_bytes
             kept: list[str] = []

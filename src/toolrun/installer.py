@@ -11,9 +11,7 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +22,16 @@ from .manifest import (
     Manifest,
     is_generated,
     load_manifest,
-    manifest_from_dict,
+    manifest_from_receipt,
     manifest_to_dict,
 )
-from .registry import Registry
 from .versions import is_tool_name, is_version, sorted_versions
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from .registry import Registry
 
 RECEIPT_NAME = ".toolrun-receipt.json"
 LOCK_TIMEOUT = 600.0
@@ -81,18 +84,21 @@ class Installer:
         )
 
     def get(self, name: str, version: str) -> InstalledTool | None:
-        folder = self.tools_dir / name / version
+        # Plain strings rather than pathlib here: `tool list` reads hundreds of receipts.
+        folder = os.path.join(self.tools_dir, name, version)
+        receipt_path = os.path.join(folder, RECEIPT_NAME)
         try:
-            receipt = json.loads((folder / RECEIPT_NAME).read_text(encoding="utf-8"))
+            with open(receipt_path, encoding="utf-8") as file:
+                receipt = json.load(file)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise StorageError(f"{folder / RECEIPT_NAME}: unreadable receipt: {exc}") from None
+            raise StorageError(f"{receipt_path}: unreadable receipt: {exc}") from None
         return InstalledTool(
             name=name,
             version=version,
-            path=folder,
-            manifest=manifest_from_dict(receipt["manifest"], source=str(folder / RECEIPT_NAME)),
+            path=Path(folder),
+            manifest=manifest_from_receipt(receipt["manifest"]),
             source=receipt.get("source", ""),
             installed_at=float(receipt.get("installed_at", 0)),
             archive_sha256=receipt.get("archive_sha256"),
@@ -143,6 +149,8 @@ class Installer:
                 raise storage_error(exc, f"installing {name} {version}") from None
             finally:
                 if staging is not None and staging.exists():
+                    import shutil
+
                     shutil.rmtree(staging, ignore_errors=True)
         tool = self.get(name, version)
         assert tool is not None
@@ -189,11 +197,15 @@ class Installer:
         return self.tools_dir / ".staging"
 
     def _staging_dir(self, name: str, version: str) -> Path:
+        import uuid
+
         root = self._staging_root()
         root.mkdir(parents=True, exist_ok=True)
         return root / f"{name}@{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     def _trash_dir(self, name: str, version: str) -> Path:
+        import uuid
+
         root = self._staging_root()
         root.mkdir(parents=True, exist_ok=True)
         return root / f"{name}@{version}-removed-{uuid.uuid4().hex[:8]}"
@@ -203,6 +215,8 @@ class Installer:
         root = self._staging_root()
         if not root.is_dir():
             return
+        import shutil
+
         for entry in root.iterdir():
             if entry.name.startswith(f"{name}@{version}-"):
                 shutil.rmtree(entry, ignore_errors=True)
@@ -265,6 +279,8 @@ def _write_receipt(folder: Path, receipt: dict[str, object]) -> None:
 
 def _remove_tree(target: Path, trash: Path) -> None:
     # Renaming first makes the folder vanish at once; deleting its files can take a while.
+    import shutil
+
     os.replace(target, trash)
     shutil.rmtree(trash, ignore_errors=True)
 

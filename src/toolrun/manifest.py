@@ -5,10 +5,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
 from .versions import is_tool_name, is_version
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MANIFEST_NAME = "tool.toml"
 PLATFORMS = ("windows", "linux", "macos")
@@ -168,6 +172,26 @@ def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:
         env=env or {},
         platforms=platforms,
         files=files,
+    )
+
+
+def manifest_from_receipt(data: dict[str, Any]) -> Manifest:
+    """A manifest toolrun itself checked and stored at install time: no second check."""
+    return Manifest(
+        name=data["name"],
+        version=data["version"],
+        command=tuple(data["command"]),
+        description=data.get("description", ""),
+        encoding=data.get("encoding", "utf-8"),
+        kind=data.get("kind", "bundled"),
+        env=data.get("env", {}),
+        platforms={
+            name: PlatformOverride(
+                tuple(raw["command"]) if raw.get("command") else None, raw.get("env", {})
+            )
+            for name, raw in data.get("platform", {}).items()
+        },
+        files=data.get("files", {}),
     )
 
 

@@ -43,9 +43,12 @@ class LineSplitter:
             cut = len(self._pending) - len(self._pending) % MAX_LINE
             lines.extend(self._pending[i : i + MAX_LINE] for i in range(0, cut, MAX_LINE))
             self._pending = self._pending[cut:]
-        if any(len(line) > MAX_LINE for line in lines):
+        # Whole-chunk checks first: this runs for every line a tool prints.
+        if lines and max(map(len, lines)) > MAX_LINE:
             lines = [piece for line in lines for piece in _cut(line)]
-        return [line[:-1] if line.endswith("\r") else line for line in lines]
+        if "\r" in text:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        return lines
 
     def finish(self) -> list[str]:
         rest = self._pending + self._decoder.decode(b"", final=True)

@@ -8,12 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..config import Config, load_config
 from ..paths import Paths
 
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from ..config import Config
     from ..engine import Engine
     from ..installer import Installer
     from ..registry import Registry
@@ -34,6 +36,8 @@ class Context:
 
     @cached_property
     def config(self) -> Config:
+        from ..config import load_config
+
         return load_config(self.paths.config_file)
 
     @cached_property

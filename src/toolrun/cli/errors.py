@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Iterator
 
 from ..errors import ToolrunError
@@ -31,6 +30,8 @@ class ExitCode(Exception):
 
 def report(error: ToolrunError) -> int:
     if os.environ.get("TOOLRUN_DEBUG") == "1":
+        import traceback
+
         traceback.print_exception(error, file=sys.stderr)
     lines = error.message.splitlines() or [""]
     print(f"toolrun: error: {lines[0]}", file=sys.stderr)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
-from typing import Any
 
 from ..errors import NotFoundError, ToolrunError, UsageError
 from ..installer import InstalledTool
@@ -14,6 +12,11 @@ from ..versions import parse_spec, sorted_versions
 from .context import Context
 from .errors import ExitCode, report
 from .output import info, print_json, print_table, warn
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def install(ctx: Context, specs: list[str], *, pre: bool = False) -> None:
@@ -139,6 +142,8 @@ def which(ctx: Context, spec_text: str, *, as_json: bool = False, pre: bool = Fa
     tool = ctx.resolver.resolve(parse_spec(spec_text), install=False, pre=pre)
     platform = current_platform()
     command = tool.manifest.command_for(platform, tool_dir=tool.path, python=sys.executable)
+    import shutil
+
     program = shutil.which(command[0]) if tool.manifest.is_system else command[0]
     if as_json:
         print_json({**_tool_json(tool), "command": command, "program": program})
