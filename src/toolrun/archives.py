@@ -10,6 +10,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from .errors import IntegrityError
 
@@ -47,18 +48,31 @@ def write_zip(source: Path, files: Iterable[str], destination: Path) -> None:
                 shutil.copyfileobj(src, dst, CHUNK)
 
 
-def extract(archive_path: Path, target: Path) -> None:
-    """Unpack a .zip or .tar.gz into ``target``, refusing links and escaping paths."""
+def copy_hashing(source: IO[bytes], destination: Path) -> str:
+    """Copy a stream to a file and return its sha256, reading the data once."""
+    digest = hashlib.sha256()
+    with destination.open("wb") as file:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            file.write(chunk)
+    return digest.hexdigest()
+
+
+def extract(archive_path: Path, target: Path) -> dict[str, str]:
+    """Unpack a .zip or .tar.gz into ``target``, refusing links and escaping paths.
+
+    Returns each file's sha256 (posix path relative to ``target``), computed while writing.
+    """
     name = archive_path.name
     if name.endswith(".zip"):
-        _extract_zip(archive_path, target)
-    elif name.endswith((".tar.gz", ".tgz", ".tar")):
-        _extract_tar(archive_path, target)
+        return _extract_zip(archive_path, target)
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        return _extract_tar(archive_path, target)
     else:
         raise IntegrityError(f"{name}: unknown archive type (expected .zip or .tar.gz)")
 
 
-def _extract_zip(archive_path: Path, target: Path) -> None:
+def _extract_zip(archive_path: Path, target: Path) -> dict[str, str]:
     try:
         archive = zipfile.ZipFile(archive_path)
     except zipfile.BadZipFile as exc:
@@ -75,27 +89,29 @@ def _extract_zip(archive_path: Path, target: Path) -> None:
             if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
                 raise IntegrityError(f"archive member {info.filename!r} is not a regular file")
             checked.append((info, relative))
+        hashes = {}
         for info, relative in checked:
             destination = target.joinpath(*relative.parts)
             if info.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
                 continue
             destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, destination.open("wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
+            with archive.open(info) as src:
+                hashes[relative.as_posix()] = copy_hashing(src, destination)
             if (info.external_attr >> 16) & stat.S_IXUSR:
                 destination.chmod(0o755)
+        return hashes
 
 
-def _extract_tar(archive_path: Path, target: Path) -> None:
+def _extract_tar(archive_path: Path, target: Path) -> dict[str, str]:
     try:
         with tarfile.open(archive_path) as archive:
-            _extract_tar_members(archive, target)
+            return _extract_tar_members(archive, target)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise IntegrityError(f"{archive_path.name}: not a valid tar archive: {exc}") from None
 
 
-def _extract_tar_members(archive: tarfile.TarFile, target: Path) -> None:
+def _extract_tar_members(archive: tarfile.TarFile, target: Path) -> dict[str, str]:
     members = archive.getmembers()
     for member in members:
         safe_member_path(member.name)
@@ -103,6 +119,7 @@ def _extract_tar_members(archive: tarfile.TarFile, target: Path) -> None:
             raise IntegrityError(f"archive member {member.name!r} is a link")
         if not (member.isfile() or member.isdir()):
             raise IntegrityError(f"archive member {member.name!r} is not a regular file")
+    hashes = {}
     for member in members:
         relative = safe_member_path(member.name)
         destination = target.joinpath(*relative.parts)
@@ -112,10 +129,11 @@ def _extract_tar_members(archive: tarfile.TarFile, target: Path) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
         source = archive.extractfile(member)
         assert source is not None
-        with source, destination.open("wb") as dst:
-            shutil.copyfileobj(source, dst, CHUNK)
+        with source:
+            hashes[relative.as_posix()] = copy_hashing(source, destination)
         if member.mode & stat.S_IXUSR:
             destination.chmod(0o755)
+    return hashes
 
 
 def sha256_file(path: Path) -> str:

@@ -128,8 +128,11 @@ class Installer:
             try:
                 self._remove_stale_staging(name, version)
                 staging = self._staging_dir(name, version)
-                archive_sha256 = registry.fetch(name, version, staging)
-                manifest = verify_folder(staging, expected_name=name, expected_version=version)
+                fetched = registry.fetch(name, version, staging)
+                manifest = verify_folder(
+                    staging, expected_name=name, expected_version=version, hashes=fetched.hashes
+                )
+                archive_sha256 = fetched.archive_sha256
                 receipt = {
                     "name": name,
                     "version": version,
@@ -224,7 +227,13 @@ class Installer:
                     entry.unlink()
 
 
-def verify_folder(folder: Path, *, expected_name: str, expected_version: str) -> Manifest:
+def verify_folder(
+    folder: Path,
+    *,
+    expected_name: str,
+    expected_version: str,
+    hashes: dict[str, str] | None = None,
+) -> Manifest:
     """Load ``folder``'s manifest and check it names the expected tool and every file's hash."""
     manifest = load_manifest(folder / MANIFEST_NAME)
     if (manifest.name, manifest.version) != (expected_name, expected_version):
@@ -232,7 +241,7 @@ def verify_folder(folder: Path, *, expected_name: str, expected_version: str) ->
             f"{folder / MANIFEST_NAME}: describes {manifest.name} {manifest.version}, "
             f"but it was published as {expected_name} {expected_version}"
         )
-    problems = folder_problems(folder, manifest)
+    problems = folder_problems(folder, manifest, hashes=hashes)
     if problems:
         raise IntegrityError(
             f"{expected_name} {expected_version}: " + "; ".join(problems) + "; nothing installed"
@@ -241,8 +250,13 @@ def verify_folder(folder: Path, *, expected_name: str, expected_version: str) ->
 
 
 def folder_problems(
-    folder: Path, manifest: Manifest, *, ignore: set[str] = frozenset()
+    folder: Path,
+    manifest: Manifest,
+    *,
+    ignore: set[str] = frozenset(),
+    hashes: dict[str, str] | None = None,
 ) -> list[str]:
+    """Missing, changed, linked and unlisted files; ``hashes`` saves reading files again."""
     present = {
         relative
         for path in folder.rglob("*")
@@ -261,7 +275,8 @@ def folder_problems(
         if path.is_symlink():
             problems.append(f"{relative} is a symbolic link")
             continue
-        actual = sha256_file(path)
+        known = hashes.get(relative) if hashes else None
+        actual = known or sha256_file(path)
         if actual != expected.lower():
             problems.append(f"{relative}: sha256 mismatch: expected {expected}, got {actual}")
     for extra in sorted(present - set(manifest.files)):

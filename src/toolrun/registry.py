@@ -35,6 +35,15 @@ class ArchiveEntry:
     kind: str = "bundled"
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """What a fetch put in the staging folder: the archive's sha256 (HTTP registries) and
+    each file's sha256 as computed while writing it, so files are not read a second time."""
+
+    archive_sha256: str | None
+    hashes: dict[str, str]
+
+
 class Registry(Protocol):
     name: str
     location: str
@@ -43,8 +52,8 @@ class Registry(Protocol):
 
     def versions(self, tool: str) -> list[str]: ...
 
-    def fetch(self, tool: str, version: str, staging: Path) -> str | None:
-        """Put the version's files in ``staging``; return the archive's sha256, if any."""
+    def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
+        """Put the version's files in ``staging``."""
         ...
 
 
@@ -78,8 +87,11 @@ class FolderRegistry:
     def version_dir(self, tool: str, version: str) -> Path:
         return self.root / tool / version
 
-    def fetch(self, tool: str, version: str, staging: Path) -> str | None:
+    def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
+        from .archives import copy_hashing
+
         source = self.version_dir(tool, version)
+        hashes = {}
         # A plain walk rather than shutil.copytree: its errors come bundled in one
         # shutil.Error, and a full disk must surface as the OSError it is.
         for path in sorted(source.rglob("*")):
@@ -93,9 +105,10 @@ class FolderRegistry:
                 destination.mkdir(parents=True, exist_ok=True)
             else:
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, destination)
+                with path.open("rb") as file:
+                    hashes[relative.as_posix()] = copy_hashing(file, destination)
                 shutil.copymode(path, destination)
-        return None
+        return Fetched(None, hashes)
 
 
 class HttpRegistry:
@@ -107,11 +120,19 @@ class HttpRegistry:
         self.base = url if url.endswith("/") else url + "/"
         self.timeout = timeout
         self._index: dict[str, dict[str, ArchiveEntry]] | None = None
+        self._http: Any = None
 
     def _client(self) -> Any:
-        import httpx
+        """One client per registry, reused for the index and the archives."""
+        if self._http is None:
+            import httpx
 
-        return httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=True)
+            # Loading the CA bundle costs tens of milliseconds; plain http never needs it.
+            verify = self.base.startswith("https://")
+            self._http = httpx.Client(
+                timeout=httpx.Timeout(self.timeout), follow_redirects=True, verify=verify
+            )
+        return self._http
 
     def index(self) -> dict[str, dict[str, ArchiveEntry]]:
         if self._index is None:
@@ -119,8 +140,7 @@ class HttpRegistry:
 
             url = urljoin(self.base, INDEX_NAME)
             try:
-                with self._client() as client:
-                    response = client.get(url)
+                response = self._client().get(url)
             except httpx.TimeoutException:
                 raise RegistryUnavailable(
                     f"registry {self.name!r} ({url}) did not answer within {self.timeout:g}s"
@@ -149,7 +169,7 @@ class HttpRegistry:
     def entry(self, tool: str, version: str) -> ArchiveEntry:
         return self.index()[tool][version]
 
-    def fetch(self, tool: str, version: str, staging: Path) -> str | None:
+    def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
         import httpx
 
         from .archives import CHUNK, extract
@@ -160,7 +180,7 @@ class HttpRegistry:
         digest = hashlib.sha256()
         size = 0
         try:
-            with self._client() as client, client.stream("GET", url) as response:
+            with self._client().stream("GET", url) as response:
                 if response.status_code != 200:
                     raise RegistryUnavailable(
                         f"registry {self.name!r}: GET {url} answered {response.status_code}"
@@ -181,7 +201,7 @@ class HttpRegistry:
                     f"{tool} {version}: archive is {size} bytes, the index says {entry.size}"
                 )
             staging.mkdir(parents=True, exist_ok=True)
-            extract(archive_path, staging)
+            hashes = extract(archive_path, staging)
         except httpx.TimeoutException:
             raise RegistryUnavailable(
                 f"registry {self.name!r}: downloading {url} stalled for {self.timeout:g}s"
@@ -190,7 +210,7 @@ class HttpRegistry:
             raise RegistryUnavailable(f"registry {self.name!r}: downloading {url}: {exc}") from None
         finally:
             archive_path.unlink(missing_ok=True)
-        return entry.sha256
+        return Fetched(entry.sha256, hashes)
 
 
 def parse_index(data: Any, *, source: str) -> dict[str, dict[str, ArchiveEntry]]:

@@ -8,6 +8,7 @@ says, and a test checks that ordering against ``semver`` itself.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +34,22 @@ VersionKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
 
 def version_key(text: str) -> VersionKey | None:
     """A tuple that orders like SemVer 2.0 precedence, or None if ``text`` is not SemVer."""
+    # Plain releases (most versions) skip the regular expression: resolution reads thousands.
+    parts = text.split(".")
+    if len(parts) == 3:
+        major, minor, patch = parts
+        if (
+            major.isdigit()
+            and minor.isdigit()
+            and patch.isdigit()
+            and (len(major) == 1 or major[0] != "0")
+            and (len(minor) == 1 or minor[0] != "0")
+            and (len(patch) == 1 or patch[0] != "0")
+            and major.isascii()
+            and minor.isascii()
+            and patch.isascii()
+        ):
+            return (int(major), int(minor), int(patch), 1, ())
     match = _VERSION_RE.match(text)
     if match is None:
         return None
@@ -40,8 +57,10 @@ def version_key(text: str) -> VersionKey | None:
     if pre is None:
         # A release sorts above every prerelease of the same numbers.
         return (int(match["major"]), int(match["minor"]), int(match["patch"]), 1, ())
-    parts = tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split("."))
-    return (int(match["major"]), int(match["minor"]), int(match["patch"]), 0, parts)
+    identifiers = tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split(".")
+    )
+    return (int(match["major"]), int(match["minor"]), int(match["patch"]), 0, identifiers)
 
 
 def is_version(text: str) -> bool:
@@ -52,23 +71,23 @@ def is_prerelease(key: VersionKey) -> bool:
     return key[3] == 0
 
 
+_TESTS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+
+
 @dataclass(frozen=True)
 class Comparator:
     op: str  # one of == != >= <= > <
     key: VersionKey
 
     def allows(self, key: VersionKey) -> bool:
-        if self.op == "==":
-            return key == self.key
-        if self.op == "!=":
-            return key != self.key
-        if self.op == ">=":
-            return key >= self.key
-        if self.op == "<=":
-            return key <= self.key
-        if self.op == ">":
-            return key > self.key
-        return key < self.key
+        return bool(_TESTS[self.op](key, self.key))
 
 
 @dataclass(frozen=True)
@@ -102,13 +121,18 @@ class ToolSpec:
 
     def pick(self, versions: Iterable[str], *, pre: bool = False) -> str | None:
         """The highest of ``versions`` this spec accepts, or None."""
+        allow_prerelease = pre or self.names_prerelease
+        tests = [(_TESTS[c.op], c.key) for c in self.comparators]
         best: str | None = None
         best_key: VersionKey | None = None
         for version in versions:
             key = version_key(version)
-            if key is None or not self._allows_key(key, pre=pre):
+            if key is None or (key[3] == 0 and not allow_prerelease):
                 continue
-            if best_key is None or key > best_key:
+            # Only a candidate above the best so far is worth checking against the spec.
+            if best_key is not None and key <= best_key:
+                continue
+            if all(test(key, bound) for test, bound in tests):
                 best, best_key = version, key
         return best
 
