@@ -1,7 +1,8 @@
 """History at scale: a store of 1,000,000 runs, queried and pruned (issue 3).
 
 Targets: `toolrun history --status failed --limit 50 --json` under 150 ms wall (median of 10);
-`toolrun history prune` of 100,000 runs under 30 s.
+`toolrun history prune` of 100,000 runs under 30 s. Prune hands big batches of folders to a
+background deleter; the time until their disk space is free is reported beside it.
 
 The store is generated straight into SQLite with the schema toolrun itself creates (a run
 folder is made for the 100,000 runs that get pruned, so prune deletes real folders too).
@@ -117,6 +118,10 @@ def main() -> int:
         )
         prune_seconds = time.perf_counter() - started
         assert prune.returncode == 0, prune.stderr
+        trash = home / "runs" / ".trash"
+        while trash.exists() and any(trash.iterdir()):
+            time.sleep(0.1)
+        freed_seconds = time.perf_counter() - started
     print(f"machine: {machine()}")
     query_ms = median_ms(samples)
     print(
@@ -127,6 +132,7 @@ def main() -> int:
         f"history prune of {PRUNED:,} runs            {prune_seconds:7.1f} s  "
         f"(target < 30: {verdict(prune_seconds < 30)}); {prune.stdout.strip()}"
     )
+    print(f"  ... and until the background delete freed the folders: {freed_seconds:7.1f} s")
     return 0 if query_ms < 150 and prune_seconds < 30 else 1
 
 

@@ -144,6 +144,13 @@ def test_registry_add_refuses_missing_folders(toolrun) -> None:  # type: ignore[
 
 def test_the_fast_path_prints_what_typer_prints(registry: Path, toolrun, workdir: Path) -> None:  # type: ignore[no-untyped-def]
     assert toolrun("tool", "install", "hello", "greet").returncode == 0
+    assert toolrun("exec", "hello", "--", "x").returncode == 0
+    for flags in ([], ["--json"], ["--status", "succeeded"], ["--limit=1", "--json"]):
+        fast = toolrun("history", *flags)
+        # A repeated option is not a form the fast path serves, so typer answers this one.
+        slow = toolrun("history", *flags, "--page", "1", "--page", "1")
+        assert fast.returncode == 0
+        assert (fast.stdout, fast.returncode) == (slow.stdout, slow.returncode)
     for flags in ([], ["--json"], ["--available"], ["--json", "--available"]):
         fast = toolrun("tool", "list", *flags)
         # A repeated flag is not a form the fast path serves, so typer answers this one.
@@ -152,7 +159,9 @@ def test_the_fast_path_prints_what_typer_prints(registry: Path, toolrun, workdir
 
 
 @pytest.mark.parametrize(
-    "args", [["--version"], ["tool", "list"], ["tool", "list", "--json"]], ids=" ".join
+    "args",
+    [["--version"], ["tool", "list"], ["tool", "list", "--json"], ["history", "--json"]],
+    ids=" ".join,
 )
 def test_hot_commands_import_no_heavy_library(args: list[str], workdir: Path) -> None:
     probe = (
@@ -197,3 +206,26 @@ def test_python_dash_m_and_console_script_agree(workdir: Path) -> None:
     assert script.exists(), "the console script is installed"
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, cwd=workdir)
     assert result.stdout == f"toolrun {__version__}\n"
+
+
+def test_without_toolrun_home_the_platform_folders_are_used(tmp_path: Path, workdir: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TOOLRUN_HOME"}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg-config"), XDG_DATA_HOME=str(tmp_path / "xdg"))
+    result = subprocess.run(
+        [sys.executable, "-m", "toolrun", "config", "path"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == str(tmp_path / "xdg-config" / "toolrun" / "config.toml")
+
+
+def test_a_broken_manifest_names_file_and_field(registry: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+    manifest = registry / "greet" / "0.1.0" / "tool.toml"
+    manifest.write_text(manifest.read_text().replace('version = "0.1.0"', "version = 0.1"))
+    result = toolrun("tool", "install", "greet")
+    assert result.returncode == 3
+    assert f"{manifest}: field 'version'" in result.stderr and "quote it" in result.stderr

@@ -136,3 +136,39 @@ def test_an_unreachable_registry_is_named(toolrun) -> None:  # type: ignore[no-u
     result = toolrun("tool", "install", "anything")
     assert result.returncode == 4
     assert "registry 'down'" in result.stderr and "unreachable" in result.stderr
+
+
+def test_a_malicious_archive_from_a_registry_installs_nothing(
+    tmp_path: Path, serve, toolrun, toolrun_home: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+    import zipfile
+
+    out = tmp_path / "evil"
+    (out / "evil").mkdir(parents=True)
+    archive = out / "evil" / "evil-1.0.0.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("tool.toml", 'name = "evil"\nversion = "1.0.0"\ncommand = ["x"]\n')
+        bundle.writestr("../../escaped.txt", "gotcha")
+    data = archive.read_bytes()
+    index = {
+        "format": 1,
+        "tools": {
+            "evil": {
+                "versions": {
+                    "1.0.0": {
+                        "archive": "evil/evil-1.0.0.zip",
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "size": len(data),
+                    }
+                }
+            }
+        },
+    }
+    (out / "index.json").write_text(json.dumps(index))
+    assert toolrun("registry", "add", "evil", serve(out)).returncode == 0
+    result = toolrun("tool", "install", "evil")
+    assert result.returncode == 5
+    assert "climbs out of its folder" in result.stderr
+    assert not (toolrun_home / "tools" / "evil").exists()
+    assert not list(toolrun_home.rglob("escaped.txt")) and not list(tmp_path.rglob("escaped.txt"))

@@ -130,7 +130,11 @@ class Installer:
                 staging = self._staging_dir(name, version)
                 fetched = registry.fetch(name, version, staging)
                 manifest = verify_folder(
-                    staging, expected_name=name, expected_version=version, hashes=fetched.hashes
+                    staging,
+                    expected_name=name,
+                    expected_version=version,
+                    hashes=fetched.hashes,
+                    origin=fetched.origin,
                 )
                 archive_sha256 = fetched.archive_sha256
                 receipt = {
@@ -233,12 +237,16 @@ def verify_folder(
     expected_name: str,
     expected_version: str,
     hashes: dict[str, str] | None = None,
+    origin: str | None = None,
 ) -> Manifest:
     """Load ``folder``'s manifest and check it names the expected tool and every file's hash."""
-    manifest = load_manifest(folder / MANIFEST_NAME)
+    # A registry's own name for the file (a folder path, or archive.zip!/tool.toml) means
+    # more to its author than the staging copy does.
+    where = f"{origin}/{MANIFEST_NAME}" if origin else str(folder / MANIFEST_NAME)
+    manifest = load_manifest(folder / MANIFEST_NAME, source=where)
     if (manifest.name, manifest.version) != (expected_name, expected_version):
         raise IntegrityError(
-            f"{folder / MANIFEST_NAME}: describes {manifest.name} {manifest.version}, "
+            f"{where}: describes {manifest.name} {manifest.version}, "
             f"but it was published as {expected_name} {expected_version}"
         )
     problems = folder_problems(folder, manifest, hashes=hashes)

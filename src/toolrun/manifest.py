@@ -81,17 +81,21 @@ def expand(item: str, *, tool_dir: Path, python: str) -> str:
     return item.replace("{tool_dir}", str(tool_dir)).replace("{python}", python)
 
 
-def load_manifest(path: Path) -> Manifest:
-    """Read and check ``path``; every problem found is named with the file and field."""
+def load_manifest(path: Path, *, source: str | None = None) -> Manifest:
+    """Read and check ``path``; every problem found is named with the file and field.
+
+    ``source`` names the file in messages when ``path`` is a copy (a staging folder).
+    """
+    source = source or str(path)
     import tomllib
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such manifest") from None
+        raise ConfigError(f"{source}: no such manifest") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return manifest_from_dict(data, source=str(path))
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return manifest_from_dict(data, source=source)
 
 
 def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:

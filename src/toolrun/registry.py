@@ -42,6 +42,7 @@ class Fetched:
 
     archive_sha256: str | None
     hashes: dict[str, str]
+    origin: str  # where the files came from, for messages: a folder or an archive's URL
 
 
 class Registry(Protocol):
@@ -108,7 +109,7 @@ class FolderRegistry:
                 with path.open("rb") as file:
                     hashes[relative.as_posix()] = copy_hashing(file, destination)
                 shutil.copymode(path, destination)
-        return Fetched(None, hashes)
+        return Fetched(None, hashes, str(source))
 
 
 class HttpRegistry:
@@ -210,7 +211,7 @@ class HttpRegistry:
             raise RegistryUnavailable(f"registry {self.name!r}: downloading {url}: {exc}") from None
         finally:
             archive_path.unlink(missing_ok=True)
-        return Fetched(entry.sha256, hashes)
+        return Fetched(entry.sha256, hashes, f"{url}!")
 
 
 def parse_index(data: Any, *, source: str) -> dict[str, dict[str, ArchiveEntry]]:

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 from .errors import NotFoundError, StorageError, UsageError
 from .ownership import OwnerLock, owner_alive
 
+BACKGROUND_DELETE = 200  # runs deleted at once before folders go to a background deleter
 RUN_ID_RE = re.compile(r"^\d{14}-\d{1,9}$")
 ACTIVE = ("queued", "running")
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
@@ -355,14 +355,29 @@ class Store:
         self._delete([run_id])
 
     def _delete(self, run_ids: list[str]) -> None:
-        for start in range(0, len(run_ids), 500):
-            batch = run_ids[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            with self.connect(write=True) as db:
-                db.execute(f"DELETE FROM steps WHERE run_id IN ({marks})", batch)
-                db.execute(f"DELETE FROM runs WHERE id IN ({marks})", batch)
-            for run_id in batch:
+        """Rows first, in one transaction, then folders: a run is never half listed.
+
+        Many folders are renamed into ``runs/.trash`` (cheap) and deleted by a detached
+        process, so pruning a hundred thousand runs does not wait on the file system.
+        """
+        with self.connect(write=True) as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM doomed")
+            db.executemany("INSERT OR IGNORE INTO doomed VALUES (?)", ((i,) for i in run_ids))
+            db.execute("DELETE FROM steps WHERE run_id IN (SELECT id FROM doomed)")
+            db.execute("DELETE FROM runs WHERE id IN (SELECT id FROM doomed)")
+        import shutil
+
+        if len(run_ids) < BACKGROUND_DELETE:
+            for run_id in run_ids:
                 shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
+            return
+        trash = self.runs_dir / ".trash" / f"{os.getpid()}-{time.time_ns()}"
+        trash.mkdir(parents=True)
+        for run_id in run_ids:
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.runs_dir / run_id, trash / run_id)
+        delete_in_background(self.runs_dir / ".trash")
 
     def prune(
         self,
@@ -374,22 +389,29 @@ class Store:
     ) -> list[str]:
         """Delete finished runs: older than ``older_than`` seconds, beyond the newest ``keep``,
         and the oldest until the rest fit in ``max_size`` bytes. Returns the ids removed."""
+        conditions = []
+        values: list[Any] = []
+        if older_than is not None:
+            conditions.append("created_at < ?")
+            values.append(time.time() - older_than)
+        if keep is not None:
+            conditions.append("position > ?")
+            values.append(keep)
+        if max_size is not None:
+            conditions.append("total > ?")
+            values.append(max_size)
+        if not conditions:
+            return []
+        # Newest first: a run's position and the bytes of it and every newer run decide.
+        sql = (
+            "SELECT id FROM (SELECT id, created_at,"
+            " ROW_NUMBER() OVER (ORDER BY created_at DESC, seq DESC) AS position,"
+            " SUM(size_bytes) OVER (ORDER BY created_at DESC, seq DESC) AS total"
+            " FROM runs WHERE status NOT IN ('queued', 'running'))"
+            f" WHERE {' OR '.join(conditions)}"
+        )
         with self.connect() as db:
-            rows = db.execute(
-                "SELECT id, created_at, size_bytes FROM runs"
-                " WHERE status NOT IN ('queued', 'running') ORDER BY created_at DESC, seq DESC"
-            ).fetchall()
-        doomed: list[str] = []
-        cutoff = time.time() - older_than if older_than is not None else None
-        total = 0
-        for index, row in enumerate(rows):
-            total += row["size_bytes"]
-            if (
-                (cutoff is not None and row["created_at"] < cutoff)
-                or (keep is not None and index >= keep)
-                or (max_size is not None and total > max_size)
-            ):
-                doomed.append(row["id"])
+            doomed = [row[0] for row in db.execute(sql, values)]
         if not dry_run:
             self._delete(doomed)
         return doomed
@@ -481,3 +503,23 @@ def platform_node() -> str:
     if uname is not None:
         return uname().nodename
     return os.environ.get("COMPUTERNAME", "")
+
+
+def delete_in_background(folder: Path) -> None:
+    """Delete ``folder`` from a detached process that outlives this one."""
+    import subprocess
+    import sys
+
+    code = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
+    options: dict[str, Any] = {}
+    if sys.platform.startswith("win"):
+        options["creationflags"] = subprocess.DETACHED_PROCESS  # type: ignore[attr-defined]
+    else:
+        options["start_new_session"] = True
+    subprocess.Popen(
+        [sys.executable, "-c", code, str(folder)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **options,
+    )

@@ -1,6 +1,7 @@
 """Commands answered without importing typer, whose import alone costs several times the
 start-up of Python itself. Only exact, simple argument forms are served here; anything else
-(including --help) goes to the typer app, which calls the very same command functions.
+(--help, a typo, an option out of place) goes to the typer app, which calls the very same
+command functions and reports usage errors its own way.
 """
 
 from __future__ import annotations
@@ -10,52 +11,99 @@ from collections.abc import Callable
 from .context import Context
 from .errors import handled
 
+Command = Callable[[Context], None]
 
-def _tool_list(flags: set[str]) -> Callable[[Context], None] | None:
+
+def _tool_list(args: list[str]) -> tuple[Command, bool] | None:
+    flags = set(args)
+    if len(flags) != len(args) or not flags <= {"--json", "--available", "--offline"}:
+        return None
     from . import tool_commands
 
-    if not flags <= {"--json", "--available", "--offline"}:
-        return None
-    return lambda ctx: tool_commands.list_tools(
-        ctx, available="--available" in flags, as_json="--json" in flags
-    )
+    def command(ctx: Context) -> None:
+        tool_commands.list_tools(ctx, available="--available" in flags, as_json="--json" in flags)
+
+    return command, "--offline" in flags
 
 
-def _exec(args: list[str]) -> tuple[Callable[[Context], None], bool] | None:
+def _exec(args: list[str]) -> tuple[Command, bool] | None:
     """``exec [--offline] SPEC [--] ARGS...``: anything after the spec belongs to the tool."""
-    from . import run_commands
-
     offline = False
     while args and args[0] == "--offline":
         offline, args = True, args[1:]
     if not args or args[0].startswith("-"):
-        return None  # --help, --timeout and friends: typer's job
+        return None  # --help, --timeout and friends
     spec, rest = args[0], args[1:]
     if rest and rest[0] == "--":
         rest = rest[1:]
     elif any(arg.startswith("-") for arg in rest):
-        return None  # typer decides what an option before "--" means
+        return None  # what an option before "--" means is typer's call
+    from . import run_commands
+
     return (lambda ctx: run_commands.exec_(ctx, spec, rest)), offline
+
+
+_HISTORY_OPTIONS = {"--status", "--toolchain", "--since", "--until", "--limit", "--page"}
+
+
+def _history(args: list[str]) -> tuple[Command, bool] | None:
+    """``history`` with its filters, the form scripts poll: no subcommand, no --help."""
+    options: dict[str, str] = {}
+    as_json = False
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        name, equals, value = arg.partition("=")
+        if arg in ("--json", "--plain"):
+            as_json = as_json or arg == "--json"
+        elif name in _HISTORY_OPTIONS and name not in options:
+            if not equals:
+                index += 1
+                if index == len(args):
+                    return None
+                value = args[index]
+            options[name] = value
+        else:
+            return None
+        index += 1
+    try:
+        limit = int(options.get("--limit", "20"))
+        page = int(options.get("--page", "1"))
+    except ValueError:
+        return None
+    from . import history_commands
+
+    def command(ctx: Context) -> None:
+        history_commands.history(
+            ctx,
+            status=options.get("--status"),
+            toolchain=options.get("--toolchain"),
+            since=options.get("--since"),
+            until=options.get("--until"),
+            limit=limit,
+            page=page,
+            as_json=as_json,
+        )
+
+    return command, False
+
+
+FORMS: dict[tuple[str, ...], Callable[[list[str]], tuple[Command, bool] | None]] = {
+    ("exec",): _exec,
+    ("tool", "list"): _tool_list,
+    ("history",): _history,
+}
 
 
 def try_fast_path(args: list[str]) -> int | None:
     """The exit code if ``args`` was served here, None to fall through to typer."""
-    if args and args[0] == "exec":
-        found = _exec(args[1:])
-        if found is None:
-            return None
-        command, offline = found
-        with handled() as outcome:
-            command(Context.from_environment(offline=offline))
-        return outcome[0]
-    if len(args) >= 2 and args[:2] == ["tool", "list"]:
-        flags = set(args[2:])
-        if len(flags) != len(args) - 2:
-            return None
-        command = _tool_list(flags)
-        if command is None:
-            return None
-        with handled() as outcome:
-            command(Context.from_environment(offline="--offline" in flags))
-        return outcome[0]
+    for words, parse in FORMS.items():
+        if tuple(args[: len(words)]) == words:
+            found = parse(args[len(words) :])
+            if found is None:
+                return None
+            command, offline = found
+            with handled() as outcome:
+                command(Context.from_environment(offline=offline))
+            return outcome[0]
     return None
