@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IS_WINDOWS = sys.platform.startswith("win")
-READ_SIZE = 256 * 1024
+READ_SIZE = 1024 * 1024
+# A bigger pipe (Linux) lets a chatty tool run ahead while toolrun handles the last batch, and
+# makes each batch of lines larger: fewer events, fewer wake-ups.
+PIPE_SIZE = 1024 * 1024
 MAX_LINE = 64 * 1024  # longer lines are cut into pieces of this many characters
 
 
@@ -114,6 +117,7 @@ class StepProcess:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 limit=READ_SIZE,
+                pipesize=PIPE_SIZE if sys.platform.startswith("linux") else -1,
                 **kwargs,  # type: ignore[arg-type]
             )
         except FileNotFoundError:
