@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -154,43 +155,58 @@ class Store:
         self.data_dir = data_dir
         self.db_path = data_dir / "history.db"
         self.runs_dir = data_dir / "runs"
-        self._ready = False
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
 
     # -- connection ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """The store's one connection, under a lock; ``write`` holds SQLite's write lock.
+
+        One connection for the life of the Store: closing the last connection to a WAL
+        database checkpoints it, which made every small update cost milliseconds.
+        """
+        with self._lock:
+            db = self._open()
+            try:
+                if write:
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield db
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
+                else:
+                    yield db
+            except sqlite3.OperationalError as exc:
+                raise StorageError(f"{self.db_path}: {exc}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
         try:
-            if not self._ready:
-                self.data_dir.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"cannot open {self.db_path}: {exc}") from None
-        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # Used from the event loop and from its executor threads, always under _lock.
+            db = sqlite3.connect(
+                self.db_path, timeout=60, isolation_level=None, check_same_thread=False
+            )
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA busy_timeout = 60000")
-            if not self._ready:
-                self._prepare(db)
-            if write:
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-            else:
-                yield db
-        except sqlite3.OperationalError as exc:
-            raise StorageError(f"{self.db_path}: {exc}") from None
-        finally:
-            db.close()
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open {self.db_path}: {exc}") from None
+        self._db = db
+        return db
 
-    def _prepare(self, db: sqlite3.Connection) -> None:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.executescript(_SCHEMA)
-        self._ready = True
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / check_run_id(run_id)
