@@ -62,15 +62,16 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-def write_tool(root: Path, name: str, version: str, script: str) -> Path:
+def write_tool(root: Path, name: str, version: str, script: str, description: str = "") -> Path:
     """A tool version in a folder registry, hashed."""
     from toolrun.publish import rehash
 
     folder = root / name / version
     folder.mkdir(parents=True)
     (folder / "main.py").write_text(script, encoding="utf-8")
+    about = f'description = "{description}"\n' if description else ""
     (folder / "tool.toml").write_text(
-        f'name = "{name}"\nversion = "{version}"\n'
+        f'name = "{name}"\nversion = "{version}"\n{about}'
         'command = ["{python}", "{tool_dir}/main.py"]\n\n[files]\n',
         encoding="utf-8",
     )

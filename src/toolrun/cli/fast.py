@@ -26,6 +26,20 @@ def _tool_list(args: list[str]) -> tuple[Command, bool] | None:
     return command, "--offline" in flags
 
 
+def _tool_install(args: list[str]) -> tuple[Command, bool] | None:
+    """``tool install SPEC... [--pre] [--offline]``."""
+    flags = {arg for arg in args if arg.startswith("-")}
+    specs = [arg for arg in args if not arg.startswith("-")]
+    if not specs or not flags <= {"--pre", "--offline"}:
+        return None
+    from . import tool_commands
+
+    def command(ctx: Context) -> None:
+        tool_commands.install(ctx, specs, pre="--pre" in flags)
+
+    return command, "--offline" in flags
+
+
 def _exec(args: list[str]) -> tuple[Command, bool] | None:
     """``exec [--offline] SPEC [--] ARGS...``: anything after the spec belongs to the tool."""
     offline = False
@@ -91,6 +105,7 @@ def _history(args: list[str]) -> tuple[Command, bool] | None:
 FORMS: dict[tuple[str, ...], Callable[[list[str]], tuple[Command, bool] | None]] = {
     ("exec",): _exec,
     ("tool", "list"): _tool_list,
+    ("tool", "install"): _tool_install,
     ("history",): _history,
 }
 
