@@ -170,9 +170,15 @@ def _timeout(text: str | None) -> float | None:
 
 
 def _user() -> str:
+    """Who asked, for the history's requester column."""
+    import os
+
+    name = os.environ.get("USER") or os.environ.get("USERNAME")
+    if name:
+        return name
     import getpass
 
     try:
         return getpass.getuser()
-    except Exception:  # no user name on this system (a container without /etc/passwd entry)
+    except Exception:  # no user name on this system (a container without a passwd entry)
         return ""
