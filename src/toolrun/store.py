@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS steps (
 """
 
 
+def elapsed(started: float | None, finished: float | None) -> float | None:
+    """Seconds from start to finish, or to now for something still going."""
+    if started is None:
+        return None
+    return (finished or time.time()) - started
+
+
 @dataclass(frozen=True)
 class StepRecord:
     run_id: str
@@ -95,9 +102,7 @@ class StepRecord:
 
     @property
     def duration(self) -> float | None:
-        if self.started_at is None:
-            return None
-        return (self.finished_at or time.time()) - self.started_at
+        return elapsed(self.started_at, self.finished_at)
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,7 @@ class RunRecord:
 
     @property
     def duration(self) -> float | None:
-        if self.started_at is None:
-            return None
-        return (self.finished_at or time.time()) - self.started_at
+        return elapsed(self.started_at, self.finished_at)
 
 
 @dataclass(frozen=True)

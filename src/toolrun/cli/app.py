@@ -78,8 +78,13 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tabl
 
 def call(command: Callable[..., None], *args: Any, offline: bool = False, **kwargs: Any) -> None:
     """Run a command with a fresh Context; errors become a message and an exit code."""
+    call_plain(lambda: command(Context.from_environment(offline=offline), *args, **kwargs))
+
+
+def call_plain(action: Callable[[], None]) -> None:
+    """Run a command that needs no Context; errors become a message and an exit code."""
     with handled() as outcome:
-        command(Context.from_environment(offline=offline), *args, **kwargs)
+        action()
     if outcome[0]:
         raise typer.Exit(outcome[0])
 
@@ -209,10 +214,7 @@ def registry_build(
     output: Annotated[Path, typer.Argument(help="Where to write index.json and archives.")],
 ) -> None:
     """Publish a folder registry as a static HTTP tree any file server can host."""
-    with handled() as outcome:
-        registry_commands.build(source, output)
-    if outcome[0]:
-        raise typer.Exit(outcome[0])
+    call_plain(lambda: registry_commands.build(source, output))
 
 
 @registry_app.command("rehash")
@@ -220,10 +222,7 @@ def registry_rehash(
     source: Annotated[Path, typer.Argument(help="A folder registry, or one version folder.")],
 ) -> None:
     """Write the sha256 of every tool file into its tool.toml's [files]."""
-    with handled() as outcome:
-        registry_commands.rehash_command(source)
-    if outcome[0]:
-        raise typer.Exit(outcome[0])
+    call_plain(lambda: registry_commands.rehash_command(source))
 
 
 # -- config -----------------------------------------------------------------------------------
@@ -451,10 +450,7 @@ def completion(
     """Print a shell completion script (the same as completions/ in the repository)."""
     from .completion import completion_script
 
-    with handled() as outcome:
-        print(completion_script(shell), end="")
-    if outcome[0]:
-        raise typer.Exit(outcome[0])
+    call_plain(lambda: print(completion_script(shell), end=""))
 
 
 def run_app(args: list[str]) -> int:
