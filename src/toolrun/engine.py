@@ -325,9 +325,8 @@ class _Execution:
                 self._start_ready(running)
                 if not running:
                     return
-                await asyncio.wait(
-                    [*running.values(), cancelled], return_when=asyncio.FIRST_COMPLETED
-                )
+                waiting: list[asyncio.Future[Any]] = [*running.values(), cancelled]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 self._collect(running)
         finally:
             cancelled.cancel()

@@ -179,7 +179,7 @@ class Installer:
 
     def verify(self, tool: InstalledTool) -> list[str]:
         """The problems found re-hashing ``tool``'s files; empty when all is well."""
-        return folder_problems(tool.path, tool.manifest, ignore={RECEIPT_NAME})
+        return folder_problems(tool.path, tool.manifest, ignore=frozenset({RECEIPT_NAME}))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -261,7 +261,7 @@ def folder_problems(
     folder: Path,
     manifest: Manifest,
     *,
-    ignore: set[str] = frozenset(),
+    ignore: frozenset[str] = frozenset(),
     hashes: dict[str, str] | None = None,
 ) -> list[str]:
     """Missing, changed, linked and unlisted files; ``hashes`` saves reading files again."""

@@ -18,6 +18,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 IS_WINDOWS = sys.platform.startswith("win")
 READ_SIZE = 1024 * 1024
@@ -191,11 +195,10 @@ async def kill_tree(pid: int, *, grace: float) -> None:
     """End ``pid`` and all it started: politely, then by force after ``grace`` seconds."""
     import psutil
 
-    try:
+    members: list[psutil.Process] = []
+    with contextlib.suppress(psutil.NoSuchProcess):
         leader = psutil.Process(pid)
         members = [leader, *leader.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        members = []
     members.extend(_group_members(pid, members))
     if not members and not _group_exists(pid):
         return
@@ -211,13 +214,13 @@ async def kill_tree(pid: int, *, grace: float) -> None:
         await loop.run_in_executor(None, lambda: psutil.wait_procs(alive, timeout=5))
 
 
-def _group_members(pgid: int, known: list[object]) -> list[object]:
+def _group_members(pgid: int, known: list[psutil.Process]) -> list[psutil.Process]:
     """Processes still in the step's process group whose parent already exited (POSIX)."""
     if IS_WINDOWS:
         return []
     import psutil
 
-    known_pids = {p.pid for p in known}  # type: ignore[attr-defined]
+    known_pids = {p.pid for p in known}
     members = []
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error, OSError):
@@ -236,7 +239,7 @@ def _group_exists(pgid: int) -> bool:
     return True
 
 
-def _signal_all(pgid: int, members: list[object], *, polite: bool) -> None:
+def _signal_all(pgid: int, members: list[psutil.Process], *, polite: bool) -> None:
     import psutil
 
     if IS_WINDOWS:
@@ -245,11 +248,11 @@ def _signal_all(pgid: int, members: list[object], *, polite: bool) -> None:
                 if polite:
                     process.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
                 else:
-                    process.kill()  # type: ignore[attr-defined]
+                    process.kill()
         return
     sig = signal.SIGTERM if polite else signal.SIGKILL
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
     for process in members:
         with contextlib.suppress(psutil.Error):
-            process.send_signal(sig)  # type: ignore[attr-defined]
+            process.send_signal(sig)

@@ -518,9 +518,8 @@ def host_name() -> str:
 
 
 def platform_node() -> str:
-    uname = getattr(os, "uname", None)
-    if uname is not None:
-        return uname().nodename
+    if hasattr(os, "uname"):
+        return str(os.uname().nodename)
     return os.environ.get("COMPUTERNAME", "")
 
 

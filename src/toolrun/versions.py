@@ -163,8 +163,7 @@ def _parse_constraint(spec_text: str, constraint: str) -> tuple[str, tuple[Compa
     if constraint in ("", "latest", "*"):
         return "", (), False
     if _PARTIAL_RE.match(constraint):
-        comparators = _prefix(spec_text, constraint)
-        return constraint, comparators, "-" in constraint
+        return constraint, _prefix(spec_text, constraint), "-" in constraint
     comparators: list[Comparator] = []
     names_prerelease = False
     for part in constraint.split(","):

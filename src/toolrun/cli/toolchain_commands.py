@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import ToolrunError
 from ..toolchain import Toolchain, find_toolchain, list_toolchain_files, load_toolchain
@@ -13,7 +14,7 @@ from .output import info, print_json, print_table
 
 def list_toolchains(ctx: Context, *, as_json: bool = False) -> None:
     seen: set[str] = set()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for folder in ctx.toolchain_dirs():
         for path in list_toolchain_files(folder):
             if path.stem in seen:
