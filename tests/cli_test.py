@@ -229,3 +229,17 @@ def test_a_broken_manifest_names_file_and_field(registry: Path, toolrun) -> None
     result = toolrun("tool", "install", "greet")
     assert result.returncode == 3
     assert f"{manifest}: field 'version'" in result.stderr and "quote it" in result.stderr
+
+
+def test_exec_and_the_cli_module_never_import_textual(registry: Path, workdir: Path) -> None:
+    probe = (
+        "import sys\n"
+        "import toolrun.cli.app\n"
+        "from toolrun.__main__ import main\n"
+        "code = main(['exec', 'hello', '--', 'x'])\n"
+        "print('TEXTUAL', 'textual' in sys.modules, 'CODE', code, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True
+    )
+    assert "TEXTUAL False CODE 0" in result.stderr, result.stderr

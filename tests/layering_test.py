@@ -33,3 +33,16 @@ def test_the_engine_side_imports_no_front_end() -> None:
         assert not imports & FRONT_ENDS, f"{path.name} imports {imports & FRONT_ENDS}"
         edges = {f".{edge}" for edge in EDGE_PACKAGES}
         assert not imports & edges, f"{path.name} imports a front end: {imports & edges}"
+
+
+def test_the_tui_touches_no_process_and_no_database() -> None:
+    for path in (SRC / "tui").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        runtime = set()
+        for node in tree.body:  # module level, outside `if TYPE_CHECKING:`
+            if isinstance(node, ast.Import):
+                runtime.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                runtime.add(("." * node.level) + node.module)
+        forbidden = {"sqlite3", "subprocess", "..store", "..process", "..installer"}
+        assert not runtime & forbidden, f"{path.name} imports {runtime & forbidden}"

@@ -279,11 +279,18 @@ def run(
         bool, typer.Option("--plain", help="Plain output, one prefixed line per line.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as NDJSON.")] = False,
+    tui: Annotated[
+        bool, typer.Option("--tui", help="The live terminal UI even when not at a terminal.")
+    ] = False,
     timeout: Timeout = None,
     pre: Pre = False,
     offline: Offline = False,
 ) -> None:
-    """Run a toolchain: live output, a summary, and the run kept in the history."""
+    """Run a toolchain: live output, a summary, and the run kept in the history.
+
+    At a terminal the run is shown in a live UI; --plain (or a pipe, TERM=dumb, CI) prints
+    plain lines instead.
+    """
     call(
         run_commands.run,
         toolchain,
@@ -291,6 +298,7 @@ def run(
         as_json=as_json,
         timeout=timeout,
         pre=pre,
+        tui=True if tui else (False if plain else None),
         offline=offline,
     )
 

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+from ..describe import describe_event, format_duration
 from ..errors import UsageError
 from ..events import OUTPUT, Event, follow_file, read_events
 from ..store import RUN_STATES, HistoryQuery, RunRecord
@@ -15,7 +16,7 @@ from ..toolchain import parse_duration
 from .context import Context
 from .errors import ExitCode
 from .output import info, print_json, print_table
-from .printer import describe, format_duration, run_json
+from .printer import run_json
 from .run_commands import EXIT_CODES
 
 
@@ -134,7 +135,7 @@ def logs(
             lead = f"{event.step} | " if prefix else ""
             out.write("".join(f"{lead}{line}\n" for line in event.lines))
         else:
-            text = describe(event)
+            text = describe_event(event)
             if text:
                 out.write(text + "\n")
         if follow:

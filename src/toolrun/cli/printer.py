@@ -11,6 +11,7 @@ import zlib
 from typing import IO, Any
 
 from .. import events as ev
+from ..describe import describe_event, format_duration
 from ..events import Event
 from ..store import RunRecord, StepRecord
 
@@ -25,14 +26,6 @@ _STATUS_COLOURS = {
     "running": "36",
     "queued": "36",
     "pending": "90",
-}
-_ICONS = {
-    "succeeded": "✓",
-    "failed": "✗",
-    "timed_out": "⏱",
-    "cancelled": "■",
-    "skipped": "○",
-    "interrupted": "!",
 }
 
 
@@ -80,49 +73,13 @@ class PlainPrinter:
             else:
                 self.out.write("\n".join(lines) + "\n")
             return
-        text = describe(event)
+        text = describe_event(event)
         if text:
             self.out.write(paint(text, "2", self.colour) + "\n")
             self.out.flush()
 
     def flush(self) -> None:
         self.out.flush()
-
-
-def describe(event: Event) -> str | None:
-    """A one-line account of a state change, or None for events that are not shown."""
-    data = event.data
-    step = event.step
-    attempt = f" (attempt {event.attempt})" if event.attempt and event.attempt > 1 else ""
-    if event.kind == ev.RUN_STARTED:
-        return f"▶ run {data.get('run')}: {data.get('toolchain')}"
-    if event.kind == ev.STEP_STARTED:
-        tool = f"{data['tool']} {data['version']}" if "tool" in data else ""
-        return f"▶ {step}: {tool}{attempt}".rstrip(": ")
-    if event.kind == ev.STEP_FINISHED:
-        status = data.get("status", "")
-        detail = data.get("error") or f"exit {data.get('exit_code')}"
-        duration = data.get("duration")
-        took = f" in {format_duration(duration)}" if duration is not None else ""
-        return f"{_ICONS.get(status, '·')} {step}: {status}{attempt}{took} ({detail})"
-    if event.kind == ev.STEP_SKIPPED:
-        return f"{_ICONS['skipped']} {step}: {data.get('status')} ({data.get('reason')})"
-    if event.kind in (ev.MESSAGE, ev.OUTPUT_TRUNCATED):
-        where = f"{step}: " if step else ""
-        return f"! {where}{data.get('text')}"
-    return None
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{rest:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def summary(run: RunRecord, steps: list[StepRecord], out: IO[str] | None = None) -> None:

@@ -27,12 +27,39 @@ def run(
     as_json: bool = False,
     timeout: str | None = None,
     pre: bool = False,
+    tui: bool | None = None,
 ) -> None:
+    """``tui`` None decides by the terminal: see ``wants_tui``."""
     toolchain = ctx.load_toolchain(name)
     options = RunOptions(timeout=_timeout(timeout), requester=_user(), pre=pre)
     handle = ctx.engine.prepare(toolchain, parse_assignments(assignments), options)
+    if tui or (tui is None and not as_json and wants_tui()):
+        raise ExitCode(run_in_tui(handle, ctx))
     final = run_live(handle, ctx, as_json=as_json)
     raise ExitCode(EXIT_CODES[final.status])
+
+
+def wants_tui() -> bool:
+    """The TUI only for a person at a terminal: both ends a tty, a capable TERM, not in CI."""
+    import os
+
+    return (
+        sys.stdin.isatty()
+        and sys.stdout.isatty()
+        and os.environ.get("TERM", "") not in ("", "dumb")
+        and "CI" not in os.environ
+    )
+
+
+def run_in_tui(handle: RunHandle, ctx: Context) -> int:
+    """Show the run in the Textual app, then leave its summary in the scrollback."""
+    from ..tui.run_app import RunApp
+
+    app = RunApp(ctx.engine, handle)
+    code = app.run()
+    final = ctx.store.require_run(handle.id)
+    summary(final, ctx.store.steps(final.id))
+    return code if code is not None else EXIT_CODES.get(final.status, 1)
 
 
 def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = None) -> None:

@@ -1,0 +1,53 @@
+"""One-line, human-readable accounts of a run's events, shared by every front end."""
+
+from __future__ import annotations
+
+from . import events as ev
+from .events import Event
+
+ICONS = {
+    "pending": "·",
+    "running": "▶",
+    "succeeded": "✓",
+    "failed": "✗",
+    "timed_out": "⏱",
+    "cancelled": "■",
+    "skipped": "○",
+    "interrupted": "!",
+}
+
+
+def describe_event(event: Event) -> str | None:
+    """A one-line account of a state change, or None for events that are not shown."""
+    data = event.data
+    step = event.step
+    attempt = f" (attempt {event.attempt})" if event.attempt and event.attempt > 1 else ""
+    if event.kind == ev.RUN_STARTED:
+        return f"▶ run {data.get('run')}: {data.get('toolchain')}"
+    if event.kind == ev.STEP_STARTED:
+        tool = f"{data['tool']} {data['version']}" if "tool" in data else ""
+        return f"▶ {step}: {tool}{attempt}".rstrip(": ")
+    if event.kind == ev.STEP_FINISHED:
+        status = data.get("status", "")
+        detail = data.get("error") or f"exit {data.get('exit_code')}"
+        duration = data.get("duration")
+        took = f" in {format_duration(duration)}" if duration is not None else ""
+        return f"{ICONS.get(status, '·')} {step}: {status}{attempt}{took} ({detail})"
+    if event.kind == ev.STEP_SKIPPED:
+        return f"{ICONS['skipped']} {step}: {data.get('status')} ({data.get('reason')})"
+    if event.kind in (ev.MESSAGE, ev.OUTPUT_TRUNCATED):
+        where = f"{step}: " if step else ""
+        return f"! {where}{data.get('text')}"
+    return None
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -1,0 +1,185 @@
+"""Watching a run live: its steps, its output, cancel and quit.
+
+The engine runs inside the app's own event loop. Its events are collected as they come and
+shown by a timer every 50 ms, so a step writing thousands of lines a second costs the screen
+one update per tick, never one per line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Log, Static
+
+from .. import events as ev
+from ..describe import describe_event, format_duration
+from ..events import Event
+from .confirm import Confirm
+from .step_table import StepTable
+
+if TYPE_CHECKING:
+    from ..engine import Engine, RunHandle
+    from ..store import RunRecord
+
+FLUSH_SECONDS = 0.05
+EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}
+
+
+class RunApp(App[int]):
+    """Shows one run; the app's return value is the run's exit code."""
+
+    TITLE = "toolrun"
+    CSS = """
+    #header { height: 1; padding: 0 1; background: $boost; }
+    #log { border-top: solid $primary; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cancel", "Cancel run", id="run.cancel"),
+        Binding("q", "quit_run", "Quit", id="run.quit"),
+        Binding("f,end", "follow", "Follow output", id="run.follow"),
+        Binding("question_mark", "show_help_panel", "Keys", id="run.help"),
+    ]
+
+    def __init__(
+        self,
+        engine: Engine,
+        handle: RunHandle,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.handle = handle
+        self.clock = clock
+        self.status = "queued"
+        self.final: RunRecord | None = None
+        self._pending: list[Event] = []
+        self._prefix_width = max((len(step.id) for step in handle.steps), default=0)
+        self._started = clock()
+        handle.channel.on_event(self._receive)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="header")
+        yield StepTable([step.id for step in self.handle.steps])
+        yield Log(id="log", max_lines=None, auto_scroll=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(FLUSH_SECONDS, self.flush_events)
+        self.run_worker(self._execute(), exclusive=True, name="run")
+        self._show_header()
+
+    async def _execute(self) -> None:
+        self.final = await self.engine.execute(self.handle)
+        self.status = self.final.status
+        self.flush_events()
+        self.notify(f"run {self.final.status}; q to quit", timeout=10)
+
+    # -- events to widgets ---------------------------------------------------------------------
+
+    def _receive(self, event: Event) -> None:
+        self._pending.append(event)
+
+    def flush_events(self) -> None:
+        if not self._pending:
+            self._show_header()
+            self.query_one(StepTable).refresh_steps()
+            return
+        pending, self._pending = self._pending, []
+        table = self.query_one(StepTable)
+        lines: list[str] = []
+        for event in pending:
+            if event.kind == ev.OUTPUT:
+                marker = "!" if event.data.get("stream") == "stderr" else "|"
+                prefix = f"{(event.step or '').ljust(self._prefix_width)} {marker} "
+                lines.extend(prefix + line for line in event.lines)
+            else:
+                self._apply(event, table)
+                note = describe_event(event)
+                if note:
+                    lines.append(note)
+        if lines:
+            log = self.query_one(Log)
+            # Follow the tail until the user scrolls up; End or f resumes.
+            log.auto_scroll = log.is_vertical_scroll_end
+            log.write_lines(lines)
+        table.refresh_steps()
+        self._show_header()
+
+    def _apply(self, event: Event, table: StepTable) -> None:
+        data = event.data
+        if event.kind == ev.RUN_STARTED:
+            self.status = "running"
+        elif event.kind == ev.RUN_FINISHED:
+            self.status = data.get("status", self.status)
+        elif event.step in table.steps:
+            view = table.steps[event.step]
+            if event.kind == ev.STEP_STARTED:
+                view.status = "running"
+                view.attempts = event.attempt or 1
+                view.tool = f"{data.get('tool', '')} {data.get('version', '')}".strip()
+                view.started = view.started or event.time
+            elif event.kind == ev.STEP_FINISHED:
+                view.status = data.get("status", view.status)
+                view.finished = event.time
+            elif event.kind == ev.STEP_SKIPPED:
+                view.status = data.get("status", "skipped")
+
+    def _show_header(self) -> None:
+        final = self.final
+        if final is not None and final.started_at and final.finished_at:
+            elapsed = final.finished_at - final.started_at
+        else:
+            elapsed = self.clock() - self._started
+        self.query_one("#header", Static).update(
+            f"[b]run {self.handle.id}[/b]  {self.handle.toolchain.name}  "
+            f"[b]{self.status}[/b]  {format_duration(elapsed)}"
+        )
+
+    # -- actions -------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.final is None
+
+    def action_cancel(self) -> None:
+        if not self.running:
+            self.notify("the run has ended")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.handle.cancel()
+
+        self.push_screen(Confirm(f"Cancel run {self.handle.id}?"), answered)
+
+    def action_quit_run(self) -> None:
+        if not self.running:
+            self.exit(self.exit_code)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.handle.cancel()
+                self.run_worker(self._quit_when_done(), name="quit")
+
+        self.push_screen(Confirm("The run is still going. Cancel it and quit?"), answered)
+
+    async def _quit_when_done(self) -> None:
+        for worker in self.workers:
+            if worker.name == "run":
+                await worker.wait()
+        self.exit(self.exit_code)
+
+    def action_follow(self) -> None:
+        log = self.query_one(Log)
+        log.auto_scroll = True
+        log.scroll_end(animate=False)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.final.status if self.final else self.status, 1)

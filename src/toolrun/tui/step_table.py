@@ -1,0 +1,56 @@
+"""The run's steps: status icon, tool version, attempts and duration, updated live."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from textual.widgets import DataTable
+
+from ..describe import ICONS, format_duration
+
+COLUMNS = (("icon", ""), ("step", "step"), ("tool", "tool"), ("tries", "tries"), ("time", "time"))
+
+
+@dataclass
+class StepView:
+    """What the table shows of one step; the app updates it from events."""
+
+    step_id: str
+    status: str = "pending"
+    tool: str = ""
+    attempts: int = 0
+    started: float | None = None
+    finished: float | None = None
+
+    def duration(self, now: float) -> str:
+        if self.started is None:
+            return "-"
+        return format_duration((self.finished or now) - self.started)
+
+
+class StepTable(DataTable[str]):
+    DEFAULT_CSS = """
+    StepTable { height: auto; max-height: 12; }
+    """
+
+    def __init__(self, step_ids: list[str]) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True)
+        self.steps = {step_id: StepView(step_id) for step_id in step_ids}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+        for view in self.steps.values():
+            self.add_row(*self._cells(view, time.time()), key=view.step_id)
+
+    def refresh_steps(self) -> None:
+        now = time.time()
+        for view in self.steps.values():
+            for (key, _label), value in zip(COLUMNS, self._cells(view, now), strict=True):
+                self.update_cell(view.step_id, key, value, update_width=True)
+
+    @staticmethod
+    def _cells(view: StepView, now: float) -> tuple[str, ...]:
+        attempts = str(view.attempts) if view.attempts else "-"
+        return (ICONS.get(view.status, "?"), view.step_id, view.tool, attempts, view.duration(now))

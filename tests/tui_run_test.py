@@ -1,0 +1,103 @@
+"""The live run view, driven headless with Textual's Pilot against the real engine."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from textual.widgets import Log
+
+from toolrun.engine import Engine, EngineSettings, RunHandle
+from toolrun.installer import Installer
+from toolrun.registry import FolderRegistry
+from toolrun.resolver import ToolResolver
+from toolrun.store import Store
+from toolrun.toolchain import parse_toolchain
+from toolrun.tui.confirm import Confirm
+from toolrun.tui.run_app import RunApp
+from toolrun.tui.step_table import StepTable
+
+
+def prepare(home: Path, registry: Path, text: str) -> tuple[Engine, RunHandle]:
+    store = Store(home)
+    resolver = ToolResolver(Installer(home / "tools"), [FolderRegistry("test", registry)])
+    engine = Engine(store, resolver, EngineSettings(kill_grace=1.0))
+    toolchain = parse_toolchain(text, name="t", source="t.yaml")
+    return engine, engine.prepare(toolchain, {})
+
+
+async def until(condition, pilot, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    pytest.fail("the app never got there")
+
+
+def test_steps_and_output_appear_and_q_quits_with_the_exit_code(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+    engine, handle = prepare(
+        toolrun_home,
+        probe,
+        "toolchain:\n"
+        "  - first: {cmd: probe, args: [echo, hello from first]}\n"
+        "  - second: {cmd: probe, args: [stderr, careful]}\n",
+    )
+
+    async def scenario() -> int | None:
+        app = RunApp(engine, handle)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(lambda: app.final is not None, pilot)
+            await pilot.pause(0.1)
+            lines = list(app.query_one(Log).lines)
+            assert "first  | hello from first" in lines
+            assert "second ! careful" in lines
+            steps = app.query_one(StepTable).steps
+            assert [v.status for v in steps.values()] == ["succeeded", "succeeded"]
+            assert steps["first"].tool == "probe 2.0.0" and steps["first"].attempts == 1
+            await pilot.press("q")
+        return app.return_value
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_c_then_yes_cancels_the_run(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+    engine, handle = prepare(
+        toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '60']}\n"
+    )
+
+    async def scenario() -> int | None:
+        app = RunApp(engine, handle)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(lambda: "sleeping" in "".join(app.query_one(Log).lines), pilot)
+            await pilot.press("c")
+            assert isinstance(app.screen, Confirm)
+            await pilot.press("n")
+            assert not handle.cancel_event.is_set()
+            await pilot.press("c", "y")
+            await until(lambda: app.final is not None, pilot)
+            assert app.final is not None and app.final.status == "cancelled"
+            assert app.query_one(StepTable).steps["wait"].status == "cancelled"
+            await pilot.press("q")
+        return app.return_value
+
+    assert asyncio.run(scenario()) == 130
+
+
+def test_quitting_a_live_run_asks_then_cancels_it(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+    engine, handle = prepare(
+        toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '60']}\n"
+    )
+
+    async def scenario() -> int | None:
+        app = RunApp(engine, handle)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(lambda: "sleeping" in "".join(app.query_one(Log).lines), pilot)
+            await pilot.press("q")
+            assert isinstance(app.screen, Confirm)
+            await pilot.press("y")
+            await until(lambda: app.return_value is not None, pilot)
+        return app.return_value
+
+    assert asyncio.run(scenario()) == 130
+    assert engine.store.require_run(handle.id).status == "cancelled"

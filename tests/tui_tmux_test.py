@@ -1,0 +1,66 @@
+"""End to end: the real `toolrun run` at a real terminal (tmux), keys sent as a user would."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+def capture(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+    ).stdout
+
+
+def wait_for(session: str, text: str, seconds: float = 30) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        screen = capture(session)
+        if text in screen:
+            return screen
+        time.sleep(0.1)
+    pytest.fail(f"{text!r} never appeared; the screen was:\n{capture(session)}")
+
+
+def test_run_in_tmux_shows_steps_and_c_then_y_cancels_with_130(
+    probe, toolchain, workdir: Path, toolrun_home: Path
+) -> None:  # type: ignore[no-untyped-def]
+    toolchain(
+        "slow",
+        "toolchain:\n"
+        "  - hello: {cmd: probe, args: [echo, hello from the tui]}\n"
+        "  - wait: {cmd: probe, args: [sleep, '60']}\n",
+    )
+    toolrun = Path(sys.executable).with_name("toolrun")
+    session = f"toolrun-{uuid.uuid4().hex[:8]}"
+    command = (
+        # CI is unset as a person's terminal would have it: with CI set, run prints plain lines.
+        f"cd {shlex.quote(str(workdir))} && env -u CI "
+        f"TOOLRUN_HOME={shlex.quote(str(toolrun_home))} "
+        f"{shlex.quote(str(toolrun))} run slow; echo EXIT=$?; sleep 60"
+    )
+    env_args = ["-e", "TERM=xterm-256color"]
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", *env_args, command],
+        check=True,
+    )
+    try:
+        screen = wait_for(session, "sleeping")
+        assert "hello from the tui" in screen
+        assert "hello" in screen and "wait" in screen  # the step list
+        subprocess.run(["tmux", "send-keys", "-t", session, "c"], check=True)
+        wait_for(session, "n no")  # the confirmation
+        subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
+        wait_for(session, "cancelled")
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        screen = wait_for(session, "EXIT=")
+        assert "EXIT=130" in screen
+        assert "run " in screen and "cancelled" in screen  # the summary left in the scrollback
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
