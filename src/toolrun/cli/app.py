@@ -361,6 +361,7 @@ def history(
         limit=limit,
         page=page,
         as_json=as_json,
+        tui=False if plain else None,
     )
 
 

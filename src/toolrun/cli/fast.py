@@ -63,13 +63,14 @@ _HISTORY_OPTIONS = {"--status", "--toolchain", "--since", "--until", "--limit", 
 def _history(args: list[str]) -> tuple[Command, bool] | None:
     """``history`` with its filters, the form scripts poll: no subcommand, no --help."""
     options: dict[str, str] = {}
-    as_json = False
+    as_json = plain = False
     index = 0
     while index < len(args):
         arg = args[index]
         name, equals, value = arg.partition("=")
         if arg in ("--json", "--plain"):
             as_json = as_json or arg == "--json"
+            plain = plain or arg == "--plain"
         elif name in _HISTORY_OPTIONS and name not in options:
             if not equals:
                 index += 1
@@ -97,6 +98,7 @@ def _history(args: list[str]) -> tuple[Command, bool] | None:
             limit=limit,
             page=page,
             as_json=as_json,
+            tui=False if plain else None,
         )
 
     return command, False

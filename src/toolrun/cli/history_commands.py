@@ -17,7 +17,7 @@ from .context import Context
 from .errors import ExitCode
 from .output import info, print_json, print_table
 from .printer import run_json
-from .run_commands import EXIT_CODES
+from .run_commands import EXIT_CODES, wants_tui
 
 
 def history(
@@ -30,7 +30,9 @@ def history(
     limit: int = 20,
     page: int = 1,
     as_json: bool = False,
+    tui: bool | None = None,
 ) -> None:
+    """``tui`` None opens the browser for a person at a terminal; see ``wants_tui``."""
     if status is not None and status not in RUN_STATES:
         raise UsageError(f"--status must be one of {', '.join(RUN_STATES)}, not {status!r}")
     if limit < 1 or page < 1:
@@ -43,6 +45,11 @@ def history(
         limit=limit,
         offset=(page - 1) * limit,
     )
+    if tui or (tui is None and not as_json and wants_tui()):
+        from ..tui.history_app import HistoryApp
+
+        HistoryApp(ctx.store, query).run()
+        return
     runs = ctx.store.list_runs(query)
     if as_json:
         print_json([run_json(run) for run in runs])

@@ -1,0 +1,130 @@
+"""The history browser, driven headless with Pilot over a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Log
+
+from toolrun.events import OUTPUT, RUN_FINISHED, Event, EventLog
+from toolrun.store import HistoryQuery, Store
+from toolrun.tui.confirm import Confirm
+from toolrun.tui.history_app import HistoryApp, parse_filter
+from toolrun.tui.history_table import PAGE, HistoryTable
+from toolrun.tui.run_screen import RunScreen
+
+
+def make_runs(
+    home: Path, count: int, *, status: str = "succeeded", toolchain: str = "t"
+) -> list[str]:
+    store = Store(home)
+    ids = []
+    for index in range(count):
+        record, owner = store.create_run(
+            toolchain=toolchain, params={"n": index}, steps=[("a", "probe", "probe")]
+        )
+        log = EventLog(store.run_dir(record.id) / "events.jsonl")
+        log.append(
+            Event(
+                1, time.time(), OUTPUT, "a", 1, {"stream": "stdout", "lines": [f"line of {index}"]}
+            )
+        )
+        log.append(Event(2, time.time(), RUN_FINISHED, data={"status": status}))
+        log.close()
+        store.update_run(record.id, status=status, started_at=time.time(), finished_at=time.time())
+        owner.release()
+        ids.append(record.id)
+    store.close()
+    return ids
+
+
+async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    await pilot.pause(0.1)
+
+
+def test_filter_words() -> None:
+    assert parse_filter("failed export-job d01", ["export-job"]).__dict__ == {
+        "status": "failed",
+        "toolchain": "export-job",
+        "text": "d01",
+    }
+    assert parse_filter("status:running toolchain:x").status == "running"
+    assert parse_filter("").text is None
+
+
+def test_pages_filter_open_and_back(toolrun_home: Path) -> None:
+    ok = make_runs(toolrun_home, PAGE + 20)
+    bad = make_runs(toolrun_home, 3, status="failed", toolchain="nightly")
+
+    async def scenario() -> None:
+        app = HistoryApp(Store(toolrun_home), HistoryQuery())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            table = app.query_one(HistoryTable)
+            assert len(table.runs) == PAGE and not table.exhausted  # one page, not every row
+            assert table.runs[0].id == bad[-1]
+            await pilot.press("ctrl+end")  # to the last loaded row: the next page loads
+            await settle(pilot)
+            assert len(table.runs) == PAGE + 23 and table.exhausted
+            await pilot.press("slash")
+            assert app.focused is app.query_one("#filter", Input)
+            await pilot.press(*"failed", "enter")
+            await settle(pilot)
+            assert [run.id for run in table.runs] == bad[::-1]
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, RunScreen)
+            await pilot.pause(0.3)
+            assert "line of 2" in "\n".join(app.screen.query_one(Log).lines)
+            await pilot.press("escape")
+            assert not isinstance(app.screen, RunScreen)
+            await pilot.press("q")
+        assert ok
+
+    asyncio.run(scenario())
+
+
+def test_delete_asks_and_removes(toolrun_home: Path) -> None:
+    ids = make_runs(toolrun_home, 2)
+
+    async def scenario() -> None:
+        app = HistoryApp(Store(toolrun_home), HistoryQuery())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await pilot.press("d")
+            assert isinstance(app.screen, Confirm)
+            await pilot.press("y")
+            await settle(pilot)
+            assert [run.id for run in app.query_one(HistoryTable).runs] == [ids[0]]
+            await pilot.press("y")  # copy the id
+            await pilot.press("q")
+
+    asyncio.run(scenario())
+    assert not (toolrun_home / "runs" / ids[1]).exists()
+
+
+def test_a_live_run_updates_in_place(toolrun_home: Path) -> None:
+    store = Store(toolrun_home)
+    record, owner = store.create_run(toolchain="live", params={}, steps=[])
+    store.update_run(record.id, status="running", started_at=time.time())
+
+    async def scenario() -> None:
+        app = HistoryApp(Store(toolrun_home), HistoryQuery())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            table = app.query_one(HistoryTable)
+            assert table.runs[0].status == "running"
+            store.update_run(record.id, status="succeeded", finished_at=time.time())
+            for _ in range(40):
+                await pilot.pause(0.1)
+                if table.runs[0].status == "succeeded":
+                    break
+            else:
+                pytest.fail("the running run never updated")
+            await pilot.press("q")
+
+    asyncio.run(scenario())
+    owner.release()
