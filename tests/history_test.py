@@ -62,7 +62,7 @@ def test_show_logs_and_result(probe, toolchain, toolrun, toolrun_home) -> None: 
     shown = toolrun("show", run_id).stdout
     assert "probe" in shown and "2.0.0" in shown and "succeeded" in shown
     logs = toolrun("logs", run_id).stdout
-    assert "one | first" in logs and "two | oops" in logs and "✓ two: succeeded" in logs
+    assert "one | first" in logs and "two ! oops" in logs and "✓ two: succeeded" in logs
     assert "first" in (one := toolrun("logs", run_id, "--step", "one").stdout) and "oops" not in one
     as_json = [
         json.loads(line) for line in toolrun("logs", run_id, "--format", "json").stdout.splitlines()
@@ -70,7 +70,7 @@ def test_show_logs_and_result(probe, toolchain, toolrun, toolrun_home) -> None: 
     assert [e["seq"] for e in as_json] == list(range(1, len(as_json) + 1))
     assert toolrun("logs", run_id, "--step", "nope").returncode == 2
     result = toolrun("result", run_id)
-    assert (result.returncode, result.stdout) == (0, "one | first\ntwo | oops\n")
+    assert (result.returncode, result.stdout) == (0, "one | first\ntwo ! oops\n")
     output_log = (toolrun_home / "runs" / run_id / "output.log").read_text()
     assert output_log == "[one] first\n[two] oops\n"
     assert toolrun("result", "20990101000000-1").returncode == 4

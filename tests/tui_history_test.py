@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Log
+from textual.widgets import Input
 
 from toolrun.events import OUTPUT, RUN_FINISHED, Event, EventLog
 from toolrun.store import HistoryQuery, Store
 from toolrun.tui.confirm import Confirm
 from toolrun.tui.history_app import HistoryApp, parse_filter
 from toolrun.tui.history_table import PAGE, HistoryTable
+from toolrun.tui.log_view import LogView
 from toolrun.tui.run_screen import RunScreen
 
 
@@ -78,7 +79,8 @@ def test_pages_filter_open_and_back(toolrun_home: Path) -> None:
             await settle(pilot)
             assert isinstance(app.screen, RunScreen)
             await pilot.pause(0.3)
-            assert "line of 2" in "\n".join(app.screen.query_one(Log).lines)
+            view = app.screen.query_one(LogView)
+            assert [view.line(i) for i in range(view.index.line_count)][:1] == ["line of 2"]
             await pilot.press("escape")
             assert not isinstance(app.screen, RunScreen)
             await pilot.press("q")

@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from textual.widgets import Log
 
 from toolrun.engine import Engine, EngineSettings, RunHandle
 from toolrun.installer import Installer
@@ -15,6 +14,7 @@ from toolrun.resolver import ToolResolver
 from toolrun.store import Store
 from toolrun.toolchain import parse_toolchain
 from toolrun.tui.confirm import Confirm
+from toolrun.tui.log_view import LogView
 from toolrun.tui.run_app import RunApp
 from toolrun.tui.step_table import StepTable
 
@@ -25,6 +25,11 @@ def prepare(home: Path, registry: Path, text: str) -> tuple[Engine, RunHandle]:
     engine = Engine(store, resolver, EngineSettings(kill_grace=1.0))
     toolchain = parse_toolchain(text, name="t", source="t.yaml")
     return engine, engine.prepare(toolchain, {})
+
+
+def shown(app: RunApp) -> list[str]:
+    view = app.query_one(LogView)
+    return [view.line(i) for i in range(view.index.line_count)]
 
 
 async def until(condition, pilot, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
@@ -49,8 +54,9 @@ def test_steps_and_output_appear_and_q_quits_with_the_exit_code(probe, toolrun_h
         async with app.run_test(size=(100, 30)) as pilot:
             await until(lambda: app.final is not None, pilot)
             await pilot.pause(0.1)
-            lines = list(app.query_one(Log).lines)
-            assert "first  | hello from first" in lines
+            await until(lambda: any("second: succeeded" in line for line in shown(app)), pilot)
+            lines = shown(app)
+            assert "first | hello from first" in lines
             assert "second ! careful" in lines
             steps = app.query_one(StepTable).steps
             assert [v.status for v in steps.values()] == ["succeeded", "succeeded"]
@@ -69,7 +75,7 @@ def test_c_then_yes_cancels_the_run(probe, toolrun_home) -> None:  # type: ignor
     async def scenario() -> int | None:
         app = RunApp(engine, handle)
         async with app.run_test(size=(100, 30)) as pilot:
-            await until(lambda: "sleeping" in "".join(app.query_one(Log).lines), pilot)
+            await until(lambda: "sleeping" in "".join(shown(app)), pilot)
             await pilot.press("c")
             assert isinstance(app.screen, Confirm)
             await pilot.press("n")
@@ -92,7 +98,7 @@ def test_quitting_a_live_run_asks_then_cancels_it(probe, toolrun_home) -> None: 
     async def scenario() -> int | None:
         app = RunApp(engine, handle)
         async with app.run_test(size=(100, 30)) as pilot:
-            await until(lambda: "sleeping" in "".join(app.query_one(Log).lines), pilot)
+            await until(lambda: "sleeping" in "".join(shown(app)), pilot)
             await pilot.press("q")
             assert isinstance(app.screen, Confirm)
             await pilot.press("y")

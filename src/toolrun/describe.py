@@ -51,3 +51,17 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes}m{rest:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def display_lines(event: Event, *, prefix: bool) -> list[str]:
+    """How an event reads in a log: its output lines (prefixed with the step when a run has
+    several, ``|`` for stdout and ``!`` for stderr, as the plain printer does), or the
+    one-line account of a state change."""
+    if event.kind == ev.OUTPUT:
+        if not prefix:
+            return list(event.lines)
+        marker = "!" if event.data.get("stream") == "stderr" else "|"
+        lead = f"{event.step} {marker} "
+        return [lead + line for line in event.lines]
+    text = describe_event(event)
+    return [text] if text else []

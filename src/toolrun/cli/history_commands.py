@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from ..describe import describe_event, format_duration
+from ..describe import display_lines, format_duration
 from ..errors import UsageError
 from ..events import OUTPUT, Event, follow_file, read_events
 from ..store import RUN_STATES, HistoryQuery, RunRecord
@@ -138,13 +138,8 @@ def logs(
             continue
         if fmt == "json":
             out.write(event.to_json() + "\n")
-        elif event.kind == OUTPUT:
-            lead = f"{event.step} | " if prefix else ""
-            out.write("".join(f"{lead}{line}\n" for line in event.lines))
         else:
-            text = describe_event(event)
-            if text:
-                out.write(text + "\n")
+            out.writelines(line + "\n" for line in display_lines(event, prefix=prefix))
         if follow:
             out.flush()
 
@@ -159,8 +154,7 @@ def result(ctx: Context, run_id: str) -> None:
     out = sys.stdout
     for event in read_events(ctx.store.run_dir(run_id) / "events.jsonl"):
         if event.kind == OUTPUT:
-            lead = f"{event.step} | " if prefix else ""
-            out.write("".join(f"{lead}{line}\n" for line in event.lines))
+            out.writelines(line + "\n" for line in display_lines(event, prefix=prefix))
     out.flush()
     raise ExitCode(EXIT_CODES.get(run.status, 1))
 

@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
-from ..events import Event, read_events
+from ..events import read_events
 from .confirm import Confirm
 from .history_table import HistoryTable
 from .run_screen import RunScreen
@@ -130,11 +130,7 @@ class HistoryApp(App[int]):
         if run is None:
             return
         path = self.store.run_dir(run.id) / "events.jsonl"
-
-        def events() -> Iterable[Event]:
-            return read_events(path)
-
-        self.push_screen(RunScreen(run, self.store.steps(run.id), events))
+        self.push_screen(RunScreen(run, self.store.steps(run.id), path))
 
     def action_cancel(self) -> None:
         run = self.query_one(HistoryTable).selected
@@ -179,13 +175,13 @@ class HistoryApp(App[int]):
             return
         from pathlib import Path
 
-        from ..events import OUTPUT
+        from ..describe import display_lines
 
         target = Path.cwd() / f"toolrun-{run.id}.log"
+        prefix = len(self.store.steps(run.id)) > 1
         with target.open("w", encoding="utf-8") as file:
             for event in read_events(self.store.run_dir(run.id) / "events.jsonl"):
-                if event.kind == OUTPUT:
-                    file.write("".join(f"{event.step} | {line}\n" for line in event.lines))
+                file.writelines(line + "\n" for line in display_lines(event, prefix=prefix))
         self.notify(f"wrote {target}")
 
     def action_leave(self) -> None:

@@ -1,8 +1,9 @@
 """Watching a run live: its steps, its output, cancel and quit.
 
-The engine runs inside the app's own event loop. Its events are collected as they come and
-shown by a timer every 50 ms, so a step writing thousands of lines a second costs the screen
-one update per tick, never one per line.
+The engine runs inside the app's own event loop. State events are collected as they come and
+shown by a timer every 50 ms; output is read back from the run's stored log by a LogView,
+which reads only the lines on screen, so a step writing tens of thousands of lines a second
+costs the screen the same as one writing ten.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Log, Static
+from textual.widgets import Footer, Static
 
 from .. import events as ev
-from ..describe import describe_event, format_duration
+from ..describe import format_duration
 from ..events import Event
 from .confirm import Confirm
+from .log_view import LogView
 from .step_table import StepTable
 
 if TYPE_CHECKING:
@@ -65,7 +67,9 @@ class RunApp(App[int]):
     def compose(self) -> ComposeResult:
         yield Static(id="header")
         yield StepTable([step.id for step in self.handle.steps])
-        yield Log(id="log", max_lines=None, auto_scroll=True)
+        yield LogView(
+            self.handle.channel.log.path, prefix=len(self.handle.steps) > 1, live=True, id="log"
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -77,6 +81,7 @@ class RunApp(App[int]):
         self.final = await self.engine.execute(self.handle)
         self.status = self.final.status
         self.flush_events()
+        self.query_one(LogView).finish()
         self.notify(f"run {self.final.status}; q to quit", timeout=10)
 
     # -- events to widgets ---------------------------------------------------------------------
@@ -85,28 +90,11 @@ class RunApp(App[int]):
         self._pending.append(event)
 
     def flush_events(self) -> None:
-        if not self._pending:
-            self._show_header()
-            self.query_one(StepTable).refresh_steps()
-            return
         pending, self._pending = self._pending, []
         table = self.query_one(StepTable)
-        lines: list[str] = []
         for event in pending:
-            if event.kind == ev.OUTPUT:
-                marker = "!" if event.data.get("stream") == "stderr" else "|"
-                prefix = f"{(event.step or '').ljust(self._prefix_width)} {marker} "
-                lines.extend(prefix + line for line in event.lines)
-            else:
+            if event.kind != ev.OUTPUT:
                 self._apply(event, table)
-                note = describe_event(event)
-                if note:
-                    lines.append(note)
-        if lines:
-            log = self.query_one(Log)
-            # Follow the tail until the user scrolls up; End or f resumes.
-            log.auto_scroll = log.is_vertical_scroll_end
-            log.write_lines(lines)
         table.refresh_steps()
         self._show_header()
 
@@ -176,9 +164,7 @@ class RunApp(App[int]):
         self.exit(self.exit_code)
 
     def action_follow(self) -> None:
-        log = self.query_one(Log)
-        log.auto_scroll = True
-        log.scroll_end(animate=False)
+        self.query_one(LogView).follow()
 
     @property
     def exit_code(self) -> int:

@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Log, Static
+from textual.widgets import DataTable, Footer, Static
 
-from ..describe import ICONS, describe_event, format_duration
-from ..events import OUTPUT, Event
+from ..describe import ICONS, format_duration
+from .log_view import LogView
 
 if TYPE_CHECKING:
     from ..store import RunRecord, StepRecord
-
-MAX_LOG_LINES = 200_000  # the large-log viewer (issue 4) will lift this
 
 
 class RunScreen(Screen[None]):
     DEFAULT_CSS = """
     RunScreen #facts { height: auto; padding: 0 1; }
     RunScreen DataTable { height: auto; max-height: 12; }
-    RunScreen Log { border-top: solid $primary; }
+    RunScreen LogView { border-top: solid $primary; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "app.pop_screen", "Back", id="run_screen.back"),
@@ -34,12 +32,12 @@ class RunScreen(Screen[None]):
         self,
         run: RunRecord,
         steps: list[StepRecord],
-        events: Callable[[], Iterable[Event]],
+        log_path: Path,
     ) -> None:
         super().__init__()
         self.run = run
         self.steps = steps
-        self.events = events
+        self.log_path = log_path
 
     def compose(self) -> ComposeResult:
         run = self.run
@@ -55,7 +53,7 @@ class RunScreen(Screen[None]):
             id="facts",
         )
         yield DataTable(cursor_type="row", id="steps")
-        yield Log(id="log", auto_scroll=False)
+        yield LogView(self.log_path, prefix=len(self.steps) > 1, id="log")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -72,20 +70,4 @@ class RunScreen(Screen[None]):
                 format_duration(step.duration) if step.started_at else "-",
                 "-" if step.exit_code is None else str(step.exit_code),
             )
-        self.run_worker(self._load_log, thread=True)
-
-    def _load_log(self) -> None:
-        prefix = len(self.steps) > 1
-        lines: list[str] = []
-        for event in self.events():
-            if event.kind == OUTPUT:
-                lead = f"{event.step} | " if prefix else ""
-                lines.extend(lead + line for line in event.lines)
-            else:
-                note = describe_event(event)
-                if note:
-                    lines.append(note)
-            if len(lines) >= MAX_LOG_LINES:
-                lines.append(f"… more in `toolrun logs {self.run.id}`")
-                break
-        self.app.call_from_thread(self.query_one(Log).write_lines, lines)
+        self.query_one(LogView).focus()

@@ -1,0 +1,97 @@
+"""A log of any size: lines are read from the file when they scroll into view."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+from rich.segment import Segment
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..log_index import LogIndex
+
+PAGE = 200
+CACHED_PAGES = 32
+INDEX_SECONDS = 0.05  # indexing runs in slices on a timer, so keys keep answering
+
+
+class LogView(ScrollView, can_focus=True):
+    """Shows a run's ``events.jsonl`` as lines, indexing it a slice at a time.
+
+    A ``live`` view keeps reading as the file grows and follows its tail until the user
+    scrolls up; ``follow()`` resumes. Only visible lines are ever read back, so the cost of a
+    tick is the same whether a step prints ten lines a second or fifty thousand.
+    """
+
+    DEFAULT_CSS = """
+    LogView { background: $surface; }
+    """
+
+    def __init__(
+        self, path: Path, *, prefix: bool, live: bool = False, id: str | None = None
+    ) -> None:
+        super().__init__(id=id)
+        self.index = LogIndex(path, prefix=prefix)
+        self.live = live
+        self.following = live
+        self._pages: OrderedDict[int, list[str]] = OrderedDict()
+        self._width = 0
+        self.done = False
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(INDEX_SECONDS, self._index_some)
+        self._index_some()
+
+    def _index_some(self) -> None:
+        if self.done:
+            return
+        before = self.index.line_count
+        at_end = self.is_vertical_scroll_end
+        finished = self.index.scan()
+        if finished and not self.live:
+            self.done = True
+            self._timer.stop()
+        if self.index.line_count != before:
+            # The last page may have grown: forget it rather than show it short.
+            self._pages.pop(before // PAGE, None)
+            self.virtual_size = Size(max(self._width, self.size.width), self.index.line_count)
+            self.following = self.following and at_end
+            if self.following:
+                self.scroll_end(animate=False, immediate=True)
+            self.refresh()
+
+    def finish(self) -> None:
+        """The file will not grow any more: index what is left, then stop reading it."""
+        self.live = False
+
+    def follow(self) -> None:
+        self.following = True
+        self.scroll_end(animate=False, immediate=True)
+
+    def line(self, number: int) -> str:
+        page = number // PAGE
+        lines = self._pages.get(page)
+        if lines is None:
+            lines = self.index.lines(page * PAGE, PAGE)
+            self._pages[page] = lines
+            if len(self._pages) > CACHED_PAGES:
+                self._pages.popitem(last=False)
+            widest = max((len(text) for text in lines), default=0)
+            if widest > self._width:
+                self._width = widest
+                self.virtual_size = Size(widest, self.index.line_count)
+        else:
+            self._pages.move_to_end(page)
+        offset = number - page * PAGE
+        return lines[offset] if offset < len(lines) else ""
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        number = scroll_y + y
+        width = self.size.width
+        if number >= self.index.line_count:
+            return Strip.blank(width)
+        text = self.line(number)[scroll_x : scroll_x + width]
+        return Strip([Segment(text)]).extend_cell_length(width)
