@@ -107,3 +107,38 @@ def test_quitting_a_live_run_asks_then_cancels_it(probe, toolrun_home) -> None: 
 
     assert asyncio.run(scenario()) == 130
     assert engine.store.require_run(handle.id).status == "cancelled"
+
+
+def test_search_and_one_step_at_a_time(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+    engine, handle = prepare(
+        toolrun_home,
+        probe,
+        "toolchain:\n"
+        "  - lots: {cmd: probe, args: [lines, '3000']}\n"
+        "  - other: {cmd: probe, args: [echo, needle in other]}\n",
+    )
+
+    async def scenario() -> None:
+        app = RunApp(engine, handle)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(lambda: app.final is not None, pilot)
+            view = app.query_one(LogView)
+            await until(lambda: view.done, pilot)
+            await pilot.press("slash", *"line 2500 of", "enter")
+            await until(lambda: view.match is not None, pilot)
+            assert view.match is not None
+            assert "line 2500 of" in view.line(view.match[0])
+            await pilot.press("n")  # the next match: none below, so it stays
+            await pilot.pause(0.3)
+            table = app.query_one(StepTable)
+            table.focus()
+            await pilot.press("down", "enter")  # the second step only
+            await until(lambda: view.done and view.index.step == "other", pilot)
+            lines = [view.line(i) for i in range(view.index.line_count)]
+            assert "needle in other" in lines
+            assert not any("of the probe's output" in line for line in lines)
+            await pilot.press("a")
+            await until(lambda: view.done and view.index.line_count > 3000, pilot)
+            await pilot.press("q")
+
+    asyncio.run(scenario())

@@ -21,9 +21,12 @@ SCAN_BYTES = 4 * 1024 * 1024
 
 
 class LogIndex:
-    def __init__(self, path: Path, *, prefix: bool) -> None:
+    """Display lines of one run's log; with ``step``, only that step's."""
+
+    def __init__(self, path: Path, *, prefix: bool, step: str | None = None) -> None:
         self.path = path
         self.prefix = prefix
+        self.step = step
         self.line_count = 0
         self._offsets = array("q")  # byte offset of the event holding checkpoint k's line
         self._skips = array("l")  # display lines of that event before checkpoint k's line
@@ -50,7 +53,7 @@ class LogIndex:
         while position <= end:
             newline = block.index(b"\n", position)
             offset = self._scanned + position
-            count = len(display_lines(Event.from_json(block[position:newline]), prefix=self.prefix))
+            count = len(self._shown(Event.from_json(block[position:newline])))
             # Every checkpoint that falls inside this event points at it.
             first = self.line_count
             next_checkpoint = len(self._offsets) * CHECKPOINT
@@ -81,7 +84,7 @@ class LogIndex:
             for raw in file:
                 if not raw.endswith(b"\n"):
                     break
-                shown = display_lines(Event.from_json(raw), prefix=self.prefix)
+                shown = self._shown(Event.from_json(raw))
                 if skip >= len(shown):
                     skip -= len(shown)
                     continue
@@ -90,6 +93,20 @@ class LogIndex:
                 if len(found) >= stop - start:
                     break
         return found[: stop - start]
+
+    def _shown(self, event: Event) -> list[str]:
+        if self.step is not None and event.step != self.step:
+            return []
+        return display_lines(event, prefix=self.prefix)
+
+    def find(self, text: str, start: int, *, chunk: int = 2000) -> int | None:
+        """The first line at or after ``start`` containing ``text`` (case-insensitive)."""
+        wanted = text.lower()
+        for first in range(max(start, 0), self.line_count, chunk):
+            for number, line in enumerate(self.lines(first, chunk), start=first):
+                if wanted in line.lower():
+                    return number
+        return None
 
     def memory_bytes(self) -> int:
         """What the index itself holds: flat in the log's size (checkpoints only)."""

@@ -6,6 +6,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from rich.segment import Segment
+from rich.style import Style
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -33,7 +34,10 @@ class LogView(ScrollView, can_focus=True):
         self, path: Path, *, prefix: bool, live: bool = False, id: str | None = None
     ) -> None:
         super().__init__(id=id)
+        self.path = path
+        self.prefix = prefix
         self.index = LogIndex(path, prefix=prefix)
+        self.match: tuple[int, str] | None = None  # (line, text) of the last search hit
         self.live = live
         self.following = live
         self._pages: OrderedDict[int, list[str]] = OrderedDict()
@@ -42,6 +46,7 @@ class LogView(ScrollView, can_focus=True):
 
     def on_mount(self) -> None:
         self._timer = self.set_interval(INDEX_SECONDS, self._index_some)
+        self._ticking = True
         self._index_some()
 
     def _index_some(self) -> None:
@@ -53,6 +58,7 @@ class LogView(ScrollView, can_focus=True):
         if finished and not self.live:
             self.done = True
             self._timer.stop()
+            self._ticking = False
         if self.index.line_count != before:
             # The last page may have grown: forget it rather than show it short.
             self._pages.pop(before // PAGE, None)
@@ -65,6 +71,39 @@ class LogView(ScrollView, can_focus=True):
     def finish(self) -> None:
         """The file will not grow any more: index what is left, then stop reading it."""
         self.live = False
+
+    def show_step(self, step: str | None) -> None:
+        """Only ``step``'s lines, or every step's with None: the file is indexed again."""
+        self.index = LogIndex(self.path, prefix=self.prefix and step is None, step=step)
+        self._pages.clear()
+        self.match = None
+        self.done = False
+        self.virtual_size = Size(self.size.width, 0)
+        self.scroll_home(animate=False)
+        if not self._ticking:  # a finished view reads the file once more
+            self._timer = self.set_interval(INDEX_SECONDS, self._index_some)
+            self._ticking = True
+        self._index_some()
+
+    def search(self, text: str, *, again: bool = False) -> None:
+        """Find ``text`` below the last match (or the top of the screen), off the UI thread."""
+        if not text:
+            return
+        start = self.match[0] + 1 if again and self.match is not None else self.scroll_offset.y
+        self.run_worker(lambda: self._search(text, start), thread=True, exclusive=True)
+
+    def _search(self, text: str, start: int) -> None:
+        found = self.index.find(text, start)
+        if found is None:
+            self.app.call_from_thread(self.notify, f"{text!r} not found", severity="warning")
+        else:
+            self.app.call_from_thread(self.show_match, found, text)
+
+    def show_match(self, number: int, text: str) -> None:
+        self.match = (number, text)
+        self.following = False
+        self.scroll_to(y=max(number - self.size.height // 2, 0), animate=False)
+        self.refresh()
 
     def follow(self) -> None:
         self.following = True
@@ -94,4 +133,6 @@ class LogView(ScrollView, can_focus=True):
         if number >= self.index.line_count:
             return Strip.blank(width)
         text = self.line(number)[scroll_x : scroll_x + width]
+        if self.match is not None and self.match[0] == number:
+            return Strip([Segment(text, Style(reverse=True))]).extend_cell_length(width)
         return Strip([Segment(text)]).extend_cell_length(width)

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 
 from .. import events as ev
 from ..describe import format_duration
 from ..events import Event
 from .confirm import Confirm
 from .log_view import LogView
+from .search_bar import SearchBar
 from .step_table import StepTable
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ class RunApp(App[int]):
         Binding("c", "cancel", "Cancel run", id="run.cancel"),
         Binding("q", "quit_run", "Quit", id="run.quit"),
         Binding("f,end", "follow", "Follow output", id="run.follow"),
+        Binding("slash", "search", "Search", id="run.search"),
+        Binding("n", "search_again", "Next match", id="run.search_next", show=False),
+        Binding("a", "all_steps", "All steps", id="run.all_steps", show=False),
         Binding("question_mark", "show_help_panel", "Keys", id="run.help"),
     ]
 
@@ -70,6 +74,7 @@ class RunApp(App[int]):
         yield LogView(
             self.handle.channel.log.path, prefix=len(self.handle.steps) > 1, live=True, id="log"
         )
+        yield SearchBar("log")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -165,6 +170,21 @@ class RunApp(App[int]):
 
     def action_follow(self) -> None:
         self.query_one(LogView).follow()
+
+    def action_search(self) -> None:
+        self.query_one(SearchBar).open()
+
+    def action_search_again(self) -> None:
+        self.query_one(SearchBar).search_again()
+
+    def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
+        """Enter on a step shows only its output; `a` shows every step again."""
+        step = str(message.row_key.value)
+        self.query_one(LogView).show_step(step)
+        self.notify(f"showing {step} only; a shows all steps")
+
+    def action_all_steps(self) -> None:
+        self.query_one(LogView).show_step(None)
 
     @property
     def exit_code(self) -> int:

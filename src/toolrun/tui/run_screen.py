@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ..describe import ICONS, format_duration
 from .log_view import LogView
+from .search_bar import SearchBar
 
 if TYPE_CHECKING:
     from ..store import RunRecord, StepRecord
@@ -26,6 +27,8 @@ class RunScreen(Screen[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "app.pop_screen", "Back", id="run_screen.back"),
+        Binding("slash", "search", "Search", id="run_screen.search"),
+        Binding("n", "search_again", "Next match", id="run_screen.search_next", show=False),
     ]
 
     def __init__(
@@ -54,6 +57,7 @@ class RunScreen(Screen[None]):
         )
         yield DataTable(cursor_type="row", id="steps")
         yield LogView(self.log_path, prefix=len(self.steps) > 1, id="log")
+        yield SearchBar("log")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -71,3 +75,9 @@ class RunScreen(Screen[None]):
                 "-" if step.exit_code is None else str(step.exit_code),
             )
         self.query_one(LogView).focus()
+
+    def action_search(self) -> None:
+        self.query_one(SearchBar).open()
+
+    def action_search_again(self) -> None:
+        self.query_one(SearchBar).search_again()
