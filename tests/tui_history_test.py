@@ -130,3 +130,17 @@ def test_a_live_run_updates_in_place(toolrun_home: Path) -> None:
 
     asyncio.run(scenario())
     owner.release()
+
+
+def test_r_hands_the_selected_run_back_for_a_rerun(toolrun_home: Path) -> None:
+    ids = make_runs(toolrun_home, 2)
+
+    async def scenario() -> HistoryApp:
+        app = HistoryApp(Store(toolrun_home), HistoryQuery())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await pilot.press("down", "r")
+            await settle(pilot)
+        return app
+
+    assert asyncio.run(scenario()).rerun_id == ids[0]

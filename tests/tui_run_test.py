@@ -142,3 +142,22 @@ def test_search_and_one_step_at_a_time(probe, toolrun_home) -> None:  # type: ig
             await pilot.press("q")
 
     asyncio.run(scenario())
+
+
+def test_r_asks_for_a_rerun_once_the_run_has_ended(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+    engine, handle = prepare(
+        toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '0.5']}\n"
+    )
+
+    async def scenario() -> RunApp:
+        app = RunApp(engine, handle)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("r")  # still running: refused
+            assert not app.rerun_requested
+            await until(lambda: app.final is not None, pilot)
+            await pilot.press("r")
+            await until(lambda: app.return_value is not None, pilot)
+        return app
+
+    app = asyncio.run(scenario())
+    assert app.rerun_requested and app.return_value == 0

@@ -328,9 +328,18 @@ def rerun(
         typer.Option("--from-failed", help="Keep the succeeded steps and their workspace."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as NDJSON.")] = False,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="Plain output, one prefixed line per line.")
+    ] = False,
 ) -> None:
     """Run a past run again: same toolchain text, params and tool versions."""
-    call(run_commands.rerun, run_id, from_failed=from_failed, as_json=as_json)
+    call(
+        run_commands.rerun,
+        run_id,
+        from_failed=from_failed,
+        as_json=as_json,
+        tui=False if plain else None,
+    )
 
 
 @history_app.callback()

@@ -48,7 +48,12 @@ def history(
     if tui or (tui is None and not as_json and wants_tui()):
         from ..tui.history_app import HistoryApp
 
-        HistoryApp(ctx.store, query).run()
+        app = HistoryApp(ctx.store, query)
+        app.run()
+        if app.rerun_id is not None:
+            from .run_commands import rerun
+
+            rerun(ctx, app.rerun_id, tui=True)
         return
     runs = ctx.store.list_runs(query)
     if as_json:

@@ -52,14 +52,21 @@ def wants_tui() -> bool:
 
 
 def run_in_tui(handle: RunHandle, ctx: Context) -> int:
-    """Show the run in the Textual app, then leave its summary in the scrollback."""
+    """Show the run in the Textual app, then leave its summary in the scrollback.
+
+    ``r`` in the app, once the run has ended, runs it again: the app closes, the run is
+    prepared like ``toolrun rerun`` and a new app shows it.
+    """
     from ..tui.run_app import RunApp
 
-    app = RunApp(ctx.engine, handle)
-    code = app.run()
-    final = ctx.store.require_run(handle.id)
-    summary(final, ctx.store.steps(final.id))
-    return code if code is not None else EXIT_CODES.get(final.status, 1)
+    while True:
+        app = RunApp(ctx.engine, handle)
+        code = app.run()
+        final = ctx.store.require_run(handle.id)
+        summary(final, ctx.store.steps(final.id))
+        if not app.rerun_requested:
+            return code if code is not None else EXIT_CODES.get(final.status, 1)
+        handle = rerun_handle(ctx, final.id)
 
 
 def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = None) -> None:
@@ -86,8 +93,23 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = Non
     raise ExitCode(step.exit_code if step.exit_code >= 0 else 128 - step.exit_code)
 
 
-def rerun(ctx: Context, run_id: str, *, from_failed: bool = False, as_json: bool = False) -> None:
+def rerun(
+    ctx: Context,
+    run_id: str,
+    *,
+    from_failed: bool = False,
+    as_json: bool = False,
+    tui: bool | None = None,
+) -> None:
     """Run a past run again with the same toolchain text, params and tool versions."""
+    handle = rerun_handle(ctx, run_id, from_failed=from_failed)
+    if tui or (tui is None and not as_json and wants_tui()):
+        raise ExitCode(run_in_tui(handle, ctx))
+    final = run_live(handle, ctx, as_json=as_json)
+    raise ExitCode(EXIT_CODES[final.status])
+
+
+def rerun_handle(ctx: Context, run_id: str, *, from_failed: bool = False) -> RunHandle:
     from ..toolchain import parse_toolchain
 
     old = ctx.store.require_run(run_id)
@@ -111,9 +133,7 @@ def rerun(ctx: Context, run_id: str, *, from_failed: bool = False, as_json: bool
         workspace_from=run_id if from_failed else None,
         rerun_of=run_id,
     )
-    handle = ctx.engine.prepare(toolchain, old.params, options)
-    final = run_live(handle, ctx, as_json=as_json)
-    raise ExitCode(EXIT_CODES[final.status])
+    return ctx.engine.prepare(toolchain, old.params, options)
 
 
 def _with_origin(toolchain: Toolchain, ctx: Context) -> Toolchain:

@@ -64,6 +64,7 @@ class HistoryApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="history.filter"),
         Binding("enter", "open", "Open", id="history.open", show=False),
+        Binding("r", "rerun", "Rerun", id="history.rerun"),
         Binding("c", "cancel", "Cancel run", id="history.cancel"),
         Binding("d", "delete", "Delete", id="history.delete"),
         Binding("y", "copy_id", "Copy id", id="history.copy"),
@@ -76,6 +77,7 @@ class HistoryApp(App[int]):
         super().__init__()
         self.store = store
         self.base_query = query
+        self.rerun_id: str | None = None  # the CLI reruns it once the browser has closed
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -131,6 +133,14 @@ class HistoryApp(App[int]):
             return
         path = self.store.run_dir(run.id) / "events.jsonl"
         self.push_screen(RunScreen(run, self.store.steps(run.id), path))
+
+    def action_rerun(self) -> None:
+        run = self.query_one(HistoryTable).selected
+        if run is None or run.is_active:
+            self.notify("choose a run that has ended")
+            return
+        self.rerun_id = run.id
+        self.exit(0)
 
     def action_cancel(self) -> None:
         run = self.query_one(HistoryTable).selected
@@ -200,6 +210,7 @@ class HistoryApp(App[int]):
             "Filter runs", "Filter by status, toolchain or text", self.action_filter
         )
         yield SystemCommand("Open run", "Steps, versions, params and log", self.action_open)
+        yield SystemCommand("Rerun", "Run the selected run again", self.action_rerun)
         yield SystemCommand("Cancel run", "Cancel the selected run", self.action_cancel)
         yield SystemCommand("Delete run", "Delete the selected run", self.action_delete)
         yield SystemCommand("Copy run id", "Copy the selected run's id", self.action_copy_id)

@@ -43,6 +43,7 @@ class RunApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel", "Cancel run", id="run.cancel"),
         Binding("q", "quit_run", "Quit", id="run.quit"),
+        Binding("r", "rerun", "Rerun", id="run.rerun"),
         Binding("f,end", "follow", "Follow output", id="run.follow"),
         Binding("slash", "search", "Search", id="run.search"),
         Binding("n", "search_again", "Next match", id="run.search_next", show=False),
@@ -63,6 +64,7 @@ class RunApp(App[int]):
         self.clock = clock
         self.status = "queued"
         self.final: RunRecord | None = None
+        self.rerun_requested = False
         self._pending: list[Event] = []
         self._prefix_width = max((len(step.id) for step in handle.steps), default=0)
         self._started = clock()
@@ -149,6 +151,13 @@ class RunApp(App[int]):
                 self.handle.cancel()
 
         self.push_screen(Confirm(f"Cancel run {self.handle.id}?"), answered)
+
+    def action_rerun(self) -> None:
+        if self.running:
+            self.notify("the run is still going; r reruns it once it has ended")
+            return
+        self.rerun_requested = True
+        self.exit(self.exit_code)
 
     def action_quit_run(self) -> None:
         if not self.running:
