@@ -4,7 +4,8 @@
    its effect within 200 ms throughout (measured from sending the key to its action running),
    every line is in the stored log, RSS under 150 MB.
 2. The history browser on a store of 1,000,000 runs: first screen under 1 s, a filter change
-   under 300 ms (pass the folder history.py generated: tui.py /tmp/bighome).
+   under 300 ms. Pass a folder for the store (`tui.py /tmp/tui-home`): it is generated there
+   the first time (about a minute) and reused after.
 3. Opening a 1 GB stored log: first screen under 1 s, memory flat.
 """
 
@@ -100,6 +101,13 @@ async def history_browser(home: Path) -> tuple[float, float]:
         app.apply_filter(Filter(status="failed", toolchain="nightly"))
         await pilot.pause(0)
         change = time.perf_counter() - started
+        started = time.perf_counter()
+        app.apply_filter(Filter(text="no such text anywhere"))
+        await pilot.pause(0)
+        print(
+            f"  (a free-text filter, matching nothing, scans every row: "
+            f"{(time.perf_counter() - started) * 1000:.0f} ms)"
+        )
     return first, change
 
 
@@ -158,7 +166,12 @@ def main() -> int:
             f"(< 150: {verdict(rss < 150)})"
         )
         if len(sys.argv) > 1:
-            first, change = asyncio.run(history_browser(Path(sys.argv[1])))
+            home = Path(sys.argv[1])
+            if not (home / "history.db").exists():
+                from history import generate
+
+                generate(home)
+            first, change = asyncio.run(history_browser(home))
             ok = ok and first < 1 and change < 0.3
             print(
                 f"history browser: first screen {first * 1000:.0f} ms (< 1000: "

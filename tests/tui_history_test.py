@@ -144,3 +144,28 @@ def test_r_hands_the_selected_run_back_for_a_rerun(toolrun_home: Path) -> None:
         return app
 
     assert asyncio.run(scenario()).rerun_id == ids[0]
+
+
+def test_clicking_a_heading_sorts_by_it(toolrun_home: Path) -> None:
+    make_runs(toolrun_home, 3, toolchain="b-chain")
+    make_runs(toolrun_home, 2, toolchain="a-chain")
+    make_runs(toolrun_home, 1, toolchain="c-chain")
+
+    async def scenario() -> None:
+        app = HistoryApp(Store(toolrun_home), HistoryQuery())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            table = app.query_one(HistoryTable)
+            assert table.runs[0].toolchain == "c-chain"
+            await pilot.click("HistoryTable", offset=(22, 0))  # the toolchain heading
+            await settle(pilot)
+            assert table.query_ is not None and table.query_.order == "toolchain"
+            assert [r.toolchain for r in table.runs] == ["c-chain"] + ["b-chain"] * 3 + [
+                "a-chain"
+            ] * 2
+            await pilot.click("HistoryTable", offset=(22, 0))
+            await settle(pilot)
+            assert table.runs[0].toolchain == "a-chain"
+            await pilot.press("q")
+
+    asyncio.run(scenario())

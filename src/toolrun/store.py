@@ -23,6 +23,15 @@ from .errors import NotFoundError, StorageError, UsageError
 from .ownership import OwnerLock, owner_alive
 
 BACKGROUND_DELETE = 200  # runs deleted at once before folders go to a background deleter
+SORT_ORDERS = {
+    "started": "created_at",
+    "id": "created_at",
+    "toolchain": "toolchain",
+    "status": "status",
+    "duration": "(finished_at - started_at)",
+    "requester": "requester",
+    "origin": "origin",
+}
 RUN_ID_RE = re.compile(r"^\d{14}-\d{1,9}$")
 ACTIVE = ("queued", "running")
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
@@ -144,6 +153,8 @@ class HistoryQuery:
     text: str | None = None
     limit: int = 50
     offset: int = 0
+    order: str = "started"  # a key of SORT_ORDERS
+    descending: bool = True
 
 
 def check_run_id(run_id: str) -> str:
@@ -316,7 +327,12 @@ class Store:
     def list_runs(self, query: HistoryQuery) -> list[RunRecord]:
         clauses, values = _history_filters(query)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        sql = f"SELECT * FROM runs {where} ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?"
+        direction = "DESC" if query.descending else "ASC"
+        order = SORT_ORDERS.get(query.order, "created_at")  # never the caller's text in SQL
+        sql = (
+            f"SELECT * FROM runs {where} ORDER BY {order} {direction}, created_at DESC, seq DESC"
+            " LIMIT ? OFFSET ?"
+        )
         with self.connect() as db:
             rows = db.execute(sql, (*values, query.limit, query.offset)).fetchall()
         return [_run_from_row(row) for row in rows]

@@ -121,6 +121,20 @@ class HistoryApp(App[int]):
         if message.data_table is table and message.cursor_row >= len(table.runs) - 1:
             table.load_more()
 
+    def on_data_table_header_selected(self, message: DataTable.HeaderSelected) -> None:
+        """A click on a column heading sorts by it; a second click reverses the order."""
+        from dataclasses import replace
+
+        table = self.query_one(HistoryTable)
+        if message.data_table is not table or table.query_ is None:
+            return
+        column = str(message.column_key.value)
+        current = table.query_
+        descending = not current.descending if current.order == column else True
+        table.show(replace(current, order=column, descending=descending))
+        arrow = "↓" if descending else "↑"
+        self.query_one("#status", Static).update(f"{len(table.runs)} runs, by {column} {arrow}")
+
     def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
         if message.data_table is self.query_one(HistoryTable):
             self.action_open()

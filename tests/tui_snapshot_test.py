@@ -1,0 +1,109 @@
+"""Snapshots of the history browser and a run's details, from fixed data at a fixed size."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from toolrun.events import OUTPUT, RUN_FINISHED, STEP_FINISHED, STEP_STARTED, Event, EventLog
+from toolrun.store import HistoryQuery, Store
+from toolrun.tui.history_app import HistoryApp
+
+BASE = 1_735_725_600.0  # 2025-01-01 10:00:00 UTC
+
+
+@pytest.fixture
+def fixed_store(toolrun_home: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    store = Store(toolrun_home)
+    statuses = ["succeeded", "failed", "succeeded", "cancelled", "timed_out", "succeeded"]
+    with store.connect(write=True) as db:
+        for index, status in enumerate(statuses):
+            created = BASE + index * 600
+            run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime(created)) + "-1"
+            db.execute(
+                "INSERT INTO runs (id, stamp, seq, toolchain, status, origin, requester, params,"
+                " created_at, started_at, finished_at, exit_code) VALUES"
+                " (?, ?, 1, ?, ?, 'cli', 'ci-bot', ?, ?, ?, ?, 0)",
+                (
+                    run_id,
+                    run_id[:14],
+                    "export-job" if index % 2 else "nightly",
+                    status,
+                    json.dumps({"table": "d01"}),
+                    created,
+                    created,
+                    created + 12.5 + index,
+                ),
+            )
+            for position, step in enumerate(("game-meta", "unity-export")):
+                db.execute(
+                    "INSERT INTO steps (run_id, step_id, position, tool, spec, version, sha256,"
+                    " status, attempts, exit_code, started_at, finished_at) VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, 'succeeded', 1, 0, ?, ?)",
+                    (
+                        run_id,
+                        step,
+                        position,
+                        step,
+                        step,
+                        "1.0.0",
+                        f"{position:064d}",
+                        created + position,
+                        created + position + 3.2,
+                    ),
+                )
+            folder = store.run_dir(run_id)
+            folder.mkdir(parents=True)
+            log = EventLog(folder / "events.jsonl")
+            log.append(
+                Event(
+                    1,
+                    created,
+                    STEP_STARTED,
+                    "game-meta",
+                    1,
+                    {"tool": "game-meta", "version": "1.0.0"},
+                )
+            )
+            log.append(
+                Event(
+                    2,
+                    created,
+                    OUTPUT,
+                    "game-meta",
+                    1,
+                    {"stream": "stdout", "lines": [f"items: {index} rows, 5 columns"]},
+                )
+            )
+            log.append(
+                Event(
+                    3,
+                    created,
+                    STEP_FINISHED,
+                    "game-meta",
+                    1,
+                    {"status": "succeeded", "exit_code": 0, "duration": 3.2},
+                )
+            )
+            log.append(Event(4, created, RUN_FINISHED, data={"status": status}))
+            log.close()
+    return store
+
+
+def test_history_browser(fixed_store: Store, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(HistoryApp(fixed_store, HistoryQuery()), terminal_size=(110, 20))
+
+
+def test_run_details(fixed_store: Store, snap_compare) -> None:  # type: ignore[no-untyped-def]
+    async def open_second(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.press("down", "enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(
+        HistoryApp(fixed_store, HistoryQuery()), run_before=open_second, terminal_size=(110, 24)
+    )
