@@ -154,7 +154,11 @@ def test_r_asks_for_a_rerun_once_the_run_has_ended(probe, toolrun_home) -> None:
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.press("r")  # still running: refused
             assert not app.rerun_requested
+            offered = {b.binding.action for b in app.active_bindings.values() if b.enabled}
+            assert "cancel" in offered and "rerun" not in offered
             await until(lambda: app.final is not None, pilot)
+            offered = {b.binding.action for b in app.active_bindings.values() if b.enabled}
+            assert "rerun" in offered and "cancel" not in offered
             await pilot.press("r")
             await until(lambda: app.return_value is not None, pilot)
         return app

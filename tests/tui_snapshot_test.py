@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,38 @@ def test_run_details(fixed_store: Store, snap_compare) -> None:  # type: ignore[
     assert snap_compare(
         HistoryApp(fixed_store, HistoryQuery()), run_before=open_second, terminal_size=(110, 24)
     )
+
+
+def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A finished two-step run with a ``needs`` edge; the wall clock stands still so the run id,
+    timings and elapsed time are the same on every machine."""
+    from toolrun.engine import Engine, EngineSettings
+    from toolrun.installer import Installer
+    from toolrun.registry import FolderRegistry
+    from toolrun.resolver import ToolResolver
+    from toolrun.toolchain import parse_toolchain
+    from toolrun.tui.run_app import RunApp
+
+    monkeypatch.setattr(time, "time", lambda: BASE)
+    # The engine times attempts with the monotonic clock; asyncio needs the real one.
+    frozen = types.SimpleNamespace(time=lambda: BASE, monotonic=lambda: 0.0)
+    monkeypatch.setattr("toolrun.engine.time", frozen)
+    store = Store(toolrun_home)
+    resolver = ToolResolver(Installer(toolrun_home / "tools"), [FolderRegistry("test", probe)])
+    engine = Engine(store, resolver, EngineSettings(kill_grace=1.0))
+    text = (
+        "toolchain:\n"
+        "  - meta: {cmd: probe, args: [echo, 'items: 12 rows, 5 columns']}\n"
+        "  - export: {cmd: probe, args: [stderr, 'skipped an empty table'], needs: [meta]}\n"
+    )
+    handle = engine.prepare(parse_toolchain(text, name="export-job", source="t.yaml"), {})
+    app = RunApp(engine, handle, clock=lambda: BASE)
+
+    async def until_finished(pilot) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(400):
+            if app.final is not None:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, run_before=until_finished, terminal_size=(90, 20))

@@ -72,7 +72,10 @@ class RunApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="header")
-        yield StepTable([step.id for step in self.handle.steps])
+        yield StepTable(
+            [step.id for step in self.handle.steps],
+            {step.id: step.step.needs for step in self.handle.steps},
+        )
         yield LogView(
             self.handle.channel.log.path, prefix=len(self.handle.steps) > 1, live=True, id="log"
         )
@@ -89,7 +92,16 @@ class RunApp(App[int]):
         self.status = self.final.status
         self.flush_events()
         self.query_one(LogView).finish()
+        self.refresh_bindings()
         self.notify(f"run {self.final.status}; q to quit", timeout=10)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer offers cancel while the run goes and rerun once it has ended."""
+        if action == "cancel":
+            return self.running
+        if action == "rerun":
+            return not self.running
+        return True
 
     # -- events to widgets ---------------------------------------------------------------------
 

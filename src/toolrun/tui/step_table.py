@@ -1,4 +1,8 @@
-"""The run's steps: status icon, tool version, attempts and duration, updated live."""
+"""The run's steps: status icon, tool version, attempts and duration, updated live.
+
+When steps declare ``needs``, an "after" column names what each one waits for: the graph read
+as a list, which stays legible at any width where a drawn graph would not.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +38,16 @@ class StepTable(DataTable[str]):
     StepTable { height: auto; max-height: 12; }
     """
 
-    def __init__(self, step_ids: list[str]) -> None:
+    def __init__(
+        self, step_ids: list[str], needs: dict[str, tuple[str, ...]] | None = None
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True)
         self.steps = {step_id: StepView(step_id) for step_id in step_ids}
+        self.needs = {step: after for step, after in (needs or {}).items() if after}
+        self.columns_shown = (*COLUMNS, ("after", "after")) if self.needs else COLUMNS
 
     def on_mount(self) -> None:
-        for key, label in COLUMNS:
+        for key, label in self.columns_shown:
             self.add_column(label, key=key)
         for view in self.steps.values():
             self.add_row(*self._cells(view, time.time()), key=view.step_id)
@@ -47,10 +55,14 @@ class StepTable(DataTable[str]):
     def refresh_steps(self) -> None:
         now = time.time()
         for view in self.steps.values():
-            for (key, _label), value in zip(COLUMNS, self._cells(view, now), strict=True):
+            for (key, _label), value in zip(
+                self.columns_shown, self._cells(view, now), strict=True
+            ):
                 self.update_cell(view.step_id, key, value, update_width=True)
 
-    @staticmethod
-    def _cells(view: StepView, now: float) -> tuple[str, ...]:
+    def _cells(self, view: StepView, now: float) -> tuple[str, ...]:
         attempts = str(view.attempts) if view.attempts else "-"
-        return (ICONS.get(view.status, "?"), view.step_id, view.tool, attempts, view.duration(now))
+        cells = (ICONS.get(view.status, "?"), view.step_id, view.tool, attempts, view.duration(now))
+        if self.needs:
+            return (*cells, ", ".join(self.needs.get(view.step_id, ())))
+        return cells
