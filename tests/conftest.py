@@ -150,3 +150,75 @@ def toolchain(workdir: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+class DaemonProcess:
+    """A real `toolrun daemon` on 127.0.0.1 (port chosen by the OS), its JSON log collected."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        import json
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "toolrun", "daemon", "-p", "0", *args],
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        self.log: list[dict[str, object]] = []
+        self.raw: list[str] = []
+        self.url = ""
+        listening = threading.Event()
+
+        def read() -> None:
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                self.raw.append(line)
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                self.log.append(record)
+                if record.get("event") == "listening":
+                    self.url = str(record["url"])
+                    listening.set()
+            listening.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not listening.wait(30) or not self.url:
+            self.process.kill()
+            raise AssertionError("the daemon did not start:\n" + "".join(self.raw))
+
+    def stop(self, timeout: float = 30) -> int:
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        return [record for record in self.log if record.get("event") == name]
+
+
+@pytest.fixture
+def daemon(workdir: Path, probe: Path) -> Iterator[object]:
+    """Start daemons in ./ (which holds the probe registry); each is stopped at the end."""
+    started: list[DaemonProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> DaemonProcess:
+        process = DaemonProcess(list(args), workdir, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.wait()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, StorageError, UsageError
+from .errors import ConfigError, NotFoundError, StorageError, UsageError
 from .versions import is_tool_name
 
 DEFAULT_REGISTRY_TIMEOUT = 10.0
@@ -26,6 +26,20 @@ class RegistryRef:
     @property
     def is_http(self) -> bool:
         return self.location.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class TokenRef:
+    """A daemon token as config.toml keeps it: its name, scope and only a hash of its secret."""
+
+    name: str
+    sha256: str
+    scope: str = "run"  # read | run | admin
+    allow: tuple[str, ...] = ()  # toolchains (and tools) it may run; empty: any
+    created: str = ""
+
+
+TOKEN_SCOPES = ("read", "run", "admin")
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,7 @@ class Config:
     path: Path
     registries: tuple[RegistryRef, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)
+    tokens: tuple[TokenRef, ...] = ()
 
     def get(self, key: str) -> Any:
         setting = _setting(key)
@@ -129,7 +144,7 @@ def load_config(path: Path) -> Config:
 def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:
     values: dict[str, Any] = {}
     for key, value in data.items():
-        if key == "registries":
+        if key in ("registries", "tokens"):
             continue
         setting = SETTINGS.get(key)
         if setting is None:
@@ -152,7 +167,29 @@ def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:
         if not isinstance(location, str) or not location:
             raise ConfigError(f"{where}: 'location' must be a folder path or an http(s) URL")
         registries.append(RegistryRef(name, location))
-    return Config(path, tuple(registries), values)
+    return Config(path, tuple(registries), values, _tokens_from(path, data.get("tokens", [])))
+
+
+def _tokens_from(path: Path, raw: Any) -> tuple[TokenRef, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: 'tokens' must be an array of tables ([[tokens]])")
+    tokens: list[TokenRef] = []
+    for index, entry in enumerate(raw):
+        where = f"{path}: tokens[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} must be a table with name, sha256 and scope")
+        name, digest = entry.get("name"), entry.get("sha256")
+        scope, allow = entry.get("scope", "run"), entry.get("allow", [])
+        if not isinstance(name, str) or not is_tool_name(name):
+            raise ConfigError(f"{where}: 'name' must be a simple name")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ConfigError(f"{where}: 'sha256' must be 64 hex digits")
+        if scope not in TOKEN_SCOPES:
+            raise ConfigError(f"{where}: 'scope' must be one of {', '.join(TOKEN_SCOPES)}")
+        if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+            raise ConfigError(f"{where}: 'allow' must be a list of toolchain names")
+        tokens.append(TokenRef(name, digest, scope, tuple(allow), str(entry.get("created", ""))))
+    return tuple(tokens)
 
 
 def _setting(key: str) -> Setting:
@@ -225,6 +262,30 @@ class ConfigEditor:
         del registries[names.index(name)]
         if not registries:
             del self.document["registries"]
+
+    def add_token(self, token: TokenRef) -> None:
+        tokens = self.document.get("tokens")
+        if tokens is None:
+            tokens = self._tomlkit.aot()
+            self.document.append("tokens", tokens)
+        if any(entry.get("name") == token.name for entry in tokens):
+            raise UsageError(f"a token named {token.name!r} exists; revoke it first")
+        table = self._tomlkit.table()
+        table.add("name", token.name)
+        table.add("sha256", token.sha256)
+        table.add("scope", token.scope)
+        table.add("allow", list(token.allow))
+        table.add("created", token.created)
+        tokens.append(table)
+
+    def remove_token(self, name: str) -> None:
+        tokens = self.document.get("tokens") or []
+        names = [entry.get("name") for entry in tokens]
+        if name not in names:
+            raise NotFoundError(f"no token named {name!r}{_suggest(name, names)}")
+        del tokens[names.index(name)]
+        if not tokens:
+            del self.document["tokens"]
 
     def save(self) -> None:
         text = self._tomlkit.dumps(self.document)

@@ -155,6 +155,7 @@ class HistoryQuery:
     offset: int = 0
     order: str = "started"  # a key of SORT_ORDERS
     descending: bool = True
+    before: tuple[float, int] | None = None  # (created_at, seq) of a run: only older ones
 
 
 def check_run_id(run_id: str) -> str:
@@ -343,6 +344,14 @@ class Store:
         with self.connect() as db:
             return int(db.execute(f"SELECT COUNT(*) FROM runs {where}", values).fetchone()[0])
 
+    def position_of(self, run_id: str) -> tuple[float, int] | None:
+        """Where a run sits in the newest-first order, for paging on from it."""
+        with self.connect() as db:
+            row = db.execute(
+                "SELECT created_at, seq FROM runs WHERE id = ?", (check_run_id(run_id),)
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=1)
 
@@ -480,6 +489,9 @@ def _history_filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
     if query.requester:
         clauses.append("requester = ?")
         values.append(query.requester)
+    if query.before is not None:
+        clauses.append("(created_at < ? OR (created_at = ? AND seq < ?))")
+        values.extend([query.before[0], query.before[0], query.before[1]])
     if query.text:
         clauses.append("(id LIKE ? OR toolchain LIKE ? OR requester LIKE ? OR params LIKE ?)")
         like = f"%{query.text}%"

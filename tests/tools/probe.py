@@ -17,6 +17,7 @@ probe stderr TEXT             print TEXT to stderr
 probe cwd                     print the working directory
 probe write NAME TEXT         write TEXT to the file NAME (relative to the working directory)
 probe read NAME               print the file NAME
+probe drip N SECONDS          print N numbered lines, SECONDS apart
 """
 
 import os
@@ -115,6 +116,10 @@ def main(argv: list[str]) -> int:
     elif mode == "write":
         with open(args[0], "w", encoding="utf-8") as file:
             file.write(args[1])
+    elif mode == "drip":
+        for index in range(int(args[0])):
+            print(f"drip {index}", flush=True)
+            time.sleep(float(args[1]))
     elif mode == "read":
         with open(args[0], encoding="utf-8") as file:
             print(file.read(), flush=True)

@@ -5,7 +5,7 @@ Imports happen inside the properties: a command pays only for what it uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -29,6 +29,7 @@ class Context:
     paths: Paths
     cwd: Path
     offline: bool = False
+    interrupted: list[str] = field(default_factory=list)  # runs found orphaned on opening
 
     @classmethod
     def from_environment(cls, *, offline: bool = False) -> Context:
@@ -65,7 +66,7 @@ class Context:
 
         store = Store(self.paths.data_dir)
         # Any toolrun that opens the store finds the runs whose owner died and says so.
-        store.mark_interrupted()
+        self.interrupted = store.mark_interrupted()
         return store
 
     @cached_property

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -11,12 +9,12 @@ from collections.abc import Iterator
 from ..describe import display_lines, format_duration
 from ..errors import UsageError
 from ..events import OUTPUT, Event, follow_file, read_events
+from ..moments import parse_age, parse_when
+from ..shapes import run_json
 from ..store import RUN_STATES, HistoryQuery, RunRecord
-from ..toolchain import parse_duration
 from .context import Context
 from .errors import ExitCode
 from .output import info, print_json, print_table
-from .printer import run_json
 from .run_commands import EXIT_CODES, wants_tui
 
 
@@ -214,36 +212,6 @@ def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
         return current is None or not current.is_active
 
     yield from follow_file(path, finished)
-
-
-def parse_age(text: str) -> float:
-    """Seconds from ``30d``, ``12h``, ``2w`` or a duration like ``90m``."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dw])\s*", text)
-    if match:
-        return float(match[1]) * (86400 if match[2] == "d" else 7 * 86400)
-    try:
-        return parse_duration(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an age such as 30d, 12h or 2w") from None
-
-
-def parse_when(text: str, option: str) -> float:
-    """A point in time: an ISO date/time (UTC unless it says), or an age such as ``2h``."""
-    from datetime import datetime
-
-    try:
-        return time.time() - parse_age(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(
-            f"{option} takes an ISO date (2025-02-08, 2025-02-08T12:00) or an age (2h, 7d)"
-        ) from None
-    if moment.tzinfo is None:
-        return float(calendar.timegm(moment.timetuple())) + moment.microsecond / 1e6
-    return moment.timestamp()
 
 
 def _local(timestamp: float | None) -> str:

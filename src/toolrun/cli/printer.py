@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from typing import IO, Any
+from typing import IO
 
 from .. import events as ev
 from ..describe import describe_event, format_duration
@@ -110,44 +110,3 @@ def summary(run: RunRecord, steps: list[StepRecord], out: IO[str] | None = None)
     status = paint(run.status, _STATUS_COLOURS.get(run.status, "0"), colour)
     out.write(f"\nrun {run.id} {status} in {format_duration(run.duration)}\n")
     out.flush()
-
-
-def run_json(run: RunRecord, steps: list[StepRecord] | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": run.id,
-        "toolchain": run.toolchain,
-        "status": run.status,
-        "origin": run.origin,
-        "requester": run.requester,
-        "params": run.params,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "duration": run.duration,
-        "exit_code": run.exit_code,
-        "error": run.error,
-        "rerun_of": run.rerun_of,
-        "toolchain_sha256": run.toolchain_sha256,
-        "size_bytes": run.size_bytes,
-    }
-    if steps is not None:
-        data["steps"] = [
-            {
-                "id": s.step_id,
-                "tool": s.tool,
-                "spec": s.spec,
-                "version": s.version,
-                "sha256": s.sha256,
-                "status": s.status,
-                "attempts": s.attempts,
-                "exit_code": s.exit_code,
-                "started_at": s.started_at,
-                "finished_at": s.finished_at,
-                "duration": s.duration,
-                "outputs": s.outputs,
-                "error": s.error,
-                "allowed_failure": s.allowed_failure,
-            }
-            for s in steps
-        ]
-    return data

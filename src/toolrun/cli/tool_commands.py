@@ -6,8 +6,8 @@ import sys
 import time
 
 from ..errors import NotFoundError, ToolrunError, UsageError
-from ..installer import InstalledTool
 from ..manifest import current_platform
+from ..shapes import tool_json
 from ..versions import parse_spec, sorted_versions
 from .context import Context
 from .errors import ExitCode, report
@@ -46,7 +46,7 @@ def list_tools(ctx: Context, *, available: bool = False, as_json: bool = False) 
     installed = ctx.installer.installed()
     if not available:
         if as_json:
-            print_json([_tool_json(tool) for tool in installed])
+            print_json([tool_json(tool) for tool in installed])
         elif not installed:
             info("no tools installed; see `toolrun tool list --available`")
         else:
@@ -146,7 +146,7 @@ def which(ctx: Context, spec_text: str, *, as_json: bool = False, pre: bool = Fa
 
     program = shutil.which(command[0]) if tool.manifest.is_system else command[0]
     if as_json:
-        print_json({**_tool_json(tool), "command": command, "program": program})
+        print_json({**tool_json(tool), "command": command, "program": program})
         return
     info(f"{tool.name} {tool.version}")
     info(f"  folder:  {tool.path}")
@@ -222,19 +222,6 @@ def verify(ctx: Context, specs: list[str]) -> None:
             file=sys.stderr,
         )
         raise ExitCode(5)
-
-
-def _tool_json(tool: InstalledTool) -> dict[str, Any]:
-    return {
-        "name": tool.name,
-        "version": tool.version,
-        "kind": tool.manifest.kind,
-        "description": tool.manifest.description,
-        "path": str(tool.path),
-        "source": tool.source,
-        "installed_at": tool.installed_at,
-        "archive_sha256": tool.archive_sha256,
-    }
 
 
 def _when(timestamp: float) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ToolrunError
-from ..toolchain import Toolchain, find_toolchain, list_toolchain_files, load_toolchain
+from ..shapes import toolchain_json
+from ..toolchain import find_toolchain, list_toolchain_files, load_toolchain
 from .context import Context
 from .errors import ExitCode, report
 from .output import info, print_json, print_table
@@ -66,7 +67,7 @@ def show(ctx: Context, name: str, *, as_json: bool = False) -> None:
     path = find_toolchain(name, ctx.toolchain_dirs())
     toolchain = load_toolchain(path)
     if as_json:
-        print_json(_toolchain_json(toolchain))
+        print_json(toolchain_json(toolchain))
         return
     info(f"{toolchain.name}: {toolchain.description}".rstrip(": "))
     info(f"  file: {path}")
@@ -105,36 +106,3 @@ def validate(ctx: Context, names: list[str]) -> None:
         info(f"{path}: ok ({len(toolchain.steps)} steps)")
     if failures:
         raise ExitCode(failures)
-
-
-def _toolchain_json(toolchain: Toolchain) -> dict[str, object]:
-    return {
-        "name": toolchain.name,
-        "description": toolchain.description,
-        "path": str(toolchain.path) if toolchain.path else None,
-        "sha256": toolchain.sha256,
-        "timeout": toolchain.timeout,
-        "max_parallel": toolchain.max_parallel,
-        "params": {
-            p.name: {
-                "type": p.type,
-                "default": p.default,
-                "required": p.required,
-                "description": p.description,
-                "choices": list(p.choices),
-            }
-            for p in toolchain.params.values()
-        },
-        "steps": [
-            {
-                "id": s.id,
-                "cmd": s.cmd,
-                "version": s.version or "latest",
-                "needs": list(s.needs),
-                "timeout": s.timeout,
-                "retries": s.retries.max,
-                "continue_on_error": s.continue_on_error,
-            }
-            for s in toolchain.steps
-        ],
-    }

@@ -1,0 +1,96 @@
+"""``toolrun daemon``: serve the engine over HTTP, and manage the tokens callers present."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..config import TOKEN_SCOPES, ConfigEditor
+from ..errors import UsageError
+from ..toolchain import parse_duration
+from ..versions import is_tool_name
+from .context import Context
+from .output import info, print_json, print_table
+
+
+def serve(
+    ctx: Context,
+    *,
+    host: str,
+    port: int,
+    max_parallel: int,
+    queue: int,
+    grace: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    log_file: Path | None,
+) -> None:
+    from ..daemon.core import DaemonSettings
+    from ..daemon.server import serve as run_server
+
+    try:
+        grace_seconds = parse_duration(grace)
+    except ValueError as exc:
+        raise UsageError(f"--grace must be {exc}, not {grace!r}") from None
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, not {port}")
+    settings = DaemonSettings(
+        host=host,
+        port=port,
+        max_parallel=max_parallel,
+        queue=queue,
+        grace=grace_seconds,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        log_file=log_file,
+    )
+    run_server(ctx, settings)
+
+
+def token_create(ctx: Context, name: str, *, scope: str, allow: list[str]) -> None:
+    from ..daemon.auth import new_token
+
+    if not is_tool_name(name):
+        raise UsageError(f"token name {name!r} must be letters, digits, '.', '_' or '-'")
+    if scope not in TOKEN_SCOPES:
+        raise UsageError(f"--scope must be one of {', '.join(TOKEN_SCOPES)}, not {scope!r}")
+    for target in allow:
+        if not is_tool_name(target):
+            raise UsageError(f"--allow takes toolchain or tool names, not {target!r}")
+    secret, token = new_token(name, scope, tuple(allow))
+    editor = ConfigEditor(ctx.paths.config_file)
+    editor.add_token(token)
+    editor.save()
+    # The secret is printed once, alone on stdout, so `T=$(toolrun daemon token create ci)` works.
+    print(secret)
+    print(
+        f"token {name!r} ({scope}) saved as a hash in {ctx.paths.config_file}; "
+        "this is the only time it is shown",
+        file=sys.stderr,
+    )
+
+
+def token_list(ctx: Context, *, as_json: bool = False) -> None:
+    tokens = ctx.config.tokens
+    if as_json:
+        print_json(
+            [
+                {"name": t.name, "scope": t.scope, "allow": list(t.allow), "created": t.created}
+                for t in tokens
+            ]
+        )
+        return
+    if not tokens:
+        info("no tokens; the daemon then serves loopback only, to anyone on this machine")
+        return
+    print_table(
+        ["name", "scope", "allow", "created"],
+        [[t.name, t.scope, ", ".join(t.allow) or "(any)", t.created] for t in tokens],
+    )
+
+
+def token_revoke(ctx: Context, name: str) -> None:
+    editor = ConfigEditor(ctx.paths.config_file)
+    editor.remove_token(name)
+    editor.save()
+    info(f"token {name!r} revoked (a running daemon picks this up when restarted)")

@@ -1,0 +1,1 @@
+"""``toolrun daemon``: the engine and the store over HTTP (starlette, served by uvicorn)."""

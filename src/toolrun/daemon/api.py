@@ -1,0 +1,361 @@
+"""The REST surface under ``/api/v1``, and ``/healthz``, ``/metrics``, ``/openapi.json``."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+
+from ..errors import ToolrunError, UsageError
+from ..events import OUTPUT, read_events
+from ..moments import parse_when
+from ..shapes import run_json, tool_json, toolchain_json
+from ..store import ACTIVE, RUN_STATES, HistoryQuery, RunRecord
+from ..toolchain import list_toolchain_files, load_toolchain
+from .core import Daemon, HttpError, last_event_id
+from .requests import BadRequest, decode_body, run_request
+from .seed import RUN_ID_HEADER, SSE_HEADERS, daemon_of, read_body
+from .streams import run_events, sse_data, sse_message, text_lines, with_keepalive
+
+MAX_PAGE_SIZE = 100
+WATCHER_BACKLOG = 1000
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+async def create_run(request: Request) -> Response:
+    daemon = daemon_of(request)
+    caller = daemon.authorize(request, "run")
+    body = await read_body(request)
+    content_type = request.headers.get("content-type", "application/json").lower()
+    kind = "yaml" if "yaml" in content_type else "json"
+    handle = await daemon.start_run(caller, run_request(decode_body(body, kind=kind)))
+    data = _run_body(daemon, handle.record)
+    return JSONResponse(
+        data,
+        status_code=202,
+        headers={"Location": f"/api/v1/runs/{handle.id}", RUN_ID_HEADER: handle.id},
+    )
+
+
+async def list_runs(request: Request) -> Response:
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    params = request.query_params
+    status = params.get("status")
+    if status is not None and status not in RUN_STATES:
+        raise BadRequest(f"status must be one of {', '.join(RUN_STATES)}", field="status")
+    page = _positive_int(params.get("page", "1"), "page")
+    page_size = _positive_int(params.get("page_size", "20"), "page_size")
+    if page_size > MAX_PAGE_SIZE:
+        raise BadRequest(f"page_size is at most {MAX_PAGE_SIZE}", field="page_size")
+    cursor = params.get("cursor")
+    before = None
+    if cursor:
+        daemon.run_or_404(cursor)
+        before = await asyncio.to_thread(daemon.store.position_of, cursor)
+        if before is None:
+            raise BadRequest(f"cursor {cursor!r} names no run", field="cursor")
+        if "page" in params:
+            raise BadRequest("give page or cursor, not both", field="cursor")
+    query = HistoryQuery(
+        status=status,
+        toolchain=params.get("toolchain") or None,
+        since=_when(params.get("since"), "since"),
+        until=_when(params.get("until"), "until"),
+        requester=params.get("requester") or None,
+        text=params.get("text") or None,
+        limit=page_size + 1,  # one more tells whether another page follows
+        offset=0 if before else (page - 1) * page_size,
+        before=before,
+    )
+    runs = await asyncio.to_thread(daemon.store.list_runs, query)
+    more = len(runs) > page_size
+    runs = runs[:page_size]
+    body: dict[str, Any] = {
+        "runs": [run_json(run) for run in runs],
+        "page_size": page_size,
+        "next_cursor": runs[-1].id if more and runs else None,
+    }
+    if not before:
+        body["page"] = page
+    return JSONResponse(body)
+
+
+async def get_run(request: Request) -> Response:
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    record = _record(daemon, request)
+    return JSONResponse(_run_body(daemon, record))
+
+
+async def cancel_run(request: Request) -> Response:
+    daemon = daemon_of(request)
+    caller = daemon.authorize(request, "run")
+    record = _record(daemon, request)
+    if not caller.has("admin") and record.requester != caller.name:
+        raise HttpError(403, "forbidden", f"run {record.id} was started by someone else")
+    if record.status not in ACTIVE:
+        raise HttpError(409, "finished", f"run {record.id} has already ended ({record.status})")
+    if not daemon.manager.cancel(record.id):
+        # Another process owns it (a terminal's `toolrun run`): it sees the request and stops.
+        await asyncio.to_thread(daemon.store.request_cancel, record.id)
+    return JSONResponse({"id": record.id, "status": "cancelling"}, status_code=202)
+
+
+async def run_events_sse(request: Request) -> Response:
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    record = _record(daemon, request)
+    after = last_event_id(request)
+
+    async def messages() -> AsyncIterator[bytes]:
+        async for event in run_events(daemon.manager, daemon.store, record.id, after=after):
+            yield sse_message(event)
+
+    return StreamingResponse(
+        with_keepalive(messages()), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+async def run_log(request: Request) -> Response:
+    """The log as text; ``step`` keeps one step's output, ``offset``/``limit`` page by line."""
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    record = _record(daemon, request)
+    step = request.query_params.get("step")
+    steps = await asyncio.to_thread(daemon.store.steps, record.id)
+    if step is not None and step not in {s.step_id for s in steps}:
+        raise BadRequest(f"run {record.id} has no step {step!r}", field="step")
+    offset = _positive_int(request.query_params.get("offset", "0"), "offset", minimum=0)
+    limit_text = request.query_params.get("limit")
+    limit = _positive_int(limit_text, "limit") if limit_text else None
+    path = daemon.store.run_dir(record.id) / "events.jsonl"
+    prefix = len(steps) > 1 and step is None
+    return StreamingResponse(
+        _log_lines(path, step, prefix, offset, limit),
+        media_type="text/plain; charset=utf-8",
+        headers={RUN_ID_HEADER: record.id},
+    )
+
+
+def _log_lines(
+    path: Path, step: str | None, prefix: bool, offset: int, limit: int | None
+) -> Iterator[bytes]:
+    seen = 0
+    sent = 0
+    for event in read_events(path):
+        if step is not None and (event.step != step or event.kind != OUTPUT):
+            continue
+        for line in text_lines(event, prefix=prefix).splitlines(keepends=True):
+            seen += 1
+            if seen <= offset:
+                continue
+            if limit is not None and sent >= limit:
+                return
+            sent += 1
+            yield line
+
+
+async def list_artifacts(request: Request) -> Response:
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    record = _record(daemon, request)
+    root = daemon.store.run_dir(record.id) / "work"
+    files = await asyncio.to_thread(_listing, root)
+    return JSONResponse({"id": record.id, "files": files})
+
+
+def _listing(root: Path) -> list[dict[str, Any]]:
+    if not root.is_dir():
+        return []
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            digest = hashlib.sha256()
+            with path.open("rb") as file:
+                for block in iter(lambda: file.read(1 << 20), b""):
+                    digest.update(block)
+            files.append(
+                {
+                    "path": path.relative_to(root).as_posix(),
+                    "size": path.stat().st_size,
+                    "sha256": digest.hexdigest(),
+                }
+            )
+    return files
+
+
+async def get_artifact(request: Request) -> Response:
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    record = _record(daemon, request)
+    root = (daemon.store.run_dir(record.id) / "work").resolve()
+    relative = request.path_params["path"]
+    if relative.startswith(("/", "\\")) or ".." in relative.replace("\\", "/").split("/"):
+        raise BadRequest("the artifact path must stay inside the run's workspace", field="path")
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise HttpError(404, "not_found", f"run {record.id} has no file {relative!r}")
+    return FileResponse(target, filename=target.name)
+
+
+# -- the daemon-wide stream --------------------------------------------------------------------
+
+
+async def all_events(request: Request) -> Response:
+    """Every run's state changes as they happen (not resumable: it carries no history)."""
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=WATCHER_BACKLOG)
+    daemon.watchers.add(queue)
+
+    async def messages() -> AsyncIterator[bytes]:
+        try:
+            yield sse_data("hello", daemon.health())
+            while True:
+                change = await queue.get()
+                if change is None:
+                    return
+                yield sse_data(
+                    "run",
+                    {
+                        "id": change.run_id,
+                        "toolchain": change.toolchain,
+                        "status": change.status,
+                        "requester": change.requester,
+                        "at": change.at,
+                        "duration": change.duration,
+                    },
+                )
+        finally:
+            daemon.watchers.discard(queue)
+
+    return StreamingResponse(
+        with_keepalive(messages()), media_type="text/event-stream", headers=SSE_HEADERS
+    )
+
+
+# -- tools and toolchains ---------------------------------------------------------------------
+
+
+async def list_tools(request: Request) -> Response:
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    installed = await asyncio.to_thread(daemon.ctx.installer.installed)
+    body: dict[str, Any] = {"installed": [tool_json(tool) for tool in installed]}
+    if request.query_params.get("available", "").lower() in ("1", "true", "yes"):
+        offered = await asyncio.to_thread(daemon.ctx.resolver.available)
+        body["available"] = {
+            name: {version: registry.name for version, registry in versions.items()}
+            for name, versions in offered.versions.items()
+        }
+    return JSONResponse(body)
+
+
+async def list_toolchains(request: Request) -> Response:
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    return JSONResponse({"toolchains": await asyncio.to_thread(_toolchains, daemon)})
+
+
+def _toolchains(daemon: Daemon) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for folder in daemon.ctx.toolchain_dirs():
+        for path in list_toolchain_files(folder):
+            if path.stem in seen:
+                continue
+            seen.add(path.stem)
+            try:
+                rows.append(
+                    {**toolchain_json(load_toolchain(path)), "name": path.stem, "valid": True}
+                )
+            except ToolrunError as exc:
+                rows.append({"name": path.stem, "valid": False, "error": exc.message})
+    return rows
+
+
+# -- operations -------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    daemon = daemon_of(request)
+    health = daemon.health()
+    return JSONResponse(health, status_code=503 if daemon.manager.draining else 200)
+
+
+async def metrics(request: Request) -> Response:
+    daemon = daemon_of(request)
+    daemon.authorize(request, "read")
+    return PlainTextResponse(
+        daemon.metrics.render(daemon.manager),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+    )
+
+
+async def openapi(request: Request) -> Response:
+    from .openapi import document
+
+    return JSONResponse(document())
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _record(daemon: Daemon, request: Request) -> RunRecord:
+    run_id = daemon.run_or_404(request.path_params["run_id"])
+    record = daemon.store.get_run(run_id)
+    if record is None:
+        raise HttpError(404, "not_found", f"no run {run_id}")
+    return record
+
+
+def _run_body(daemon: Daemon, record: RunRecord) -> dict[str, Any]:
+    fresh = daemon.store.get_run(record.id) or record
+    body = run_json(fresh, daemon.store.steps(record.id))
+    position = daemon.manager.position(record.id)
+    if position is not None:
+        body["position"] = position
+    body["links"] = {
+        "self": f"/api/v1/runs/{record.id}",
+        "events": f"/api/v1/runs/{record.id}/events",
+        "log": f"/api/v1/runs/{record.id}/log",
+        "result": f"/result/{record.id}",
+    }
+    return body
+
+
+def _positive_int(text: str | None, name: str, *, minimum: int = 1) -> int:
+    try:
+        value = int(text or "")
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, not {text!r}", field=name) from None
+    if value < minimum:
+        raise BadRequest(f"{name} must be at least {minimum}", field=name)
+    return value
+
+
+def _when(text: str | None, name: str) -> float | None:
+    if not text:
+        return None
+    try:
+        return float(text)  # seconds since the epoch
+    except ValueError:
+        pass
+    try:
+        return parse_when(text, name)
+    except UsageError as exc:
+        raise BadRequest(exc.message, field=name) from None

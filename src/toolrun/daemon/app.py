@@ -1,0 +1,119 @@
+"""The Starlette application: routes, errors as JSON, one log line per request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import ToolrunError
+from . import api, seed
+from .core import Daemon, HttpError, http_error_for
+
+
+def create_app(daemon: Daemon) -> Starlette:
+    routes = [
+        Route("/cmd", seed.cmd_post, methods=["POST"]),
+        Route("/cmd/{path:path}", seed.cmd_get, methods=["GET"]),
+        Route("/result/help", seed.help_page, methods=["GET"]),
+        Route("/result/{run_id}", seed.result, methods=["GET"]),
+        Route("/api/v1/runs", api.create_run, methods=["POST"]),
+        Route("/api/v1/runs", api.list_runs, methods=["GET"]),
+        Route("/api/v1/runs/{run_id}", api.get_run, methods=["GET"]),
+        Route("/api/v1/runs/{run_id}/cancel", api.cancel_run, methods=["POST"]),
+        Route("/api/v1/runs/{run_id}/events", api.run_events_sse, methods=["GET"]),
+        Route("/api/v1/runs/{run_id}/log", api.run_log, methods=["GET"]),
+        Route("/api/v1/runs/{run_id}/artifacts", api.list_artifacts, methods=["GET"]),
+        Route("/api/v1/runs/{run_id}/artifacts/{path:path}", api.get_artifact, methods=["GET"]),
+        Route("/api/v1/events", api.all_events, methods=["GET"]),
+        Route("/api/v1/tools", api.list_tools, methods=["GET"]),
+        Route("/api/v1/toolchains", api.list_toolchains, methods=["GET"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/metrics", api.metrics, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        daemon.journal.write("started", runs_interrupted=daemon.interrupted_at_start)
+        yield
+        # Whatever is still going when the server stops is cancelled and recorded.
+        await daemon.manager.drain(0)
+        daemon.stop_watchers()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ToolrunError: _toolrun_error,
+            HttpError: _http_error,
+            HTTPException: _starlette_error,
+        },
+    )
+    app.state.daemon = daemon
+    app.add_middleware(RequestLog, daemon=daemon)
+    return app
+
+
+async def _toolrun_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ToolrunError)
+    return http_error_for(exc).response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    return exc.response()
+
+
+async def _starlette_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return JSONResponse(
+        {"error": codes.get(exc.status_code, "error"), "message": exc.detail},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+class RequestLog:
+    """One JSON line per request: method, path, status, time taken, client and caller."""
+
+    def __init__(self, app: ASGIApp, daemon: Daemon) -> None:
+        self.app = app
+        self.daemon = daemon
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def remember(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, remember)
+        finally:
+            client = scope.get("client")
+            state = scope.get("state") or {}
+            self.daemon.metrics.requests[(scope["method"], status)] += 1
+            self.daemon.journal.write(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+                client=client[0] if client else None,
+                caller=state.get("caller"),
+            )

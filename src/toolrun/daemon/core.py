@@ -1,0 +1,278 @@
+"""What every endpoint shares: the daemon's state, who is calling, starting a run, and errors
+turned into a status with a JSON body."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from .. import __version__
+from ..engine import RunHandle, RunOptions, exec_toolchain
+from ..errors import (
+    ConfigError,
+    IntegrityError,
+    NotFoundError,
+    RegistryUnavailable,
+    StorageError,
+    ToolrunError,
+    UsageError,
+)
+from ..sandbox import check_relative_arg
+from ..store import check_run_id
+from ..toolchain import Toolchain
+from ..versions import is_tool_name
+from .auth import Caller, TokenBook
+from .journal import Journal
+from .metrics import Metrics
+from .requests import BadRequest, RunRequest
+from .runs import QueueFull, RunManager, ShuttingDown, Transition
+
+if TYPE_CHECKING:
+    from ..cli.context import Context
+
+RETRY_AFTER_SECONDS = 5
+
+
+@dataclass
+class DaemonSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_parallel: int = 4
+    queue: int = 100
+    grace: float = 30.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    log_file: Path | None = None
+
+
+class HttpError(Exception):
+    """An answer other than success, with the JSON body that explains it."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.field:
+            body["field"] = self.field
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+def http_error_for(exc: ToolrunError) -> HttpError:
+    """The status a toolrun error answers with."""
+    if isinstance(exc, HttpError):
+        return exc
+    if isinstance(exc, BadRequest):
+        code = "too_large" if exc.status == 413 else "bad_request"
+        return HttpError(exc.status, code, exc.message, field=exc.field)
+    if isinstance(exc, QueueFull):
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return HttpError(429, "queue_full", exc.message, headers=headers)
+    if isinstance(exc, ShuttingDown):
+        return HttpError(503, "shutting_down", exc.message)
+    if isinstance(exc, UsageError):
+        return HttpError(400, "bad_request", exc.message)
+    if isinstance(exc, NotFoundError):
+        return HttpError(404, "not_found", exc.message)
+    if isinstance(exc, (RegistryUnavailable, IntegrityError)):
+        return HttpError(502, "registry", exc.message)
+    if isinstance(exc, StorageError):
+        return HttpError(507, "storage", exc.message)
+    if isinstance(exc, ConfigError):
+        return HttpError(500, "server_config", exc.message)
+    return HttpError(500, "error", exc.message)
+
+
+class Daemon:
+    """The engine, the store and the run manager, shared by every request."""
+
+    def __init__(self, ctx: Context, settings: DaemonSettings, journal: Journal | None = None):
+        self.ctx = ctx
+        self.settings = settings
+        self.store = ctx.store
+        self.interrupted_at_start = ctx.interrupted
+        self.manager = RunManager(
+            ctx.engine, max_parallel=settings.max_parallel, queue=settings.queue
+        )
+        self.tokens = TokenBook(ctx.config.tokens)
+        self.metrics = Metrics()
+        self.journal = journal or Journal(settings.log_file)
+        self.watchers: set[asyncio.Queue[Transition | None]] = set()
+        self.manager.on_transition(self._transition)
+
+    def _transition(self, change: Transition) -> None:
+        self.metrics.record(change)
+        self.journal.write(
+            "run",
+            id=change.run_id,
+            toolchain=change.toolchain,
+            status=change.status,
+            requester=change.requester,
+            duration=change.duration,
+        )
+        for queue in list(self.watchers):
+            try:
+                queue.put_nowait(change)
+            except asyncio.QueueFull:
+                # A reader this far behind is ended rather than let it grow without bound.
+                self.watchers.discard(queue)
+                queue.get_nowait()
+                queue.put_nowait(None)
+
+    def stop_watchers(self) -> None:
+        for queue in list(self.watchers):
+            while queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+    # -- who is calling ------------------------------------------------------------------------
+
+    def authorize(self, request: Request, scope: str) -> Caller:
+        client = request.client.host if request.client else "unknown"
+        if not self.tokens.required:
+            caller = Caller(client, "admin")
+        else:
+            token = self.tokens.identify(request.headers.get("authorization"))
+            if token is None:
+                raise HttpError(
+                    401,
+                    "unauthorized",
+                    "a valid token is required: send 'Authorization: Bearer <token>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            caller = Caller(token.name, token.scope, token.allow)
+        request.state.caller = caller.name
+        if not caller.has(scope):
+            raise HttpError(
+                403,
+                "forbidden",
+                f"token {caller.name!r} has scope {caller.scope!r}; this needs {scope!r}",
+            )
+        return caller
+
+    # -- starting runs -------------------------------------------------------------------------
+
+    async def start_run(self, caller: Caller, wanted: RunRequest) -> RunHandle:
+        if not caller.may_run(wanted.target):
+            field = "toolchain" if wanted.toolchain else "cmd"
+            raise HttpError(
+                403,
+                "forbidden",
+                f"token {caller.name!r} may not run {wanted.target!r}",
+                field=field,
+            )
+        for index, arg in enumerate(wanted.args):
+            try:
+                check_relative_arg(arg)
+            except UsageError as exc:
+                raise BadRequest(f"args[{index}]: {exc.message}", field="args") from None
+        toolchain = await asyncio.to_thread(self._toolchain_for, wanted)
+        for name, value in wanted.params.items():
+            if isinstance(value, str):
+                try:
+                    check_relative_arg(value)
+                except UsageError as exc:
+                    raise BadRequest(
+                        f"params.{name}: {exc.message}", field=f"params.{name}"
+                    ) from None
+        options = RunOptions(
+            origin="daemon",
+            requester=caller.name,
+            timeout=wanted.timeout,
+            caller_env=wanted.env,
+            remote=True,
+        )
+        try:
+            return await self.manager.submit(toolchain, wanted.params, options)
+        except NotFoundError as exc:
+            # An unknown tool or version is a bad request here; 404 means an unknown run.
+            raise BadRequest(exc.message, field="cmd" if wanted.cmd else "toolchain") from None
+        except UsageError as exc:
+            if isinstance(exc, BadRequest):
+                raise
+            raise BadRequest(
+                exc.message, field="env" if exc.message.startswith("env:") else None
+            ) from None
+
+    def _toolchain_for(self, wanted: RunRequest) -> Toolchain:
+        if wanted.toolchain:
+            try:
+                return self.ctx.load_toolchain(wanted.toolchain)
+            except NotFoundError as exc:
+                raise BadRequest(exc.message, field="toolchain") from None
+        assert wanted.cmd is not None
+        if not is_tool_name(wanted.cmd):
+            raise BadRequest(f"cmd {wanted.cmd!r} must be a tool name", field="cmd")
+        spec = f"{wanted.cmd}@{wanted.version}" if wanted.version else wanted.cmd
+        try:
+            return exec_toolchain(spec, wanted.args)
+        except UsageError as exc:
+            raise BadRequest(exc.message, field="version") from None
+
+    def run_or_404(self, run_id: str) -> str:
+        try:
+            check_run_id(run_id)
+        except NotFoundError as exc:
+            raise HttpError(404, "not_found", exc.message) from None
+        return run_id
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "draining" if self.manager.draining else "ok",
+            "version": __version__,
+            "running": len(self.manager.running),
+            "queued": self.manager.queued,
+        }
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def query_flag(request: Request, name: str) -> bool:
+    """``?name=true`` (also 1, yes, or the bare ``?name``); anything else unknown is a 400."""
+    value = request.query_params.get(name)
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in ("", "true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise BadRequest(f"?{name}= must be true or false, not {value!r}", field=name)
+
+
+def last_event_id(request: Request) -> int:
+    """Where a reconnecting SSE client left off (header, or ``?last_event_id=``)."""
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
+    try:
+        seen = int(raw)
+    except ValueError:
+        raise BadRequest(
+            f"Last-Event-ID must be a number, not {raw!r}", field="Last-Event-ID"
+        ) from None
+    return max(seen, 0)

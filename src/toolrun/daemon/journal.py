@@ -1,0 +1,34 @@
+"""Structured logs: one JSON object per line for every request and every run transition.
+
+Written to stderr, and to a file when asked. Never holds a token: requests are logged by
+method, path, status and the caller's name, not by their headers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+
+class Journal:
+    def __init__(self, path: Path | None = None, *, stream: IO[str] | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.file = path.open("a", encoding="utf-8", buffering=1) if path else None
+
+    def write(self, event: str, **fields: Any) -> None:
+        record = {"ts": round(time.time(), 3), "event": event, **fields}
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
+        try:
+            self.stream.write(line)
+            self.stream.flush()
+            if self.file is not None:
+                self.file.write(line)
+        except (OSError, ValueError):
+            pass  # a closed stderr must not take the daemon down with it
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()

@@ -1,0 +1,158 @@
+"""The daemon's runs: at most ``max_parallel`` at once, the rest in a bounded queue.
+
+Preparing a run (resolving and perhaps downloading its tools, recording it) happens in a worker
+thread so a slow registry never holds up other requests; executing it is a task on the loop.
+A run belongs to the daemon, not to the request that started it: a client that goes away
+leaves its run going, and the run is recorded as every other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine import Engine, RunHandle, RunOptions
+from ..errors import ToolrunError
+from ..events import RUN_FINISHED, Event
+from ..store import RunRecord
+from ..toolchain import Toolchain
+
+
+class QueueFull(ToolrunError):
+    """Every slot is busy and the queue holds as many runs as it may."""
+
+
+class ShuttingDown(ToolrunError):
+    """The daemon is stopping and takes no new runs."""
+
+
+@dataclass
+class Transition:
+    """A run changing state, as /api/v1/events and the logs report it."""
+
+    run_id: str
+    toolchain: str
+    status: str
+    requester: str
+    at: float = field(default_factory=time.time)
+    duration: float | None = None
+
+
+class RunManager:
+    def __init__(self, engine: Engine, *, max_parallel: int = 4, queue: int = 100) -> None:
+        self.engine = engine
+        self.max_parallel = max_parallel
+        self.queue_size = queue
+        self.live: dict[str, RunHandle] = {}  # queued or running in this daemon
+        self.waiting: deque[RunHandle] = deque()
+        self.running: set[str] = set()
+        self.draining = False
+        self._reserved = 0  # runs being prepared, counted against the queue
+        self._tasks: set[asyncio.Task[RunRecord]] = set()
+        self._listeners: list[Callable[[Transition], None]] = []
+
+    # -- what callers see ----------------------------------------------------------------------
+
+    def on_transition(self, listener: Callable[[Transition], None]) -> None:
+        self._listeners.append(listener)
+
+    def position(self, run_id: str) -> int | None:
+        """1 for the next run to start, None when the run is not waiting."""
+        for index, handle in enumerate(self.waiting):
+            if handle.id == run_id:
+                return index + 1
+        return None
+
+    @property
+    def queued(self) -> int:
+        return len(self.waiting)
+
+    # -- starting runs -------------------------------------------------------------------------
+
+    async def submit(
+        self, toolchain: Toolchain, params: dict[str, Any], options: RunOptions
+    ) -> RunHandle:
+        """Prepare and record a run, then start it or queue it; QueueFull when there is no room."""
+        if self.draining:
+            raise ShuttingDown("the daemon is shutting down and takes no new runs")
+        busy = len(self.running) + len(self.waiting) + self._reserved
+        if busy >= self.max_parallel + self.queue_size:
+            raise QueueFull(
+                f"{len(self.running)} runs are going and {len(self.waiting)} waiting; "
+                "the queue is full"
+            )
+        self._reserved += 1
+        try:
+            handle = await asyncio.to_thread(self.engine.prepare, toolchain, params, options)
+        finally:
+            self._reserved -= 1
+        self.live[handle.id] = handle
+        handle.channel.on_event(lambda event: self._watch(handle, event))
+        self._announce(handle, "queued")
+        if len(self.running) < self.max_parallel:
+            self._start(handle)
+        else:
+            self.waiting.append(handle)
+        return handle
+
+    def _start(self, handle: RunHandle) -> None:
+        self.running.add(handle.id)
+        self._announce(handle, "running")
+        task = asyncio.ensure_future(self.engine.execute(handle))
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._finished(handle, done))
+
+    def _finished(self, handle: RunHandle, task: asyncio.Task[RunRecord]) -> None:
+        self._tasks.discard(task)
+        self.running.discard(handle.id)
+        self.live.pop(handle.id, None)
+        while self.waiting and len(self.running) < self.max_parallel:
+            self._start(self.waiting.popleft())
+
+    def _watch(self, handle: RunHandle, event: Event) -> None:
+        if event.kind == RUN_FINISHED:
+            status = str(event.data.get("status", "failed"))
+            duration = event.data.get("duration")
+            self._announce(handle, status, duration if isinstance(duration, float) else None)
+
+    def _announce(self, handle: RunHandle, status: str, duration: float | None = None) -> None:
+        record = handle.record
+        change = Transition(
+            record.id, record.toolchain, status, record.requester, duration=duration
+        )
+        for listener in self._listeners:
+            listener(change)
+
+    # -- stopping runs -------------------------------------------------------------------------
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run of this daemon; False when it is not one (the store is asked instead)."""
+        handle = self.live.get(run_id)
+        if handle is None:
+            return False
+        handle.cancel()
+        if handle in self.waiting:
+            # A queued run starts at once to record its cancellation without running a step.
+            self.waiting.remove(handle)
+            self._start(handle)
+        return True
+
+    async def drain(self, grace: float) -> list[str]:
+        """Take no new runs, let the running ones finish within ``grace`` seconds, then cancel
+        what is left (queued runs first) and wait for every run to be recorded."""
+        self.draining = True
+        for handle in list(self.waiting):
+            self.cancel(handle.id)
+        tasks = set(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        cancelled = [run_id for run_id in self.running]
+        for run_id in cancelled:
+            self.live[run_id].cancel(reason="cancelled")
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        return cancelled

@@ -1,0 +1,117 @@
+"""A run's events for an HTTP client, and the three shapes they are sent in.
+
+A run of this daemon is followed through its RunChannel (stored events, then live ones, each
+once). A run of another process on this machine (``toolrun run`` in a terminal) is followed by
+reading its events.jsonl as it grows. Either way a client that reconnects with the seq it saw
+last gets exactly the events after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ..describe import display_lines
+from ..events import OUTPUT, RUN_FINISHED, Event
+from ..store import ACTIVE, Store
+from .runs import RunManager
+
+POLL_SECONDS = 0.2
+KEEPALIVE_SECONDS = 15.0
+
+
+async def run_events(
+    manager: RunManager, store: Store, run_id: str, *, after: int = 0
+) -> AsyncIterator[Event]:
+    """Every event of ``run_id`` with a seq above ``after``, until the run has ended."""
+    handle = manager.live.get(run_id)
+    if handle is not None:
+        async for event in handle.channel.replay_then_follow(after=after):
+            yield event
+        return
+    async for event in _follow_file(store, run_id, after):
+        yield event
+
+
+async def _follow_file(store: Store, run_id: str, after: int) -> AsyncIterator[Event]:
+    path = store.run_dir(run_id) / "events.jsonl"
+    position = 0
+    pending = b""
+    while True:
+        record = await asyncio.to_thread(store.get_run, run_id)
+        ended = record is None or record.status not in ACTIVE
+        chunk, position = await asyncio.to_thread(_read_from, path, position)
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            if not line:
+                continue
+            event = Event.from_json(line)
+            if event.seq > after:
+                after = event.seq
+                yield event
+                if event.kind == RUN_FINISHED:
+                    return
+        if ended and not chunk:
+            return
+        await asyncio.sleep(POLL_SECONDS)
+
+
+def _read_from(path: Path, position: int) -> tuple[bytes, int]:
+    try:
+        with path.open("rb") as file:
+            file.seek(position)
+            chunk = file.read()
+            return chunk, file.tell()
+    except FileNotFoundError:
+        return b"", position
+
+
+# -- the shapes ------------------------------------------------------------------------------
+
+
+def sse_message(event: Event) -> bytes:
+    """One Server-Sent Event: the event's seq as its id, so a client resumes with Last-Event-ID."""
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {event.to_json()}\n\n".encode()
+
+
+def sse_data(kind: str, data: object) -> bytes:
+    """An event without an id (the daemon-wide stream, which is not resumable)."""
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def text_lines(event: Event, *, prefix: bool) -> bytes:
+    """The event as a plain log reads it; a single tool's output passes as it is."""
+    if not prefix:
+        lines = event.lines if event.kind == OUTPUT else []
+    else:
+        lines = display_lines(event, prefix=True)
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
+async def with_keepalive(
+    messages: AsyncIterator[bytes], every: float = KEEPALIVE_SECONDS
+) -> AsyncIterator[bytes]:
+    """Pass messages on, with an SSE comment whenever none came for ``every`` seconds, so
+    proxies and clients do not take a quiet run for a dead connection."""
+    iterator = messages.__aiter__()
+    next_message: asyncio.Task[bytes] | None = None
+    try:
+        while True:
+            if next_message is None:
+                next_message = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({next_message}, timeout=every)
+            if not done:
+                yield b": keepalive\n\n"
+                continue
+            try:
+                message = next_message.result()
+            except StopAsyncIteration:
+                return
+            next_message = None
+            yield message
+    finally:
+        if next_message is not None and not next_message.done():
+            next_message.cancel()

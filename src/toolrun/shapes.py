@@ -1,0 +1,97 @@
+"""The JSON shapes of runs, tools and toolchains: one definition for ``--json`` and HTTP."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .installer import InstalledTool
+    from .store import RunRecord, StepRecord
+    from .toolchain import Toolchain
+
+
+def run_json(run: RunRecord, steps: list[StepRecord] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": run.id,
+        "toolchain": run.toolchain,
+        "status": run.status,
+        "origin": run.origin,
+        "requester": run.requester,
+        "params": run.params,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "duration": run.duration,
+        "exit_code": run.exit_code,
+        "error": run.error,
+        "rerun_of": run.rerun_of,
+        "toolchain_sha256": run.toolchain_sha256,
+        "size_bytes": run.size_bytes,
+    }
+    if steps is not None:
+        data["steps"] = [
+            {
+                "id": s.step_id,
+                "tool": s.tool,
+                "spec": s.spec,
+                "version": s.version,
+                "sha256": s.sha256,
+                "status": s.status,
+                "attempts": s.attempts,
+                "exit_code": s.exit_code,
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+                "duration": s.duration,
+                "outputs": s.outputs,
+                "error": s.error,
+                "allowed_failure": s.allowed_failure,
+            }
+            for s in steps
+        ]
+    return data
+
+
+def tool_json(tool: InstalledTool) -> dict[str, Any]:
+    return {
+        "name": tool.name,
+        "version": tool.version,
+        "kind": tool.manifest.kind,
+        "description": tool.manifest.description,
+        "path": str(tool.path),
+        "source": tool.source,
+        "installed_at": tool.installed_at,
+        "archive_sha256": tool.archive_sha256,
+    }
+
+
+def toolchain_json(toolchain: Toolchain) -> dict[str, object]:
+    return {
+        "name": toolchain.name,
+        "description": toolchain.description,
+        "path": str(toolchain.path) if toolchain.path else None,
+        "sha256": toolchain.sha256,
+        "timeout": toolchain.timeout,
+        "max_parallel": toolchain.max_parallel,
+        "params": {
+            p.name: {
+                "type": p.type,
+                "default": p.default,
+                "required": p.required,
+                "description": p.description,
+                "choices": list(p.choices),
+            }
+            for p in toolchain.params.values()
+        },
+        "steps": [
+            {
+                "id": s.id,
+                "cmd": s.cmd,
+                "version": s.version or "latest",
+                "needs": list(s.needs),
+                "timeout": s.timeout,
+                "retries": s.retries.max,
+                "continue_on_error": s.continue_on_error,
+            }
+            for s in toolchain.steps
+        ],
+    }

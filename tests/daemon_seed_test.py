@@ -1,0 +1,283 @@
+"""The seed's endpoints on a real `toolrun daemon`: /cmd, /result/<id>, /result/help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import run_toolrun
+
+TIMEOUT = httpx.Timeout(30.0)
+
+
+def wait_ended(client: httpx.Client, run_id: str, seconds: float = 30) -> dict[str, object]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run = client.get(f"/api/v1/runs/{run_id}").json()
+        if run["status"] not in ("queued", "running"):
+            return dict(run)
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} never ended")
+
+
+def sse_events(lines: list[str]) -> list[dict[str, str]]:
+    """Parse Server-Sent Events from response lines."""
+    events, current = [], {}
+    for line in lines:
+        if not line:
+            if current:
+                events.append(current)
+            current = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(": ")
+            current[name] = value
+    return events
+
+
+def test_get_cmd_streams_the_tools_output_and_records_the_run(daemon, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        answer = client.get("/cmd/probe/echo/hello%2Fworld/second arg")
+        assert answer.status_code == 200
+        assert answer.text == "hello/world\nsecond arg\n"
+        assert answer.headers["content-type"].startswith("text/plain")
+        run_id = answer.headers["x-toolrun-run-id"]
+        run = wait_ended(client, run_id)
+    assert run["status"] == "succeeded" and run["origin"] == "daemon"
+    assert run["requester"] == "127.0.0.1"
+    listed = run_toolrun("history", "--json")
+    assert [r["id"] for r in json.loads(listed.stdout)] == [run_id]
+
+
+def test_a_version_in_the_path_picks_that_version(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = client.get("/cmd/probe@1.0.0/echo/x").headers["x-toolrun-run-id"]
+        run = client.get(f"/api/v1/runs/{run_id}").json()
+    assert run["steps"][0]["version"] == "1.0.0"
+
+
+def test_curl_streams_output_as_it_is_produced(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    started = time.monotonic()
+    process = subprocess.Popen(
+        ["curl", "-sN", f"{server.url}/cmd/probe/drip/3/0.4"], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    first_at = time.monotonic() - started
+    rest = process.stdout.read()
+    assert process.wait(30) == 0
+    assert first == "drip 0\n" and rest == "drip 1\ndrip 2\n"
+    assert first_at < 0.8 * (time.monotonic() - started)  # the first line came before the end
+
+
+def test_onlyid_answers_202_at_once_and_result_follows_the_run(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        answer = client.get("/cmd/probe/sleep/1?onlyid=true")
+        assert answer.status_code == 202
+        run_id = answer.text
+        assert answer.headers["location"] == f"/result/{run_id}"
+        pending = client.get(f"/result/{run_id}")
+        assert pending.status_code == 202
+        assert pending.json()["status"] in ("queued", "running")
+        wait_ended(client, run_id)
+        done = client.get(f"/result/{run_id}")
+    assert done.status_code == 200
+    assert done.text == "sleeping\nwoke\n"
+
+
+def test_result_is_404_for_unknown_and_malformed_ids(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        for path in ("/result/20990101000000-1", "/result/..%2F..%2Fetc", "/result/not-an-id"):
+            answer = client.get(path)
+            assert answer.status_code == 404, path
+            assert answer.json()["error"] == "not_found"
+
+
+def test_post_takes_yaml_by_default_json_by_flag_or_content_type(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        yaml_body = "cmd: probe\nversion: 2.0.0\nargs: [env, GREETING]\nenv:\n  - GREETING:hi\n"
+        assert client.post("/cmd", content=yaml_body).text == "GREETING=hi\n"
+        json_body = json.dumps({"cmd": "probe", "args": ["echo", "j"], "env": {"A": "1"}})
+        assert client.post("/cmd?body=json", content=json_body).text == "j\n"
+        answer = client.post(
+            "/cmd", content=json_body, headers={"content-type": "application/json"}
+        )
+        assert answer.text == "j\n"
+
+
+def test_post_with_toolchain_runs_it_with_the_bodys_params(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+    toolchain(
+        "greet",
+        "params:\n  who: {type: string, default: nobody}\n"
+        "toolchain:\n"
+        "  - first: {cmd: probe, args: [echo, 'hello ${{ params.who }}']}\n"
+        "  - second: {cmd: probe, args: [echo, done], needs: [first]}\n",
+    )
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        answer = client.post("/cmd?toolchain=greet", content="params: {who: team}")
+        assert answer.status_code == 200
+        assert "first | hello team" in answer.text
+        assert "second | done" in answer.text
+        run = client.get(f"/api/v1/runs/{answer.headers['x-toolrun-run-id']}").json()
+    assert run["toolchain"] == "greet" and run["params"] == {"who": "team"}
+
+
+def test_sse_carries_every_event_with_ids_in_order(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with (
+        httpx.Client(base_url=server.url, timeout=TIMEOUT) as client,
+        client.stream("GET", "/cmd/probe/echo/a/b?sse=true") as answer,
+    ):
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(list(answer.iter_lines()))
+    ids = [int(e["id"]) for e in events]
+    assert ids == list(range(1, len(ids) + 1))
+    assert events[-1]["event"] == "run_finished"
+    lines = [
+        line for e in events if e["event"] == "output" for line in json.loads(e["data"])["lines"]
+    ]
+    assert lines == ["a", "b"]
+
+
+def test_an_sse_client_that_reconnects_gets_every_line_exactly_once(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = client.get("/cmd/probe/drip/30/0.05?onlyid=true").text
+        seen: list[str] = []
+        last = "0"
+        for attempt in range(3):  # drop the connection twice mid-run, then read to the end
+            headers = {"Last-Event-ID": last}
+            with client.stream("GET", f"/result/{run_id}?sse=true", headers=headers) as answer:
+                block: list[str] = []
+                taken = 0
+                for line in answer.iter_lines():
+                    block.append(line)
+                    if line:
+                        continue
+                    for event in sse_events(block):
+                        last = event["id"]
+                        if event["event"] == "output":
+                            seen.extend(json.loads(event["data"])["lines"])
+                        taken += 1
+                    block = []
+                    if attempt < 2 and taken >= 8:
+                        break
+    assert seen == [f"drip {i}" for i in range(30)]
+
+
+def test_result_help_is_the_embedded_manual(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    answer = httpx.get(f"{server.url}/result/help", timeout=TIMEOUT)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "<h1>" in answer.text and "/cmd" in answer.text and "onlyid" in answer.text
+    assert "http://" not in answer.text.split("<body>")[0]  # no external assets
+
+
+def test_a_client_that_disconnects_leaves_the_run_going(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        with client.stream("GET", "/cmd/probe/sleep/1") as answer:
+            run_id = answer.headers["x-toolrun-run-id"]
+            next(answer.iter_lines())  # "sleeping", then hang up
+        run = wait_ended(client, run_id)
+        assert run["status"] == "succeeded"
+        assert client.get(f"/result/{run_id}").text == "sleeping\nwoke\n"
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+BAD_POSTS = [
+    ("/cmd", "cmd: [oops", 400, "body"),
+    ("/cmd", "- a list", 400, "body"),
+    ("/cmd?body=json", "{not json", 400, "body"),
+    ("/cmd?body=xml", "cmd: probe", 400, "body"),
+    ("/cmd", "version: 1.0.0", 400, "cmd"),
+    ("/cmd", "cmd: nope", 400, "cmd"),
+    ("/cmd", "cmd: ../probe", 400, "cmd"),
+    ("/cmd", "cmd: probe\nversion: 9.9.9", 400, "cmd"),
+    ("/cmd", "cmd: probe\nversion: '>>1'", 400, "version"),
+    ("/cmd", "cmd: probe\nargs: {a: 1}", 400, "args"),
+    ("/cmd", "cmd: probe\nargs: [cwd, /etc/passwd]", 400, "args"),
+    ("/cmd", "cmd: probe\nargs: [read, ../../secret]", 400, "args"),
+    ("/cmd", "cmd: probe\nargs: ['--out=C:\\\\x']", 400, "args"),
+    ("/cmd", "cmd: probe\nenv: {LD_PRELOAD: /x.so}", 400, "env"),
+    ("/cmd", "cmd: probe\nenv: {PATH: /tmp}", 400, "env"),
+    ("/cmd", "cmd: probe\ncolour: red", 400, "colour"),
+    ("/cmd", "cmd: probe\ntimeout: soon", 400, "timeout"),
+    ("/cmd?onlyid=maybe", "cmd: probe", 400, "onlyid"),
+    ("/cmd?toolchain=nope", "", 400, "toolchain"),
+    ("/cmd?toolchain=/etc/passwd.yaml", "", 400, "toolchain"),
+    ("/cmd?toolchain=greet", "params: {whom: x}", 400, None),
+    ("/cmd?toolchain=greet", "params: {who: /etc}", 400, "params.who"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "field"), BAD_POSTS)
+def test_bad_requests_get_a_4xx_naming_the_problem(
+    daemon, toolchain, path, body, status, field
+) -> None:  # type: ignore[no-untyped-def]
+    toolchain(
+        "greet", "params:\n  who: {type: string}\ntoolchain:\n  - a: {cmd: probe, args: [echo]}\n"
+    )
+    server = daemon()
+    answer = httpx.post(f"{server.url}{path}", content=body, timeout=TIMEOUT)
+    assert answer.status_code == status, answer.text
+    error = answer.json()
+    assert error["message"]
+    assert error.get("field") == field, error
+    # Nothing was recorded for a refused request.
+    assert httpx.get(f"{server.url}/api/v1/runs", timeout=TIMEOUT).json()["runs"] == []
+
+
+def test_a_body_over_1_mib_is_refused_with_413(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    big = "cmd: probe\nargs: [echo, '" + "x" * (1024 * 1024) + "']\n"
+    answer = httpx.post(f"{server.url}/cmd", content=big, timeout=TIMEOUT)
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "too_large"
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(40):
+            yield b"#" * 65536  # no Content-Length: refused while reading
+
+    answer = httpx.post(f"{server.url}/cmd", content=chunks(), timeout=TIMEOUT)
+    assert answer.status_code == 413
+
+
+def test_unknown_paths_and_methods_answer_json(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        missing = client.get("/nowhere")
+        assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+        wrong = client.delete("/cmd")
+        assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+        empty = client.get("/cmd/")
+        assert empty.status_code == 400 and empty.json()["field"] == "cmd"
+
+
+def test_the_log_names_every_request_and_never_a_token(daemon, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+    created = run_toolrun("daemon", "token", "create", "ci")
+    secret = created.stdout.strip()
+    server = daemon()
+    httpx.get(f"{server.url}/healthz", headers={"Authorization": f"Bearer {secret}"})
+    httpx.get(f"{server.url}/cmd/probe/echo/x", headers={"Authorization": f"Bearer {secret}"})
+    assert server.stop() == 0
+    requests = server.events("request")
+    assert [(r["method"], r["path"], r["status"]) for r in requests] == [
+        ("GET", "/healthz", 200),
+        ("GET", "/cmd/probe/echo/x", 200),
+    ]
+    assert requests[1]["caller"] == "ci"
+    assert {r["status"] for r in server.events("run")} >= {"queued", "running", "succeeded"}
+    assert secret not in "".join(server.raw)
