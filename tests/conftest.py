@@ -203,6 +203,17 @@ class DaemonProcess:
             self.process.wait()
             raise
 
+    def wait_for(self, name: str, seconds: float = 10) -> dict[str, object]:
+        import time
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if found:
+                return found[0]
+            time.sleep(0.02)
+        raise AssertionError(f"the daemon never logged {name!r}:\n" + "".join(self.raw))
+
     def events(self, name: str) -> list[dict[str, object]]:
         return [record for record in self.log if record.get("event") == name]
 

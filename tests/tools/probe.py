@@ -114,6 +114,7 @@ def main(argv: list[str]) -> int:
     elif mode == "cwd":
         print(os.getcwd(), flush=True)
     elif mode == "write":
+        Path(args[0]).parent.mkdir(parents=True, exist_ok=True)
         with open(args[0], "w", encoding="utf-8") as file:
             file.write(args[1])
     elif mode == "drip":

@@ -21,7 +21,7 @@ from ..errors import ToolrunError, UsageError
 from ..events import OUTPUT, read_events
 from ..moments import parse_when
 from ..shapes import run_json, tool_json, toolchain_json
-from ..store import ACTIVE, RUN_STATES, HistoryQuery, RunRecord
+from ..store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord
 from ..toolchain import list_toolchain_files, load_toolchain
 from .core import Daemon, HttpError, last_event_id
 from .requests import BadRequest, decode_body, run_request
@@ -64,7 +64,8 @@ async def list_runs(request: Request) -> Response:
     cursor = params.get("cursor")
     before = None
     if cursor:
-        daemon.run_or_404(cursor)
+        if not RUN_ID_RE.match(cursor):
+            raise BadRequest(f"cursor {cursor!r} is not a run id", field="cursor")
         before = await asyncio.to_thread(daemon.store.position_of, cursor)
         if before is None:
             raise BadRequest(f"cursor {cursor!r} names no run", field="cursor")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,7 +75,14 @@ class HttpError(Exception):
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.field:
             body["field"] = self.field
-        return JSONResponse(body, status_code=self.status, headers=self.headers)
+        return AsciiJSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: an error may quote whatever it was sent."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 def http_error_for(exc: ToolrunError) -> HttpError:

@@ -74,6 +74,11 @@ def decode_body(body: bytes, *, kind: str) -> dict[str, Any]:
             ) from None
     if data is None:
         return {}
+    try:
+        # JSON's \ud800-style escapes can name half a character, which no tool could be given.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the body holds an unpaired surrogate, not text", field="body") from None
     if not isinstance(data, dict):
         raise BadRequest(f"the body must be a mapping, not {type(data).__name__}", field="body")
     return data

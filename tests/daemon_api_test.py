@@ -1,0 +1,399 @@
+"""The REST surface, tokens, the queue, shutdown and metrics of a real `toolrun daemon`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from conftest import run_toolrun
+from daemon_seed_test import TIMEOUT, sse_events, wait_ended
+
+
+def start_run(client: httpx.Client, body: dict[str, object]) -> str:
+    answer = client.post("/api/v1/runs", json=body)
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["location"] == f"/api/v1/runs/{answer.json()['id']}"
+    return str(answer.json()["id"])
+
+
+def test_runs_are_listed_filtered_and_paged(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        ids = [start_run(client, {"cmd": "probe", "args": ["echo", str(i)]}) for i in range(5)]
+        failed = start_run(client, {"cmd": "probe", "args": ["fail", "3"]})
+        for run_id in [*ids, failed]:
+            wait_ended(client, run_id)
+        everything = client.get("/api/v1/runs").json()
+        assert [r["id"] for r in everything["runs"]] == [failed, *reversed(ids)]
+        only_failed = client.get("/api/v1/runs", params={"status": "failed"}).json()
+        assert [r["id"] for r in only_failed["runs"]] == [failed]
+        assert client.get("/api/v1/runs", params={"requester": "nobody"}).json()["runs"] == []
+        assert client.get("/api/v1/runs", params={"since": "1h"}).json()["runs"]
+        assert client.get("/api/v1/runs", params={"until": "2000-01-01"}).json()["runs"] == []
+
+        first = client.get("/api/v1/runs", params={"page_size": 4}).json()
+        assert len(first["runs"]) == 4 and first["next_cursor"] == first["runs"][-1]["id"]
+        second = client.get(
+            "/api/v1/runs", params={"page_size": 4, "cursor": first["next_cursor"]}
+        ).json()
+        assert [r["id"] for r in first["runs"] + second["runs"]] == [
+            r["id"] for r in everything["runs"]
+        ]
+        assert second["next_cursor"] is None
+        page2 = client.get("/api/v1/runs", params={"page_size": 4, "page": 2}).json()
+        assert page2["runs"] == second["runs"]
+
+        for params, field in [
+            ({"status": "sleeping"}, "status"),
+            ({"page_size": "101"}, "page_size"),
+            ({"page": "0"}, "page"),
+            ({"page": "x"}, "page"),
+            ({"since": "last tuesday"}, "since"),
+            ({"cursor": "20990101000000-1"}, "cursor"),
+        ]:
+            answer = client.get("/api/v1/runs", params=params)
+            if field == "cursor":
+                assert answer.status_code == 400 and answer.json()["field"] == "cursor"
+            else:
+                assert answer.status_code == 400 and answer.json()["field"] == field, params
+
+
+def test_one_run_its_log_and_its_artifacts(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+    toolchain(
+        "make",
+        "toolchain:\n"
+        "  - write: {cmd: probe, args: [write, out/report.txt, made by probe]}\n"
+        "  - talk: {cmd: probe, args: [echo, one, two, three], needs: [write]}\n",
+    )
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = start_run(client, {"toolchain": "make"})
+        run = wait_ended(client, run_id)
+        assert run["status"] == "succeeded"
+        detail = client.get(f"/api/v1/runs/{run_id}").json()
+        assert [s["id"] for s in detail["steps"]] == ["write", "talk"]
+        assert all(len(s["sha256"]) == 64 for s in detail["steps"])
+        assert detail["links"]["events"] == f"/api/v1/runs/{run_id}/events"
+
+        log = client.get(f"/api/v1/runs/{run_id}/log").text
+        assert "talk | one\ntalk | two\ntalk | three\n" in log
+        assert client.get(f"/api/v1/runs/{run_id}/log", params={"step": "talk"}).text == (
+            "one\ntwo\nthree\n"
+        )
+        paged = client.get(
+            f"/api/v1/runs/{run_id}/log", params={"step": "talk", "offset": 1, "limit": 1}
+        )
+        assert paged.text == "two\n"
+        assert client.get(f"/api/v1/runs/{run_id}/log", params={"step": "nope"}).status_code == 400
+
+        files = client.get(f"/api/v1/runs/{run_id}/artifacts").json()["files"]
+        assert files == [
+            {
+                "path": "out/report.txt",
+                "size": len(b"made by probe"),
+                "sha256": hashlib.sha256(b"made by probe").hexdigest(),
+            }
+        ]
+        download = client.get(f"/api/v1/runs/{run_id}/artifacts/out/report.txt")
+        assert download.status_code == 200 and download.content == b"made by probe"
+        for bad in ("../toolchain.yaml", "out/../../events.jsonl", "missing.txt"):
+            answer = client.get(f"/api/v1/runs/{run_id}/artifacts/{bad}")
+            assert answer.status_code in (400, 404), bad
+            assert "error" in answer.json()
+
+
+def test_cancel_ends_a_running_run_and_refuses_an_ended_one(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = client.get("/cmd/probe/sleep/60?onlyid=true").text
+        time.sleep(0.5)
+        answer = client.post(f"/api/v1/runs/{run_id}/cancel")
+        assert answer.status_code == 202
+        assert wait_ended(client, run_id, 15)["status"] == "cancelled"
+        again = client.post(f"/api/v1/runs/{run_id}/cancel")
+        assert again.status_code == 409 and again.json()["error"] == "finished"
+        assert client.post("/api/v1/runs/20990101000000-1/cancel").status_code == 404
+
+
+def test_the_queue_holds_runs_beyond_max_parallel_and_refuses_past_its_size(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon("--max-parallel", "1", "--queue", "1")
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        going = client.get("/cmd/probe/sleep/60?onlyid=true").text
+        waiting = client.get("/cmd/probe/echo/later?onlyid=true").text
+        pending = client.get(f"/result/{waiting}")
+        assert pending.status_code == 202
+        assert pending.json() == {"id": waiting, "status": "queued", "position": 1}
+        assert client.get(f"/api/v1/runs/{waiting}").json()["position"] == 1
+        full = client.get("/cmd/probe/echo/no-room")
+        assert full.status_code == 429
+        assert full.headers["retry-after"].isdigit()
+        assert full.json()["error"] == "queue_full"
+        metrics = client.get("/metrics").text
+        assert "toolrun_runs_running 1" in metrics and "toolrun_runs_queued 1" in metrics
+        # Cancelling a queued run records it as cancelled without running it.
+        assert client.post(f"/api/v1/runs/{waiting}/cancel").status_code == 202
+        assert wait_ended(client, waiting)["status"] == "cancelled"
+        assert client.get(f"/result/{waiting}").text == ""
+        client.post(f"/api/v1/runs/{going}/cancel")
+        wait_ended(client, going)
+
+
+def test_the_daemon_wide_stream_reports_transitions(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    received: list[dict[str, str]] = []
+    ready = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{server.url}/api/v1/events", timeout=TIMEOUT) as answer:
+            block: list[str] = []
+            for line in answer.iter_lines():
+                block.append(line)
+                if line:
+                    continue
+                received.extend(sse_events(block))
+                block = []
+                ready.set()
+                if any('"succeeded"' in e.get("data", "") for e in received):
+                    return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = client.get("/cmd/probe/echo/x?onlyid=true").text
+    thread.join(15)
+    states = [json.loads(e["data"])["status"] for e in received if e["event"] == "run"]
+    assert received[0]["event"] == "hello"
+    assert states == ["queued", "running", "succeeded"]
+    assert all(json.loads(e["data"])["id"] == run_id for e in received if e["event"] == "run")
+
+
+def test_tools_toolchains_health_and_openapi(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+    toolchain("one", "toolchain:\n  - a: {cmd: probe, args: [echo, hi]}\n")
+    toolchain("broken", "toolchain: [\n")
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        client.get("/cmd/probe/echo/install-it")
+        tools = client.get("/api/v1/tools").json()
+        assert [(t["name"], t["version"]) for t in tools["installed"]] == [("probe", "2.0.0")]
+        available = client.get("/api/v1/tools", params={"available": "true"}).json()
+        assert sorted(available["available"]["probe"]) == ["1.0.0", "2.0.0"]
+        chains = {c["name"]: c for c in client.get("/api/v1/toolchains").json()["toolchains"]}
+        assert chains["one"]["valid"] and chains["one"]["steps"][0]["cmd"] == "probe"
+        assert not chains["broken"]["valid"] and chains["broken"]["error"]
+        assert client.get("/healthz").json()["status"] == "ok"
+        document = client.get("/openapi.json").json()
+        assert document["openapi"].startswith("3.")
+        assert {"/cmd", "/result/{run_id}", "/api/v1/runs", "/metrics"} <= set(document["paths"])
+
+
+def test_metrics_parse_as_prometheus_text(daemon) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        for code in ("0", "2"):
+            run_id = client.get(f"/cmd/probe/fail/{code}?onlyid=true").text
+            wait_ended(client, run_id)
+        text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    runs = {
+        (s.labels["toolchain"], s.labels["status"]): s.value
+        for s in families["toolrun_runs"].samples
+        if s.name == "toolrun_runs_total"
+    }
+    assert runs == {("probe", "succeeded"): 1.0, ("probe", "failed"): 1.0}
+    histogram = families["toolrun_run_duration_seconds"]
+    count = [s.value for s in histogram.samples if s.name.endswith("_count")]
+    assert count == [2.0]
+    assert families["toolrun_runs_running"].samples[0].value == 0
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+def test_tokens_are_created_listed_and_revoked_with_only_a_hash_stored(toolrun_home: Path) -> None:
+    created = run_toolrun("daemon", "token", "create", "ci", "--scope", "read")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert secret.startswith("trk_") and len(secret) > 40
+    config = (toolrun_home / "config.toml").read_text(encoding="utf-8")
+    assert secret not in config and "sha256" in config
+    listed = json.loads(run_toolrun("daemon", "token", "list", "--json").stdout)
+    assert listed[0]["name"] == "ci" and listed[0]["scope"] == "read"
+    assert run_toolrun("daemon", "token", "create", "ci").returncode == 2  # exists
+    bad_scope = run_toolrun("daemon", "token", "create", "x", "--scope", "root")
+    assert bad_scope.returncode == 2 and "--scope" in bad_scope.stderr
+    assert run_toolrun("daemon", "token", "revoke", "ci").returncode == 0
+    assert run_toolrun("daemon", "token", "revoke", "ci").returncode == 4
+    assert json.loads(run_toolrun("daemon", "token", "list", "--json").stdout) == []
+
+
+def test_tokens_scopes_and_allow_lists_are_enforced(daemon, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+    reader = run_toolrun("daemon", "token", "create", "reader", "--scope", "read").stdout.strip()
+    runner = run_toolrun(
+        "daemon", "token", "create", "builder", "--scope", "run", "--allow", "probe"
+    ).stdout.strip()
+    other = run_toolrun("daemon", "token", "create", "other", "--scope", "run").stdout.strip()
+    admin = run_toolrun("daemon", "token", "create", "boss", "--scope", "admin").stdout.strip()
+    server = daemon()
+
+    def call(method: str, path: str, token: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(method, f"{server.url}{path}", headers=headers, timeout=TIMEOUT)
+
+    assert call("GET", "/healthz").status_code == 200  # open to load balancers
+    missing = call("GET", "/api/v1/runs")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert call("GET", "/api/v1/runs", "trk_wrong").status_code == 401
+    assert call("GET", "/api/v1/runs", reader).status_code == 200
+    assert call("GET", "/cmd/probe/echo/x", reader).status_code == 403
+    forbidden = call("POST", "/cmd?toolchain=export-job", runner)
+    assert forbidden.status_code == 403 and forbidden.json()["field"] == "toolchain"
+    allowed = call("GET", "/cmd/probe/echo/x?onlyid=true", runner)
+    assert allowed.status_code == 202
+    run_id = allowed.text
+    with httpx.Client(
+        base_url=server.url, timeout=TIMEOUT, headers={"Authorization": f"Bearer {admin}"}
+    ) as client:
+        assert wait_ended(client, run_id)["requester"] == "builder"
+        sleeper = client.get("/cmd/probe/sleep/60?onlyid=true").text
+    # A run token cancels only its own runs; admin cancels any.
+    assert call("POST", f"/api/v1/runs/{sleeper}/cancel", other).status_code == 403
+    assert call("POST", f"/api/v1/runs/{sleeper}/cancel", admin).status_code == 202
+
+
+def test_beyond_loopback_the_daemon_refuses_to_start_without_tokens(workdir: Path) -> None:
+    refused = run_toolrun("daemon", "--host", "0.0.0.0", "-p", "0", cwd=workdir)
+    assert refused.returncode == 2
+    assert "without tokens" in refused.stderr and "token create" in refused.stderr
+
+
+def test_bad_daemon_options_are_usage_errors(workdir: Path) -> None:
+    assert run_toolrun("daemon", "--grace", "soon", cwd=workdir).returncode == 2
+    assert run_toolrun("daemon", "-p", "70000", cwd=workdir).returncode == 2
+    assert run_toolrun("daemon", "--tls-cert", "nope.pem", cwd=workdir).returncode == 2
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        busy = run_toolrun("daemon", "-p", port, cwd=workdir)
+    assert busy.returncode == 1 and f"127.0.0.1:{port}" in busy.stderr
+
+
+# -- stopping ---------------------------------------------------------------------------------
+
+
+def test_sigterm_refuses_new_runs_lets_running_ones_finish_and_exits_0(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon("--grace", "20s")
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = client.get("/cmd/probe/sleep/2?onlyid=true").text
+        time.sleep(0.3)
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert client.get("/healthz").status_code == 503
+        refused = client.get("/cmd/probe/echo/late")
+        assert refused.status_code == 503 and refused.json()["error"] == "shutting_down"
+        assert client.get(f"/api/v1/runs/{run_id}").json()["status"] == "running"
+    assert server.process.wait(30) == 0
+    listed = {r["id"]: r for r in json.loads(run_toolrun("history", "--json").stdout)}
+    assert listed[run_id]["status"] == "succeeded"
+
+
+def test_sigterm_cancels_what_outlives_the_grace_period(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon("--grace", "1s")
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = client.get("/cmd/probe/sleep/60?onlyid=true").text
+        time.sleep(0.3)
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 15
+    listed = {r["id"]: r for r in json.loads(run_toolrun("history", "--json").stdout)}
+    assert listed[run_id]["status"] == "cancelled"
+    assert server.events("drained")[0]["cancelled"] == [run_id]
+
+
+def test_after_sigkill_the_next_start_marks_its_runs_interrupted(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = client.get("/cmd/probe/sleep/60?onlyid=true").text
+        time.sleep(0.3)
+    children = [int(pid) for pid in os.popen(f"pgrep -P {server.process.pid}").read().split()]
+    server.process.kill()
+    server.process.wait()
+    for pid in children:  # the tool, orphaned by the kill
+        os.kill(pid, signal.SIGKILL)
+    again = daemon()
+    assert again.wait_for("started")["runs_interrupted"] == [run_id]
+    run = httpx.get(f"{again.url}/api/v1/runs/{run_id}", timeout=TIMEOUT).json()
+    assert run["status"] == "interrupted"
+
+
+# -- many clients -----------------------------------------------------------------------------
+
+
+def test_hundreds_of_idle_sse_readers_do_not_hold_up_other_requests(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    host, port = server.url.removeprefix("http://").split(":")
+    run_id = httpx.get(f"{server.url}/cmd/probe/sleep/30?onlyid=true", timeout=TIMEOUT).text
+    readers = []
+    request = (f"GET /api/v1/runs/{run_id}/events HTTP/1.1\r\nHost: {host}\r\n\r\n").encode()
+    for _ in range(300):  # they connect and never read
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(request)
+        readers.append(sock)
+    started = time.monotonic()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        for _ in range(20):
+            assert client.get("/healthz").status_code == 200
+        assert client.get("/cmd/probe/echo/still-here").text == "still-here\n"
+    assert time.monotonic() - started < 5
+    for sock in readers:
+        sock.close()
+    httpx.post(f"{server.url}/api/v1/runs/{run_id}/cancel", timeout=TIMEOUT)
+
+
+# -- the OpenAPI document against the server --------------------------------------------------
+
+
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(daemon) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    # The daemon-wide stream never ends on its own, so it is left out; all else is fuzzed.
+    checks = [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+    ]
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("schemathesis")),
+            "run",
+            f"{server.url}/openapi.json",
+            "--checks",
+            ",".join(checks),
+            "--max-examples",
+            "8",
+            "--exclude-path",
+            "/api/v1/events",
+            "--request-timeout",
+            "10",
+            "--seed",
+            "1",
+            "--workers",
+            "1",  # hypothesis parses lambdas with ast, which Python 3.11 cannot do in threads
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
