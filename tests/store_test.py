@@ -56,3 +56,68 @@ def test_big_prunes_delete_folders_in_the_background(tmp_path: Path) -> None:
 def test_only_run_ids_reach_a_path(bad: str) -> None:
     with pytest.raises(NotFoundError):
         check_run_id(bad)
+
+
+def make_runs(store: Store, count: int, **fields: object) -> list[str]:
+    """``count`` finished runs written straight to SQL, a second apart (fast for thousands)."""
+    base = 1_700_000_000.0
+    with store.connect(write=True) as db:
+        start = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        ids = []
+        for index in range(start, start + count):
+            created = base + index
+            run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime(created)) + "-1"
+            db.execute(
+                "INSERT INTO runs (id, stamp, seq, toolchain, status, requester, params,"
+                " created_at) VALUES (?, ?, 1, ?, 'succeeded', ?, ?, ?)",
+                (
+                    run_id,
+                    run_id[:14],
+                    fields.get("toolchain", "nightly"),
+                    fields.get("requester", "ci"),
+                    fields.get("params", '{"table": "d01"}'),
+                    created,
+                ),
+            )
+            ids.append(run_id)
+    return ids
+
+
+def test_free_text_finds_rare_text_deep_in_a_big_store_through_the_index(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    rare = make_runs(store, 3, toolchain="one-off-export")
+    make_runs(store, 25_000)  # more than the recent window, all newer than the rare runs
+    found = store.list_runs(HistoryQuery(text="off-exp", limit=10))
+    assert [run.id for run in found] == rare[::-1]
+    assert store.count_runs(HistoryQuery(text="OFF-EXP")) == 3  # case does not matter
+    common = store.list_runs(HistoryQuery(text="nightly", limit=5))
+    assert len(common) == 5 and not {run.id for run in common} & set(rare)
+    assert store.list_runs(HistoryQuery(text="nowhere-to-be-found")) == []
+
+
+def test_free_text_takes_percent_and_underscore_literally(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    plain = make_runs(store, 2, params='{"table": "d01"}')
+    odd = make_runs(store, 1, params='{"table": "100%_done"}')
+    for text in ("%_d", "0%", "_"):
+        assert [run.id for run in store.list_runs(HistoryQuery(text=text))] == odd, text
+    assert len(store.list_runs(HistoryQuery(text="d0"))) == len(plain)  # short: no index
+
+
+def test_the_text_index_follows_deletes_and_is_built_for_an_older_store(tmp_path: Path) -> None:
+    import sqlite3
+
+    store = Store(tmp_path)
+    ids = make_runs(store, 4, requester="alice")
+    store.delete_run(ids[0])
+    assert {r.id for r in store.list_runs(HistoryQuery(text="alice"))} == set(ids[1:])
+    store.close()
+    # A store from before the index: drop it, as an earlier toolrun never made it.
+    db = sqlite3.connect(tmp_path / "history.db")
+    db.executescript(
+        "DROP TRIGGER runs_text_insert; DROP TRIGGER runs_text_delete;"
+        " DROP TRIGGER runs_text_update; DROP TABLE runs_text;"
+    )
+    db.close()
+    reopened = Store(tmp_path)
+    assert {r.id for r in reopened.list_runs(HistoryQuery(text="alice"))} == set(ids[1:])

@@ -169,3 +169,22 @@ def test_clicking_a_heading_sorts_by_it(toolrun_home: Path) -> None:
             await pilot.press("q")
 
     asyncio.run(scenario())
+
+
+def test_deleting_from_a_runs_details_goes_back_to_the_list(toolrun_home: Path) -> None:
+    ids = make_runs(toolrun_home, 2)
+
+    async def scenario() -> None:
+        app = HistoryApp(Store(toolrun_home), HistoryQuery())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, RunScreen)
+            await pilot.press("d", "y")
+            await settle(pilot)
+            assert not isinstance(app.screen, (RunScreen, Confirm))
+            assert [run.id for run in app.query_one(HistoryTable).runs] == [ids[0]]
+            await pilot.press("q")
+
+    asyncio.run(scenario())

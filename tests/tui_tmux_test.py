@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -62,5 +63,49 @@ def test_run_in_tmux_shows_steps_and_c_then_y_cancels_with_130(
         screen = wait_for(session, "EXIT=")
         assert "EXIT=130" in screen
         assert "run " in screen and "cancelled" in screen  # the summary left in the scrollback
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+def test_history_in_tmux_opens_the_browser_and_q_leaves(
+    probe, workdir: Path, toolrun_home: Path
+) -> None:  # type: ignore[no-untyped-def]
+    toolrun = Path(sys.executable).with_name("toolrun")
+    made = subprocess.run(
+        [str(toolrun), "exec", "probe", "echo", "x"],
+        cwd=workdir,
+        env={**os.environ, "TOOLRUN_HOME": str(toolrun_home)},
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    session = f"toolrun-{uuid.uuid4().hex[:8]}"
+    command = (
+        f"cd {shlex.quote(str(workdir))} && env -u CI "
+        f"TOOLRUN_HOME={shlex.quote(str(toolrun_home))} "
+        f"{shlex.quote(str(toolrun))} history; echo EXIT=$?; sleep 60"
+    )
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            session,
+            "-x",
+            "120",
+            "-y",
+            "30",
+            "-e",
+            "TERM=xterm-256color",
+            command,
+        ],
+        check=True,
+    )
+    try:
+        screen = wait_for(session, "succeeded")
+        assert "probe" in screen and "toolchain" in screen  # the table and its headings
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        assert "EXIT=0" in wait_for(session, "EXIT=")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)

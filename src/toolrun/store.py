@@ -83,6 +83,31 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 """
 
+# Free text is found through a trigram index: a LIKE over a million runs reads all of them
+# when the text is rare (about a second); the index answers in milliseconds. It follows the
+# runs table through triggers, and only the columns a person searches are in it.
+_TEXT_INDEX = """
+CREATE VIRTUAL TABLE runs_text USING fts5(
+    id, toolchain, requester, params, content='runs', tokenize='trigram'
+);
+CREATE TRIGGER runs_text_insert AFTER INSERT ON runs BEGIN
+    INSERT INTO runs_text (rowid, id, toolchain, requester, params)
+    VALUES (new.rowid, new.id, new.toolchain, new.requester, new.params);
+END;
+CREATE TRIGGER runs_text_delete AFTER DELETE ON runs BEGIN
+    INSERT INTO runs_text (runs_text, rowid, id, toolchain, requester, params)
+    VALUES ('delete', old.rowid, old.id, old.toolchain, old.requester, old.params);
+END;
+CREATE TRIGGER runs_text_update AFTER UPDATE OF id, toolchain, requester, params ON runs BEGIN
+    INSERT INTO runs_text (runs_text, rowid, id, toolchain, requester, params)
+    VALUES ('delete', old.rowid, old.id, old.toolchain, old.requester, old.params);
+    INSERT INTO runs_text (rowid, id, toolchain, requester, params)
+    VALUES (new.rowid, new.id, new.toolchain, new.requester, new.params);
+END;
+INSERT INTO runs_text (runs_text) VALUES ('rebuild');
+"""
+RECENT_WINDOW = 20_000  # newest runs searched by a plain scan before the index is asked
+
 
 def elapsed(started: float | None, finished: float | None) -> float | None:
     """Seconds from start to finish, or to now for something still going."""
@@ -172,6 +197,7 @@ class Store:
         self.runs_dir = data_dir / "runs"
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
+        self._text_index = False
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -212,6 +238,7 @@ class Store:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            self._text_index = _ensure_text_index(db)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open {self.db_path}: {exc}") from None
         self._db = db
@@ -326,7 +353,29 @@ class Store:
         return [_step_from_row(row) for row in rows]
 
     def list_runs(self, query: HistoryQuery) -> list[RunRecord]:
-        clauses, values = _history_filters(query)
+        if query.text and len(query.text) >= 3 and self._has_text_index():
+            if query.order in ("started", "id") and query.descending:
+                # Text the newest runs hold is found fastest by reading them; rare text, by
+                # the index (whose matches must all be sorted). Try the first, then the other.
+                recent = self._list_runs(query, recent=True)
+                if len(recent) >= query.limit:
+                    return recent
+            return self._list_runs(query, indexed=True)
+        return self._list_runs(query)
+
+    def _has_text_index(self) -> bool:
+        with self.connect():
+            return self._text_index
+
+    def _list_runs(
+        self, query: HistoryQuery, *, recent: bool = False, indexed: bool = False
+    ) -> list[RunRecord]:
+        clauses, values = _history_filters(query, indexed=indexed)
+        if recent:
+            clauses.append(
+                "created_at >= COALESCE((SELECT created_at FROM runs ORDER BY created_at DESC"
+                f" LIMIT 1 OFFSET {RECENT_WINDOW - 1}), 0)"
+            )
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         direction = "DESC" if query.descending else "ASC"
         order = SORT_ORDERS.get(query.order, "created_at")  # never the caller's text in SQL
@@ -339,7 +388,8 @@ class Store:
         return [_run_from_row(row) for row in rows]
 
     def count_runs(self, query: HistoryQuery) -> int:
-        clauses, values = _history_filters(query)
+        indexed = bool(query.text and len(query.text) >= 3 and self._has_text_index())
+        clauses, values = _history_filters(query, indexed=indexed)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self.connect() as db:
             return int(db.execute(f"SELECT COUNT(*) FROM runs {where}", values).fetchone()[0])
@@ -471,7 +521,33 @@ class Store:
         return total
 
 
-def _history_filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
+def _ensure_text_index(db: sqlite3.Connection) -> bool:
+    """Create the free-text index if this SQLite can and the store lacks it (a store made by
+    an earlier toolrun is indexed once, here). False when SQLite has no trigram FTS5."""
+
+    def exists() -> bool:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs_text'"
+        return db.execute(query).fetchone() is not None
+
+    if exists():
+        return True
+    try:
+        db.executescript(f"BEGIN IMMEDIATE;\n{_TEXT_INDEX}\nCOMMIT;")
+    except sqlite3.OperationalError:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        # Another process made it first, or this SQLite lacks FTS5's trigram tokenizer.
+        return exists()
+    return True
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its own % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _history_filters(query: HistoryQuery, *, indexed: bool = False) -> tuple[list[str], list[Any]]:
     clauses: list[str] = []
     values: list[Any] = []
     if query.status:
@@ -492,10 +568,15 @@ def _history_filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
     if query.before is not None:
         clauses.append("(created_at < ? OR (created_at = ? AND seq < ?))")
         values.extend([query.before[0], query.before[0], query.before[1]])
-    if query.text:
-        clauses.append("(id LIKE ? OR toolchain LIKE ? OR requester LIKE ? OR params LIKE ?)")
-        like = f"%{query.text}%"
-        values.extend([like] * 4)
+    if query.text and indexed:
+        clauses.append("rowid IN (SELECT rowid FROM runs_text WHERE runs_text MATCH ?)")
+        values.append('"' + query.text.replace('"', '""') + '"')
+    elif query.text:
+        clauses.append(
+            "(id LIKE ? ESCAPE '\\' OR toolchain LIKE ? ESCAPE '\\'"
+            " OR requester LIKE ? ESCAPE '\\' OR params LIKE ? ESCAPE '\\')"
+        )
+        values.extend([_like(query.text)] * 4)
     return clauses, values
 
 

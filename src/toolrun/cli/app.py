@@ -370,8 +370,11 @@ def history(
     page: Annotated[int, typer.Option("--page", help="Page number, from 1.")] = 1,
     as_json: Json = False,
     plain: Annotated[bool, typer.Option("--plain", help="A plain table.")] = False,
+    tui: Annotated[
+        bool, typer.Option("--tui", help="Open the browser even where it would not be.")
+    ] = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (a browser at a terminal; a table or JSON elsewhere)."""
     if context.invoked_subcommand is not None:
         return
     call(
@@ -383,7 +386,7 @@ def history(
         limit=limit,
         page=page,
         as_json=as_json,
-        tui=False if plain else None,
+        tui=True if tui else False if plain else None,
     )
 
 

@@ -180,6 +180,8 @@ class HistoryApp(App[int]):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.store.delete_run(run.id)
+                if isinstance(self.screen, RunScreen):
+                    self.pop_screen()  # the details of a run that is gone
                 table = self.query_one(HistoryTable)
                 assert table.query_ is not None
                 table.show(table.query_)
