@@ -95,3 +95,50 @@ def toolchain_json(toolchain: Toolchain) -> dict[str, object]:
             for s in toolchain.steps
         ],
     }
+
+
+def run_from_json(data: dict[str, Any]) -> RunRecord:
+    """The record ``run_json`` describes (as a daemon sends it to ``--remote``)."""
+    from .store import RunRecord
+
+    return RunRecord(
+        id=data["id"],
+        toolchain=data["toolchain"],
+        status=data["status"],
+        origin=data.get("origin", ""),
+        requester=data.get("requester", ""),
+        params=data.get("params") or {},
+        created_at=data["created_at"],
+        started_at=data.get("started_at"),
+        finished_at=data.get("finished_at"),
+        exit_code=data.get("exit_code"),
+        error=data.get("error"),
+        toolchain_sha256=data.get("toolchain_sha256"),
+        rerun_of=data.get("rerun_of"),
+        size_bytes=data.get("size_bytes") or 0,
+    )
+
+
+def steps_from_json(data: dict[str, Any]) -> list[StepRecord]:
+    from .store import StepRecord
+
+    return [
+        StepRecord(
+            run_id=data["id"],
+            step_id=step["id"],
+            position=position,
+            tool=step.get("tool", ""),
+            spec=step.get("spec", ""),
+            version=step.get("version"),
+            sha256=step.get("sha256"),
+            status=step.get("status", "pending"),
+            attempts=step.get("attempts", 0),
+            exit_code=step.get("exit_code"),
+            started_at=step.get("started_at"),
+            finished_at=step.get("finished_at"),
+            outputs=step.get("outputs") or {},
+            error=step.get("error"),
+            allowed_failure=bool(step.get("allowed_failure")),
+        )
+        for position, step in enumerate(data.get("steps", []))
+    ]

@@ -89,9 +89,18 @@ Pre = Annotated[bool, typer.Option("--pre", help="Let prereleases match.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+# --remote and --token, given before the command; TOOLRUN_REMOTE and TOOLRUN_TOKEN otherwise.
+GLOBAL_OPTIONS: dict[str, str | None] = {"remote": None, "token": None}
+
+
 def call(command: Callable[..., None], *args: Any, offline: bool = False, **kwargs: Any) -> None:
     """Run a command with a fresh Context; errors become a message and an exit code."""
-    call_plain(lambda: command(Context.from_environment(offline=offline), *args, **kwargs))
+
+    def action() -> None:
+        ctx = Context.from_environment(offline=offline, **GLOBAL_OPTIONS)
+        command(ctx, *args, **kwargs)
+
+    call_plain(action)
 
 
 def call_plain(action: Callable[[], None]) -> None:
@@ -116,8 +125,22 @@ def main(
             "-v", "--version", callback=_version, is_eager=True, help="Print the version."
         ),
     ] = False,
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            "--remote",
+            envvar="TOOLRUN_REMOTE",
+            help="A daemon's URL: run, exec, history, show, logs, result, cancel and rerun "
+            "act there.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="TOOLRUN_TOKEN", help="The token for --remote."),
+    ] = None,
 ) -> None:
     """Run versioned command-line tools and toolchains."""
+    GLOBAL_OPTIONS.update(remote=remote, token=token)
 
 
 # -- tool -------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..resolver import ToolResolver
     from ..store import Store
     from ..toolchain import Toolchain
+    from .remote import RemoteRuns
 
 
 @dataclass
@@ -30,10 +31,34 @@ class Context:
     cwd: Path
     offline: bool = False
     interrupted: list[str] = field(default_factory=list)  # runs found orphaned on opening
+    remote: str | None = None  # a daemon's URL: runs are read and started there
+    token: str | None = None
 
     @classmethod
-    def from_environment(cls, *, offline: bool = False) -> Context:
-        return cls(Paths.from_environment(), Path.cwd(), offline)
+    def from_environment(
+        cls, *, offline: bool = False, remote: str | None = None, token: str | None = None
+    ) -> Context:
+        import os
+
+        return cls(
+            Paths.from_environment(),
+            Path.cwd(),
+            offline,
+            remote=remote or os.environ.get("TOOLRUN_REMOTE") or None,
+            token=token or os.environ.get("TOOLRUN_TOKEN") or None,
+        )
+
+    @cached_property
+    def remote_runs(self) -> RemoteRuns:
+        from .remote import RemoteRuns
+
+        assert self.remote is not None
+        return RemoteRuns(self.remote, self.token)
+
+    @property
+    def runs(self) -> Store | RemoteRuns:
+        """Where runs are read: the daemon's with --remote, this machine's store otherwise."""
+        return self.remote_runs if self.remote else self.store
 
     @cached_property
     def config(self) -> Config:

@@ -43,7 +43,7 @@ def history(
         limit=limit,
         offset=(page - 1) * limit,
     )
-    if tui or (tui is None and not as_json and wants_tui()):
+    if not ctx.remote and (tui or (tui is None and not as_json and wants_tui())):
         from ..tui.history_app import HistoryApp
 
         app = HistoryApp(ctx.store, query)
@@ -53,7 +53,7 @@ def history(
 
             rerun(ctx, app.rerun_id, tui=True)
         return
-    runs = ctx.store.list_runs(query)
+    runs = ctx.runs.list_runs(query)
     if as_json:
         print_json([run_json(run) for run in runs])
         return
@@ -78,8 +78,8 @@ def history(
 
 
 def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
-    run = ctx.store.require_run(run_id)
-    steps = ctx.store.steps(run_id)
+    run = ctx.runs.require_run(run_id)
+    steps = ctx.runs.steps(run_id)
     if as_json:
         print_json(run_json(run, steps))
         return
@@ -117,7 +117,10 @@ def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
             info(f"outputs of {step.step_id}: {step.outputs}")
         if step.error and step.status != "succeeded":
             info(f"{step.step_id}: {step.error}")
-    info(f"folder     {ctx.store.run_dir(run.id)}")
+    if ctx.remote:
+        info(f"daemon     {ctx.remote_runs.url}/api/v1/runs/{run.id}")
+    else:
+        info(f"folder     {ctx.store.run_dir(run.id)}")
 
 
 def logs(
@@ -130,8 +133,8 @@ def logs(
 ) -> None:
     if fmt not in ("text", "json"):
         raise UsageError(f"--format must be text or json, not {fmt!r}")
-    run = ctx.store.require_run(run_id)
-    steps = [s.step_id for s in ctx.store.steps(run_id)]
+    run = ctx.runs.require_run(run_id)
+    steps = [s.step_id for s in ctx.runs.steps(run_id)]
     if step is not None and step not in steps:
         raise UsageError(f"run {run_id} has no step {step!r} (steps: {', '.join(steps)})")
     prefix = len(steps) > 1 and step is None
@@ -149,13 +152,13 @@ def logs(
 
 def result(ctx: Context, run_id: str) -> None:
     """The seed's `result`: the run's output, and an exit code from its status."""
-    run = ctx.store.require_run(run_id)
+    run = ctx.runs.require_run(run_id)
     if run.is_active:
         print(f"toolrun: run {run_id} is still {run.status}", file=sys.stderr)
         raise ExitCode(75)  # EX_TEMPFAIL: the seed's HTTP 202, "still running"
-    prefix = len(ctx.store.steps(run_id)) > 1
+    prefix = len(ctx.runs.steps(run_id)) > 1
     out = sys.stdout
-    for event in read_events(ctx.store.run_dir(run_id) / "events.jsonl"):
+    for event in _events(ctx, run, follow=False):
         if event.kind == OUTPUT:
             out.writelines(line + "\n" for line in display_lines(event, prefix=prefix))
     out.flush()
@@ -163,14 +166,19 @@ def result(ctx: Context, run_id: str) -> None:
 
 
 def cancel(ctx: Context, run_id: str) -> None:
-    run = ctx.store.require_run(run_id)
+    run = ctx.runs.require_run(run_id)
     if not run.is_active:
         raise UsageError(f"run {run_id} already ended: {run.status}")
+    if ctx.remote:
+        ctx.remote_runs.cancel(run_id)
+        info(f"cancel requested for run {run_id} on {ctx.remote_runs.url}")
+        return
     ctx.store.request_cancel(run_id)
     info(f"cancel requested for run {run_id}; its toolrun process will stop it")
 
 
 def delete(ctx: Context, run_ids: list[str]) -> None:
+    _local_only(ctx, "history delete")
     for run_id in run_ids:
         ctx.store.delete_run(run_id)
         info(f"deleted run {run_id}")
@@ -186,6 +194,7 @@ def prune(
 ) -> None:
     from ..config import parse_size
 
+    _local_only(ctx, "history prune")
     if older_than is None and keep is None and max_size is None:
         raise UsageError("say what to prune: --older-than 30d, --keep 1000 and/or --max-size 5GB")
     try:
@@ -201,6 +210,9 @@ def prune(
 
 
 def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
+    if ctx.remote:
+        yield from ctx.remote_runs.events(run.id, follow=follow and run.is_active)
+        return
     path = ctx.store.run_dir(run.id) / "events.jsonl"
     if not follow or not run.is_active:
         yield from read_events(path)
@@ -218,3 +230,8 @@ def _local(timestamp: float | None) -> str:
     if timestamp is None:
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def _local_only(ctx: Context, command: str) -> None:
+    if ctx.remote:
+        raise UsageError(f"`toolrun {command}` works on this machine's store, not with --remote")

@@ -11,7 +11,7 @@ from ..engine import Engine, RunHandle, RunOptions, exec_toolchain
 from ..errors import UsageError
 from ..events import Event
 from ..store import RunRecord
-from ..toolchain import Toolchain, parse_assignments, parse_duration
+from ..toolchain import parse_assignments, parse_duration
 from .context import Context
 from .errors import ExitCode
 from .printer import PlainPrinter, summary
@@ -30,6 +30,12 @@ def run(
     tui: bool | None = None,
 ) -> None:
     """``tui`` None decides by the terminal: see ``wants_tui``."""
+    if ctx.remote:
+        from . import remote_run
+
+        params = parse_assignments(assignments)
+        remote_run.run(ctx, name, params, as_json=as_json, timeout=_timeout(timeout))
+        return
     toolchain = ctx.load_toolchain(name)
     options = RunOptions(timeout=_timeout(timeout), requester=_user(), pre=pre)
     handle = ctx.engine.prepare(toolchain, parse_assignments(assignments), options)
@@ -71,6 +77,11 @@ def run_in_tui(handle: RunHandle, ctx: Context) -> int:
 
 def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = None) -> None:
     """One tool, its output passed through untouched, its exit code returned as ours."""
+    if ctx.remote:
+        from . import remote_run
+
+        remote_run.exec_(ctx, spec, args, timeout=_timeout(timeout))
+        return
     toolchain = exec_toolchain(spec, args)
     options = RunOptions(timeout=_timeout(timeout), requester=_user())
     handle = ctx.engine.prepare(toolchain, {}, options)
@@ -102,6 +113,11 @@ def rerun(
     tui: bool | None = None,
 ) -> None:
     """Run a past run again with the same toolchain text, params and tool versions."""
+    if ctx.remote:
+        from . import remote_run
+
+        remote_run.rerun(ctx, run_id, from_failed=from_failed, as_json=as_json)
+        return
     handle = rerun_handle(ctx, run_id, from_failed=from_failed)
     if tui or (tui is None and not as_json and wants_tui()):
         raise ExitCode(run_in_tui(handle, ctx))
@@ -110,43 +126,14 @@ def rerun(
 
 
 def rerun_handle(ctx: Context, run_id: str, *, from_failed: bool = False) -> RunHandle:
-    from ..toolchain import parse_toolchain
-
-    old = ctx.store.require_run(run_id)
-    if old.is_active:
-        raise UsageError(f"run {run_id} is still {old.status}")
-    run_dir = ctx.store.run_dir(run_id)
-    text = (run_dir / "toolchain.yaml").read_text(encoding="utf-8")
-    source = f"{run_dir / 'toolchain.yaml'} (run {run_id})"
-    toolchain = _with_origin(parse_toolchain(text, name=old.toolchain, source=source), ctx)
-    steps = ctx.store.steps(run_id)
-    pinned = {s.step_id: s.version for s in steps if s.version}
-    carried = {}
-    if from_failed:
-        carried = {s.step_id: s for s in steps if s.status == "succeeded"}
-        if len(carried) == len(steps):
-            raise UsageError(f"every step of run {run_id} succeeded; nothing to run again")
-    options = RunOptions(
-        requester=_user(),
-        pinned=pinned,
-        carried=carried,
-        workspace_from=run_id if from_failed else None,
-        rerun_of=run_id,
-    )
-    return ctx.engine.prepare(toolchain, old.params, options)
-
-
-def _with_origin(toolchain: Toolchain, ctx: Context) -> Toolchain:
-    """A rerun keeps ``toolchain.dir`` pointing where the original file was, if it still is."""
     from dataclasses import replace
 
-    from ..errors import NotFoundError
-    from ..toolchain import find_toolchain
+    from ..reruns import plan_rerun
 
-    try:
-        return replace(toolchain, path=find_toolchain(toolchain.name, ctx.toolchain_dirs()))
-    except NotFoundError:
-        return toolchain
+    toolchain, params, options = plan_rerun(
+        ctx.store, run_id, from_failed=from_failed, toolchain_dirs=ctx.toolchain_dirs()
+    )
+    return ctx.engine.prepare(toolchain, params, replace(options, requester=_user()))
 
 
 def run_live(handle: RunHandle, ctx: Context, *, as_json: bool) -> RunRecord:

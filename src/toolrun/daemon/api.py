@@ -23,7 +23,7 @@ from ..moments import parse_when
 from ..shapes import run_json, tool_json, toolchain_json
 from ..store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord
 from ..toolchain import list_toolchain_files, load_toolchain
-from .core import Daemon, HttpError, last_event_id
+from .core import Daemon, HttpError, last_event_id, query_flag
 from .requests import BadRequest, decode_body, run_request
 from .seed import RUN_ID_HEADER, SSE_HEADERS, daemon_of, read_body
 from .streams import run_events, sse_data, sse_message, text_lines, with_keepalive
@@ -116,13 +116,49 @@ async def cancel_run(request: Request) -> Response:
     return JSONResponse({"id": record.id, "status": "cancelling"}, status_code=202)
 
 
+async def rerun_run(request: Request) -> Response:
+    """Run a past run again: same toolchain text, params and tool versions."""
+    from ..reruns import plan_rerun
+
+    daemon = daemon_of(request)
+    caller = daemon.authorize(request, "run")
+    record = _record(daemon, request)
+    if not caller.may_run(record.toolchain):
+        raise HttpError(403, "forbidden", f"token {caller.name!r} may not run {record.toolchain!r}")
+    from_failed = query_flag(request, "from_failed")
+    toolchain, params, options = await asyncio.to_thread(
+        plan_rerun,
+        daemon.store,
+        record.id,
+        from_failed=from_failed,
+        toolchain_dirs=daemon.ctx.toolchain_dirs(),
+    )
+    handle = await daemon.submit(caller, toolchain, params, options)
+    return JSONResponse(
+        _run_body(daemon, handle.record),
+        status_code=202,
+        headers={"Location": f"/api/v1/runs/{handle.id}", RUN_ID_HEADER: handle.id},
+    )
+
+
 async def run_events_sse(request: Request) -> Response:
+    """The run's events: stored, then live until it ends; ``follow=false`` stops at the
+    stored ones."""
     daemon = daemon_of(request)
     daemon.authorize(request, "read")
     record = _record(daemon, request)
     after = last_event_id(request)
+    follow = request.query_params.get("follow", "true").lower() not in ("false", "0", "no")
 
     async def messages() -> AsyncIterator[bytes]:
+        if not follow:
+            handle = daemon.manager.live.get(record.id)
+            if handle is not None:
+                handle.channel.log.flush()
+            path = daemon.store.run_dir(record.id) / "events.jsonl"
+            for event in await asyncio.to_thread(lambda: list(read_events(path, after=after))):
+                yield sse_message(event)
+            return
         async for event in run_events(daemon.manager, daemon.store, record.id, after=after):
             yield sse_message(event)
 

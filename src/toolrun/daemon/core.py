@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,18 +202,26 @@ class Daemon:
                     raise BadRequest(
                         f"params.{name}: {exc.message}", field=f"params.{name}"
                     ) from None
-        options = RunOptions(
-            origin="daemon",
-            requester=caller.name,
-            timeout=wanted.timeout,
-            caller_env=wanted.env,
-            remote=True,
-        )
+        options = RunOptions(timeout=wanted.timeout, caller_env=wanted.env)
+        field = "cmd" if wanted.cmd else "toolchain"
+        return await self.submit(caller, toolchain, wanted.params, options, field=field)
+
+    async def submit(
+        self,
+        caller: Caller,
+        toolchain: Toolchain,
+        params: dict[str, Any],
+        options: RunOptions,
+        *,
+        field: str = "toolchain",
+    ) -> RunHandle:
+        """Record and start (or queue) a run for a remote caller, under the remote rules."""
+        options = replace(options, origin="daemon", requester=caller.name, remote=True)
         try:
-            return await self.manager.submit(toolchain, wanted.params, options)
+            return await self.manager.submit(toolchain, params, options)
         except NotFoundError as exc:
             # An unknown tool or version is a bad request here; 404 means an unknown run.
-            raise BadRequest(exc.message, field="cmd" if wanted.cmd else "toolchain") from None
+            raise BadRequest(exc.message, field=field) from None
         except UsageError as exc:
             if isinstance(exc, BadRequest):
                 raise

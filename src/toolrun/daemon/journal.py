@@ -7,16 +7,24 @@ method, path, status and the caller's name, not by their headers.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
+from ..errors import StorageError
+
 
 class Journal:
     def __init__(self, path: Path | None = None, *, stream: IO[str] | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.file = path.open("a", encoding="utf-8", buffering=1) if path else None
+        self.file = None
+        if path is not None:
+            try:
+                self.file = path.open("a", encoding="utf-8", buffering=1)
+            except OSError as exc:
+                raise StorageError(f"--log-file {path}: {exc.strerror}") from None
 
     def write(self, event: str, **fields: Any) -> None:
         record = {"ts": round(time.time(), 3), "event": event, **fields}
@@ -32,3 +40,14 @@ class Journal:
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+
+
+class JournalHandler(logging.Handler):
+    """uvicorn's own warnings (a malformed request, a failed TLS handshake) as JSON lines too."""
+
+    def __init__(self, journal: Journal) -> None:
+        super().__init__(logging.INFO)
+        self.journal = journal
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.journal.write("server", level=record.levelname.lower(), message=record.getMessage())

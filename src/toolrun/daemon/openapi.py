@@ -226,10 +226,28 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/runs/{run_id}/rerun": {
+                "post": {
+                    "summary": "Run it again: same toolchain text, params and tool versions",
+                    "parameters": [
+                        *RUN_PATH,
+                        _flag("from_failed", "Keep the steps that succeeded and their files"),
+                    ],
+                    "responses": {
+                        "202": _json(_ref("Run"), "The new run"),
+                        **SUBMIT_ERRORS,
+                        **NOT_FOUND,
+                    },
+                }
+            },
             "/api/v1/runs/{run_id}/events": {
                 "get": {
                     "summary": "The run's events as Server-Sent Events, replayed then followed",
-                    "parameters": [*RUN_PATH, LAST_EVENT_ID],
+                    "parameters": [
+                        *RUN_PATH,
+                        LAST_EVENT_ID,
+                        _flag("follow", "false: only the events stored so far"),
+                    ],
                     "responses": {
                         "200": _text("Events", "text/event-stream"),
                         **ERRORS,

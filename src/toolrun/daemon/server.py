@@ -9,6 +9,7 @@ daemon owned as ``interrupted`` (their owner locks are free).
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ import uvicorn
 from ..errors import ToolrunError, UsageError
 from .app import create_app
 from .core import Daemon, DaemonSettings, is_loopback
-from .journal import Journal
+from .journal import Journal, JournalHandler
 
 if TYPE_CHECKING:
     from ..cli.context import Context
@@ -89,6 +90,10 @@ def serve(ctx: Context, settings: DaemonSettings) -> None:
     check_settings(settings, len(ctx.config.tokens))
     sock = listen(settings.host, settings.port)
     journal = Journal(settings.log_file)
+    server_log = logging.getLogger("uvicorn.error")
+    server_log.handlers = [JournalHandler(journal)]
+    server_log.setLevel(logging.WARNING)
+    server_log.propagate = False
     daemon = Daemon(ctx, settings, journal)
     config = uvicorn.Config(
         create_app(daemon),
@@ -96,6 +101,8 @@ def serve(ctx: Context, settings: DaemonSettings) -> None:
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         log_config=None,
         access_log=False,
+        # Forwarded-for headers would let any local process write the requester of its runs.
+        proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=3,
         lifespan="on",
