@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import run_toolrun
 from daemon_seed_test import TIMEOUT, sse_events, wait_ended
 
@@ -397,3 +398,38 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(dae
         timeout=240,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_tls_serves_https_with_the_given_certificate(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = daemon("--tls-cert", str(cert), "--tls-key", str(key))
+    assert server.url.startswith("https://")
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(cert))
+    answer = httpx.get(f"{server.url}/cmd/probe/echo/secure", verify=context, timeout=TIMEOUT)
+    assert answer.status_code == 200 and answer.text == "secure\n"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/healthz", timeout=TIMEOUT)  # not trusted without the cert
