@@ -146,12 +146,14 @@ def test_search_and_one_step_at_a_time(probe, toolrun_home) -> None:  # type: ig
 
 def test_r_asks_for_a_rerun_once_the_run_has_ended(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
     engine, handle = prepare(
-        toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '0.5']}\n"
+        toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '2']}\n"
     )
 
     async def scenario() -> RunApp:
         app = RunApp(engine, handle)
         async with app.run_test(size=(100, 30)) as pilot:
+            await until(lambda: "sleeping" in "".join(shown(app)), pilot)
+            assert app.final is None
             await pilot.press("r")  # still running: refused
             assert not app.rerun_requested
             offered = {b.binding.action for b in app.active_bindings.values() if b.enabled}
