@@ -65,9 +65,11 @@ def run_in_tui(handle: RunHandle, ctx: Context) -> int:
     """
     from ..tui.run_app import RunApp
 
+    # Inline (below the prompt, in the scrollback) where Textual supports it: not on Windows.
+    inline = sys.platform != "win32"
     while True:
         app = RunApp(ctx.engine, handle)
-        code = app.run()
+        code = app.run(inline=inline)
         final = ctx.store.require_run(handle.id)
         summary(final, ctx.store.steps(final.id))
         if not app.rerun_requested:

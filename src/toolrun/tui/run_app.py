@@ -37,6 +37,7 @@ class RunApp(App[int]):
 
     TITLE = "toolrun"
     CSS = """
+    Screen:inline { height: 80vh; }
     #header { height: 1; padding: 0 1; background: $boost; }
     #log { border-top: solid $primary; }
     """
