@@ -66,7 +66,7 @@ def run_in_tui(handle: RunHandle, ctx: Context) -> int:
     from ..tui.run_app import RunApp
 
     # Inline (below the prompt, in the scrollback) where Textual supports it: not on Windows.
-    inline = sys.platform != "win32"
+    inline = sys.platform != "win32" and sys.stdout.isatty()
     while True:
         app = RunApp(ctx.engine, handle)
         code = app.run(inline=inline)
