@@ -73,8 +73,17 @@ def _read_from(path: Path, position: int) -> tuple[bytes, int]:
 
 
 def sse_message(event: Event) -> bytes:
-    """One Server-Sent Event: the event's seq as its id, so a client resumes with Last-Event-ID."""
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {event.to_json()}\n\n".encode()
+    """One Server-Sent Event: the event's seq as its id, so a client resumes with Last-Event-ID.
+
+    A live event is one object shared by every client following the run: it is encoded once
+    and the bytes kept on it, not once per client (500 clients made that most of the work).
+    """
+    cached: bytes | None = event.__dict__.get("_sse")
+    if cached is None:
+        head = f"id: {event.seq}\nevent: {event.kind}\ndata: ".encode()
+        cached = head + event.to_bytes() + b"\n\n"
+        object.__setattr__(event, "_sse", cached)  # not a field: equality and hash unchanged
+    return cached
 
 
 def sse_data(kind: str, data: object) -> bytes:
