@@ -46,3 +46,33 @@ def test_events_round_trip(tmp_path: Path) -> None:
     log.append(event)
     log.close()
     assert list(read_events(tmp_path / "events.jsonl")) == [event]
+
+
+def test_follow_batches_groups_what_is_waiting_and_keeps_alive_when_quiet(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from toolrun.events import OUTPUT, RUN_FINISHED, EventLog, RunChannel
+
+    async def scenario() -> list[list[int]]:
+        channel = RunChannel(EventLog(tmp_path / "events.jsonl"))
+        channel.emit(OUTPUT, "a", 1, stream="stdout", lines=["stored"])
+        batches: list[list[int]] = []
+
+        async def follow() -> None:
+            async for batch in channel.follow_batches(idle=0.05):
+                batches.append([event.seq for event in batch])
+
+        task = asyncio.ensure_future(follow())
+        await asyncio.sleep(0.12)  # quiet: keep-alives
+        for index in range(3):  # emitted together: one batch
+            channel.emit(OUTPUT, "a", 1, stream="stdout", lines=[f"live {index}"])
+        await asyncio.sleep(0.01)
+        channel.emit(RUN_FINISHED, status="succeeded")
+        await asyncio.wait_for(task, 5)
+        return batches
+
+    batches = asyncio.run(scenario())
+    assert batches[0] == [1]
+    assert [] in batches
+    assert [2, 3, 4] in batches and batches[-1] == [5]
+    assert sorted(seq for batch in batches for seq in batch) == [1, 2, 3, 4, 5]

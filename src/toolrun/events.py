@@ -195,6 +195,54 @@ class RunChannel:
             if queue in self._subscribers:
                 self._subscribers.remove(queue)
 
+    async def follow_batches(
+        self, *, after: int = 0, idle: float | None = None, replay_batch: int = 256
+    ) -> AsyncIterator[list[Event]]:
+        """As ``replay_then_follow``, but what is waiting comes as one list (so a front end
+        writes it at once), and after ``idle`` quiet seconds an empty list (a keep-alive)."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.log.flush()
+        finished = self.finished
+        if not finished:
+            self._subscribers.append(queue)
+        last = after
+        try:
+            batch: list[Event] = []
+            for event in read_events(self.log.path, after=after):
+                last = event.seq
+                batch.append(event)
+                if len(batch) >= replay_batch:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+            if finished:
+                return
+            while True:
+                try:
+                    async with asyncio.timeout(idle):
+                        item = await queue.get()
+                except TimeoutError:
+                    yield []
+                    continue
+                batch = []
+                while True:
+                    if item is None:
+                        if batch:
+                            yield batch
+                        return
+                    if item.seq > last:
+                        last = item.seq
+                        batch.append(item)
+                    try:
+                        item = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                yield batch
+        finally:
+            if queue in self._subscribers:
+                self._subscribers.remove(queue)
+
 
 def follow_file(
     path: Path, is_finished: Callable[[], bool], *, after: int = 0, poll: float = 0.1

@@ -26,7 +26,7 @@ from ..toolchain import list_toolchain_files, load_toolchain
 from .core import Daemon, HttpError, last_event_id, query_flag
 from .requests import BadRequest, decode_body, run_request
 from .seed import RUN_ID_HEADER, SSE_HEADERS, daemon_of, read_body
-from .streams import run_events, sse_data, sse_message, text_lines, with_keepalive
+from .streams import sse_data, sse_message, sse_stream, text_lines, with_keepalive
 
 MAX_PAGE_SIZE = 100
 WATCHER_BACKLOG = 1000
@@ -159,12 +159,10 @@ async def run_events_sse(request: Request) -> Response:
             for event in await asyncio.to_thread(lambda: list(read_events(path, after=after))):
                 yield sse_message(event)
             return
-        async for event in run_events(daemon.manager, daemon.store, record.id, after=after):
-            yield sse_message(event)
+        async for chunk in sse_stream(daemon.manager, daemon.store, record.id, after=after):
+            yield chunk
 
-    return StreamingResponse(
-        with_keepalive(messages()), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+    return StreamingResponse(messages(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 async def run_log(request: Request) -> Response:

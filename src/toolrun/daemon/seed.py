@@ -22,7 +22,7 @@ from ..events import read_events
 from ..store import ACTIVE
 from .core import Daemon, HttpError, last_event_id, query_flag
 from .requests import MAX_BODY, BadRequest, RunRequest, decode_body, run_request
-from .streams import run_events, sse_message, text_lines, with_keepalive
+from .streams import run_event_batches, sse_stream, text_lines
 
 RUN_ID_HEADER = "X-Toolrun-Run-Id"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -141,18 +141,13 @@ async def read_body(request: Request) -> bytes:
 # -- streams ----------------------------------------------------------------------------------
 
 
-async def _sse(daemon: Daemon, run_id: str, after: int) -> AsyncIterator[bytes]:
-    async def messages() -> AsyncIterator[bytes]:
-        async for event in run_events(daemon.manager, daemon.store, run_id, after=after):
-            yield sse_message(event)
-
-    async for message in with_keepalive(messages()):
-        yield message
+def _sse(daemon: Daemon, run_id: str, after: int) -> AsyncIterator[bytes]:
+    return sse_stream(daemon.manager, daemon.store, run_id, after=after)
 
 
 async def _text(daemon: Daemon, run_id: str, prefix: bool) -> AsyncIterator[bytes]:
-    async for event in run_events(daemon.manager, daemon.store, run_id):
-        chunk = text_lines(event, prefix=prefix)
+    async for batch in run_event_batches(daemon.manager, daemon.store, run_id):
+        chunk = b"".join(text_lines(event, prefix=prefix) for event in batch)
         if chunk:
             yield chunk
 

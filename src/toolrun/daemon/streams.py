@@ -12,27 +12,44 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TypeVar
 
 from ..describe import display_lines
 from ..events import OUTPUT, RUN_FINISHED, Event
 from ..store import ACTIVE, Store
 from .runs import RunManager
 
+T = TypeVar("T")
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 15.0
 
 
-async def run_events(
+async def run_event_batches(
     manager: RunManager, store: Store, run_id: str, *, after: int = 0
-) -> AsyncIterator[Event]:
-    """Every event of ``run_id`` with a seq above ``after``, until the run has ended."""
+) -> AsyncIterator[list[Event]]:
+    """Every event of ``run_id`` with a seq above ``after`` until the run has ended, in lists
+    of what was ready at once; an empty list is a keep-alive after a quiet spell."""
     handle = manager.live.get(run_id)
     if handle is not None:
-        async for event in handle.channel.replay_then_follow(after=after):
-            yield event
+        async for batch in handle.channel.follow_batches(after=after, idle=KEEPALIVE_SECONDS):
+            yield batch
         return
-    async for event in _follow_file(store, run_id, after):
-        yield event
+    empty: list[Event] = []
+    async for batch in with_keepalive(_as_lists(_follow_file(store, run_id, after)), quiet=empty):
+        yield batch
+
+
+async def _as_lists(events: AsyncIterator[Event]) -> AsyncIterator[list[Event]]:
+    async for event in events:
+        yield [event]
+
+
+async def sse_stream(
+    manager: RunManager, store: Store, run_id: str, *, after: int = 0
+) -> AsyncIterator[bytes]:
+    """A run's events as Server-Sent Events: one write per batch, a comment when quiet."""
+    async for batch in run_event_batches(manager, store, run_id, after=after):
+        yield b"".join(sse_message(event) for event in batch) if batch else b": keepalive\n\n"
 
 
 async def _follow_file(store: Store, run_id: str, after: int) -> AsyncIterator[Event]:
@@ -101,19 +118,19 @@ def text_lines(event: Event, *, prefix: bool) -> bytes:
 
 
 async def with_keepalive(
-    messages: AsyncIterator[bytes], every: float = KEEPALIVE_SECONDS
-) -> AsyncIterator[bytes]:
-    """Pass messages on, with an SSE comment whenever none came for ``every`` seconds, so
-    proxies and clients do not take a quiet run for a dead connection."""
+    messages: AsyncIterator[T], every: float = KEEPALIVE_SECONDS, *, quiet: T | None = None
+) -> AsyncIterator[T]:
+    """Pass messages on, with ``quiet`` (an SSE comment unless told) whenever none came for
+    ``every`` seconds, so proxies and clients do not take a quiet run for a dead connection."""
     iterator = messages.__aiter__()
-    next_message: asyncio.Task[bytes] | None = None
+    next_message: asyncio.Task[T] | None = None
     try:
         while True:
             if next_message is None:
                 next_message = asyncio.ensure_future(iterator.__anext__())
             done, _ = await asyncio.wait({next_message}, timeout=every)
             if not done:
-                yield b": keepalive\n\n"
+                yield quiet if quiet is not None else b": keepalive\n\n"  # type: ignore[misc]
                 continue
             try:
                 message = next_message.result()
