@@ -212,6 +212,7 @@ BAD_POSTS = [
     ("/cmd", "cmd: probe\nargs: [read, ../../secret]", 400, "args"),
     ("/cmd", "cmd: probe\nargs: ['--out=C:\\\\x']", 400, "args"),
     ("/cmd", "cmd: probe\nenv: {LD_PRELOAD: /x.so}", 400, "env"),
+    ("/cmd?body=json", '{"cmd": "probe", "args": ["echo", "a\\u0000b"]}', 400, "args"),
     ("/cmd", "cmd: probe\nenv: {PATH: /tmp}", 400, "env"),
     ("/cmd", "cmd: probe\ncolour: red", 400, "colour"),
     ("/cmd", "cmd: probe\ntimeout: soon", 400, "timeout"),
@@ -264,6 +265,8 @@ def test_unknown_paths_and_methods_answer_json(daemon) -> None:  # type: ignore[
         assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
         empty = client.get("/cmd/")
         assert empty.status_code == 400 and empty.json()["field"] == "cmd"
+        nul = client.get("/cmd/probe/echo/a%00b")
+        assert nul.status_code == 400 and nul.json()["field"] == "args"
 
 
 def test_the_log_names_every_request_and_never_a_token(daemon, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]

@@ -28,3 +28,23 @@ def test_enormous_lines_are_cut_without_growing() -> None:
 def test_exit_descriptions() -> None:
     assert exit_description(3) == "exit 3"
     assert exit_description(-9) == "killed by SIGKILL"
+
+
+def test_an_argument_with_a_nul_byte_is_a_start_error_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import os
+    import sys
+
+    import pytest
+
+    from toolrun.process import StartError, StepProcess
+
+    process = StepProcess(
+        [sys.executable, "-c", "pass", "a\0b"],
+        cwd=tmp_path,
+        env=dict(os.environ),
+        encoding="utf-8",
+        on_lines=lambda stream, lines: None,
+    )
+    with pytest.raises(StartError, match="cannot start"):
+        asyncio.run(process.start())

@@ -130,6 +130,8 @@ class StepProcess:
             raise StartError(f"{self.argv[0]}: not executable (permission denied)") from None
         except OSError as exc:
             raise StartError(f"{self.argv[0]}: cannot start: {exc.strerror or exc}") from None
+        except ValueError as exc:  # an argument or variable holding a NUL byte, for one
+            raise StartError(f"{self.argv[0]}: cannot start: {exc}") from None
 
     @property
     def pid(self) -> int | None:

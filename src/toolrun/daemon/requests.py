@@ -129,6 +129,9 @@ def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunReq
         if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
             raise BadRequest(f"args[{index}] must be a string", field=f"args[{index}]")
     request.args = [str(arg) for arg in args]
+    for index, arg in enumerate(request.args):
+        if "\0" in arg:
+            raise BadRequest(f"args[{index}] holds a NUL byte", field="args")
     return request
 
 
@@ -166,6 +169,8 @@ def _env(raw: Any) -> dict[str, str]:
         if isinstance(value, (dict, list)) or value is None:
             raise BadRequest(f"env {name!r} must be a string", field=f"env.{name}")
         env[name] = str(value).lower() if isinstance(value, bool) else str(value)
+        if "\0" in env[name]:
+            raise BadRequest(f"env {name!r} holds a NUL byte", field=f"env.{name}")
     return env
 
 

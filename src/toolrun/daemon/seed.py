@@ -43,6 +43,9 @@ async def cmd_get(request: Request) -> Response:
     if not parts or not parts[0]:
         raise BadRequest("name a tool: /cmd/<tool>[@<version>]/<arg>/...", field="cmd")
     name, _, version = parts[0].partition("@")
+    for index, arg in enumerate(parts[1:]):
+        if "\0" in arg:
+            raise BadRequest(f"args[{index}] holds a NUL byte", field="args")
     wanted = RunRequest(cmd=name, version=version or None, args=parts[1:])
     return await _answer(request, daemon, caller, wanted)
 
