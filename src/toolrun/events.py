@@ -170,30 +170,9 @@ class RunChannel:
 
     async def replay_then_follow(self, *, after: int = 0) -> AsyncIterator[Event]:
         """Every event with ``seq > after``: the stored ones, then the live ones, each once."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        # Flushing and subscribing with no await between them: every event emitted before
-        # is in the file, every event emitted after is in the queue.
-        self.log.flush()
-        finished = self.finished
-        if not finished:
-            self._subscribers.append(queue)
-        last = after
-        try:
-            for event in read_events(self.log.path, after=after):
-                last = event.seq
+        async for batch in self.follow_batches(after=after):
+            for event in batch:
                 yield event
-            if finished:
-                return
-            while True:
-                item = await queue.get()
-                if item is None:
-                    return
-                if item.seq > last:
-                    last = item.seq
-                    yield item
-        finally:
-            if queue in self._subscribers:
-                self._subscribers.remove(queue)
 
     async def follow_batches(
         self, *, after: int = 0, idle: float | None = None, replay_batch: int = 256
@@ -201,6 +180,8 @@ class RunChannel:
         """As ``replay_then_follow``, but what is waiting comes as one list (so a front end
         writes it at once), and after ``idle`` quiet seconds an empty list (a keep-alive)."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        # Flushing and subscribing with no await between them: every event emitted before
+        # is in the file, every event emitted after is in the queue.
         self.log.flush()
         finished = self.finished
         if not finished:

@@ -15,8 +15,7 @@ from ..store import RunRecord
 from .context import Context
 from .errors import ExitCode
 from .printer import PlainPrinter, summary
-
-EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}
+from .run_commands import EXIT_CODES, exec_exit_code
 
 
 def run(
@@ -61,13 +60,7 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: float | None) ->
             target.flush()
 
     final = _follow_events(ctx, started["id"], passthrough)
-    step = remote.steps(final.id)[0]
-    if final.status in ("cancelled", "timed_out"):
-        raise ExitCode(EXIT_CODES[final.status])
-    if step.exit_code is None:
-        print(f"toolrun: error: {step.error} (run {final.id})", file=sys.stderr)
-        raise ExitCode(127)
-    raise ExitCode(step.exit_code if step.exit_code >= 0 else 128 - step.exit_code)
+    raise ExitCode(exec_exit_code(final, remote.steps(final.id)[0]))
 
 
 def follow(ctx: Context, started: dict[str, Any], *, as_json: bool) -> RunRecord:

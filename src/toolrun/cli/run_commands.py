@@ -10,7 +10,7 @@ from collections.abc import Callable
 from ..engine import Engine, RunHandle, RunOptions, exec_toolchain
 from ..errors import UsageError
 from ..events import Event
-from ..store import RunRecord
+from ..store import RunRecord, StepRecord
 from ..toolchain import parse_assignments, parse_duration
 from .context import Context
 from .errors import ExitCode
@@ -96,14 +96,18 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = Non
 
     handle.on_raw = passthrough
     final = _execute(ctx.engine, handle, lambda event: None)
-    step = ctx.store.steps(final.id)[0]
+    raise ExitCode(exec_exit_code(final, ctx.store.steps(final.id)[0]))
+
+
+def exec_exit_code(final: RunRecord, step: StepRecord) -> int:
+    """``exec`` exits as its tool did; 127 when it could not start, and as a run when stopped."""
     if final.status in ("cancelled", "timed_out"):
-        raise ExitCode(EXIT_CODES[final.status])
+        return EXIT_CODES[final.status]
     if step.exit_code is None:
         print(f"toolrun: error: {step.error} (run {final.id})", file=sys.stderr)
-        raise ExitCode(127)
+        return 127
     # A tool killed by a signal exits like a shell reports it: 128 + the signal number.
-    raise ExitCode(step.exit_code if step.exit_code >= 0 else 128 - step.exit_code)
+    return step.exit_code if step.exit_code >= 0 else 128 - step.exit_code
 
 
 def rerun(
