@@ -284,3 +284,32 @@ def test_the_log_names_every_request_and_never_a_token(daemon, toolrun_home: Pat
     assert requests[1]["caller"] == "ci"
     assert {r["status"] for r in server.events("run")} >= {"queued", "running", "succeeded"}
     assert secret not in "".join(server.raw)
+
+
+def test_a_run_of_another_process_is_followed_as_its_log_grows(daemon, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+    server = daemon()
+    import os
+    import sys
+
+    local = subprocess.Popen(
+        [sys.executable, "-m", "toolrun", "exec", "probe", "drip", "8", "0.1"],
+        cwd=workdir,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert local.stdout is not None
+        assert local.stdout.readline() == "drip 0\n"  # the run is going
+        run_id = json.loads(run_toolrun("history", "--json").stdout)[0]["id"]
+        with httpx.stream(
+            "GET", f"{server.url}/result/{run_id}?sse=true", timeout=TIMEOUT
+        ) as answer:
+            events = sse_events(list(answer.iter_lines()))
+    finally:
+        local.wait(30)
+    lines = [
+        line for e in events if e["event"] == "output" for line in json.loads(e["data"])["lines"]
+    ]
+    assert lines == [f"drip {i}" for i in range(8)]
+    assert events[-1]["event"] == "run_finished"

@@ -225,34 +225,51 @@ class RunChannel:
                 self._subscribers.remove(queue)
 
 
+class LogTail:
+    """Reads the events another process appends to a run's events.jsonl: each ``read``
+    returns the complete new events with a seq above those already seen, once each."""
+
+    def __init__(self, path: Path, *, after: int = 0) -> None:
+        self.path = path
+        self.last = after
+        self._position = 0
+        self._pending = b""
+
+    def read(self) -> tuple[list[Event], bool]:
+        """The new events, and whether the file had grown at all."""
+        try:
+            with self.path.open("rb") as file:
+                file.seek(self._position)
+                chunk = file.read()
+                self._position = file.tell()
+        except FileNotFoundError:
+            return [], False
+        if not chunk:
+            return [], False
+        *complete, self._pending = (self._pending + chunk).split(b"\n")
+        events = []
+        for line in complete:
+            if line:
+                event = Event.from_json(line)
+                if event.seq > self.last:
+                    self.last = event.seq
+                    events.append(event)
+        return events, True
+
+
 def follow_file(
     path: Path, is_finished: Callable[[], bool], *, after: int = 0, poll: float = 0.1
 ) -> Iterator[Event]:
     """Replay a run's stored events, then keep reading as another process appends to them."""
-    last = after
-    position = 0
-    pending = b""
+    tail = LogTail(path, after=after)
     while True:
         finished = is_finished()  # read before the file, so no event written after is missed
-        try:
-            with path.open("rb") as file:
-                file.seek(position)
-                chunk = file.read()
-                position = file.tell()
-        except FileNotFoundError:
-            chunk = b""
-        if chunk:
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                if line:
-                    event = Event.from_json(line)
-                    if event.seq > last:
-                        last = event.seq
-                        yield event
-                        if event.kind == RUN_FINISHED:
-                            return
-        elif finished:
-            return
-        else:
+        events, grew = tail.read()
+        for event in events:
+            yield event
+            if event.kind == RUN_FINISHED:
+                return
+        if not grew:
+            if finished:
+                return
             time.sleep(poll)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TypeVar
 
 from ..describe import display_lines
-from ..events import OUTPUT, RUN_FINISHED, Event
+from ..events import OUTPUT, RUN_FINISHED, Event, LogTail
 from ..store import ACTIVE, Store
 from .runs import RunManager
 
@@ -53,37 +52,20 @@ async def sse_stream(
 
 
 async def _follow_file(store: Store, run_id: str, after: int) -> AsyncIterator[Event]:
-    path = store.run_dir(run_id) / "events.jsonl"
-    position = 0
-    pending = b""
+    """A run of another process on this machine, read as its events.jsonl grows."""
+    tail = LogTail(store.run_dir(run_id) / "events.jsonl", after=after)
     while True:
+        # The state is read before the file, so no event written after it is missed.
         record = await asyncio.to_thread(store.get_run, run_id)
         ended = record is None or record.status not in ACTIVE
-        chunk, position = await asyncio.to_thread(_read_from, path, position)
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            if not line:
-                continue
-            event = Event.from_json(line)
-            if event.seq > after:
-                after = event.seq
-                yield event
-                if event.kind == RUN_FINISHED:
-                    return
-        if ended and not chunk:
+        events, grew = await asyncio.to_thread(tail.read)
+        for event in events:
+            yield event
+            if event.kind == RUN_FINISHED:
+                return
+        if ended and not grew:
             return
         await asyncio.sleep(POLL_SECONDS)
-
-
-def _read_from(path: Path, position: int) -> tuple[bytes, int]:
-    try:
-        with path.open("rb") as file:
-            file.seek(position)
-            chunk = file.read()
-            return chunk, file.tell()
-    except FileNotFoundError:
-        return b"", position
 
 
 # -- the shapes ------------------------------------------------------------------------------
