@@ -243,3 +243,19 @@ def test_exec_and_the_cli_module_never_import_textual(registry: Path, workdir: P
         [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True
     )
     assert "TEXTUAL False CODE 0" in result.stderr, result.stderr
+
+
+def test_exec_imports_neither_asyncio_nor_typing(registry: Path, workdir: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+    """Each costs milliseconds of exec's 100 ms budget (benchmarks/exec_overhead.py)."""
+    assert toolrun("tool", "install", "hello").returncode == 0  # installing may use both
+    probe = (
+        "import sys\n"
+        "from toolrun.__main__ import main\n"
+        "code = main(['exec', 'hello', '--', 'x'])\n"
+        "loaded = [m for m in ('asyncio', 'typing') if m in sys.modules]\n"
+        "print('LOADED', loaded, 'CODE', code, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True
+    )
+    assert "LOADED [] CODE 0" in result.stderr, result.stderr

@@ -29,6 +29,16 @@ def shown(toolrun, run_id: str) -> dict:  # type: ignore[no-untyped-def, type-ar
     return json.loads(toolrun("show", run_id, "--json").stdout)
 
 
+# A run of one plain step executes on the CLI's thread (threaded_run); with a second step it
+# takes the event loop (async_run). Tests of process control run both ways.
+DRIVERS = {"threaded": "", "event-loop": "\n  - later: {cmd: probe, args: [echo, never]}"}
+
+
+@pytest.fixture(params=list(DRIVERS))
+def second_step(request: pytest.FixtureRequest) -> str:
+    return DRIVERS[request.param]
+
+
 def test_a_toolchain_runs_in_order_passing_outputs_and_files(
     probe, toolchain, toolrun, toolrun_home
 ) -> None:  # type: ignore[no-untyped-def]
@@ -97,7 +107,7 @@ toolchain:
 
 
 def test_retries_with_backoff_number_every_attempt(
-    probe, toolchain, toolrun, toolrun_home, tmp_path
+    probe, toolchain, toolrun, toolrun_home, tmp_path, second_step
 ) -> None:  # type: ignore[no-untyped-def]
     counter = tmp_path / "counter"
     toolchain(
@@ -107,7 +117,7 @@ toolchain:
   - flaky:
       cmd: probe
       args: [flaky, "{counter}", "3"]
-      retries: {{max: 3, delay: 0.1s, backoff: 2}}
+      retries: {{max: 3, delay: 0.1s, backoff: 2}}{second_step.replace("never", "after")}
 """,
     )
     started = time.monotonic()
@@ -118,10 +128,16 @@ toolchain:
     step = shown(toolrun, run_id)["steps"][0]
     assert step["attempts"] == 3
     outputs = [
-        (e["attempt"], e["lines"]) for e in events_of(toolrun_home, run_id) if e["kind"] == "output"
+        (e["attempt"], e["lines"])
+        for e in events_of(toolrun_home, run_id)
+        if e["kind"] == "output" and e["step"] == "flaky"
     ]
     assert outputs == [(1, ["call 1"]), (2, ["call 2"]), (3, ["call 3"])]
-    finished = [e for e in events_of(toolrun_home, run_id) if e["kind"] == "step_finished"]
+    finished = [
+        e
+        for e in events_of(toolrun_home, run_id)
+        if e["kind"] == "step_finished" and e["step"] == "flaky"
+    ]
     assert [(e["attempt"], e["status"]) for e in finished] == [
         (1, "failed"),
         (2, "failed"),
@@ -161,9 +177,22 @@ toolchain:
     assert "step timed out after 1s" in result.stdout
 
 
-def test_a_run_timeout_exits_124(probe, toolchain, toolrun, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_step_timeout_in_a_run_of_one_step(probe, toolchain, toolrun, tmp_path) -> None:  # type: ignore[no-untyped-def]
     pid_file = tmp_path / "pids"
-    toolchain("hang", f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}\n')
+    toolchain(
+        "slow1", f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"], timeout: 1s}}\n'
+    )
+    result = toolrun("run", "slow1")
+    assert result.returncode == 1
+    tree_is_gone(pid_file)
+    step = shown(toolrun, only_run(toolrun)["id"])["steps"][0]
+    assert (step["status"], step["error"]) == ("timed_out", "step timed out after 1s")
+
+
+def test_a_run_timeout_exits_124(probe, toolchain, toolrun, tmp_path, second_step) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "pids"
+    hang = f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}{second_step}\n'
+    toolchain("hang", hang)
     result = toolrun("run", "hang", "--timeout", "1s")
     assert result.returncode == 124
     tree_is_gone(pid_file)
@@ -188,9 +217,12 @@ def wait_for(path: Path, timeout: float = 20) -> None:
         time.sleep(0.02)
 
 
-def test_ctrl_c_cancels_cleanly_with_exit_130(probe, toolchain, workdir, tmp_path, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_cancels_cleanly_with_exit_130(
+    probe, toolchain, workdir, tmp_path, toolrun, second_step
+) -> None:  # type: ignore[no-untyped-def]
     pid_file = tmp_path / "pids"
-    toolchain("hang", f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}\n')
+    hang = f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}{second_step}\n'
+    toolchain("hang", hang)
     process = start_run(workdir, "run", "hang")
     wait_for(pid_file)
     process.send_signal(signal.SIGINT)
@@ -201,9 +233,37 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(probe, toolchain, workdir, tmp_pat
     assert only_run(toolrun)["status"] == "cancelled"
 
 
-def test_cancel_from_another_process(probe, toolchain, workdir, tmp_path, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_twice_forces_a_tool_that_ignores_the_polite_signal(
+    probe, toolchain, workdir, tmp_path, toolrun, second_step
+) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "pid"
+    toolchain(
+        "stubborn",
+        f'toolchain:\n  - s: {{cmd: probe, args: [stubborn, "{pid_file}"]}}{second_step}\n',
+    )
+    process = start_run(workdir, "run", "stubborn")
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, "the tool never started"
+        time.sleep(0.02)
+    pid = int(pid_file.read_text())
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert psutil.pid_exists(pid)  # SIGTERM ignored: waiting out the 5 s grace
+    pressed = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+    assert time.monotonic() - pressed < 3  # forced at once, not at the end of the grace
+    assert process.returncode == 130
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_cancel_from_another_process(
+    probe, toolchain, workdir, tmp_path, toolrun, second_step
+) -> None:  # type: ignore[no-untyped-def]
     pid_file = tmp_path / "pids"
-    toolchain("hang", f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}\n')
+    hang = f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}{second_step}\n'
+    toolchain("hang", hang)
     process = start_run(workdir, "run", "hang")
     wait_for(pid_file)
     run_id = only_run(toolrun)["id"]

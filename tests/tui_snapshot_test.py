@@ -123,7 +123,7 @@ def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) ->
     monkeypatch.setattr(time, "time", lambda: BASE)
     # The engine times attempts with the monotonic clock; asyncio needs the real one.
     frozen = types.SimpleNamespace(time=lambda: BASE, monotonic=lambda: 0.0)
-    monkeypatch.setattr("toolrun.engine.time", frozen)
+    monkeypatch.setattr("toolrun.run_book.time", frozen)
     store = Store(toolrun_home)
     resolver = ToolResolver(Installer(toolrun_home / "tools"), [FolderRegistry("test", probe)])
     engine = Engine(store, resolver, EngineSettings(kill_grace=1.0))

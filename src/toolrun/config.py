@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError, NotFoundError, StorageError, UsageError
 from .versions import is_tool_name
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_REGISTRY_TIMEOUT = 10.0
 
@@ -20,6 +24,8 @@ _NEW_FILE_HEADER = """\
 
 @dataclass(frozen=True)
 class RegistryRef:
+    """A registry named in config.toml."""
+
     name: str
     location: str  # a folder path or an http(s) URL
 
@@ -110,6 +116,8 @@ SETTINGS: dict[str, Setting] = {
 
 @dataclass(frozen=True)
 class Config:
+    """config.toml, read."""
+
     path: Path
     registries: tuple[RegistryRef, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)

@@ -8,14 +8,18 @@ process replays the file and keeps reading it as it grows, until the run has fin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import asyncio
+    from typing import Any
 
 # Kinds of event, in the order a run emits them.
 RUN_STARTED = "run_started"
@@ -34,6 +38,8 @@ FLUSH_SECONDS = 0.05
 
 @dataclass(frozen=True)
 class Event:
+    """One thing a run did, numbered in the run's order."""
+
     seq: int
     time: float
     kind: str
@@ -179,6 +185,8 @@ class RunChannel:
     ) -> AsyncIterator[list[Event]]:
         """As ``replay_then_follow``, but what is waiting comes as one list (so a front end
         writes it at once), and after ``idle`` quiet seconds an empty list (a keep-alive)."""
+        import asyncio
+
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         # Flushing and subscribing with no await between them: every event emitted before
         # is in the file, every event emitted after is in the queue.

@@ -18,7 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TEMPLATE_RE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _TOKEN_RE = re.compile(
@@ -44,6 +48,8 @@ class ExpressionError(Exception):
 
 @dataclass(frozen=True)
 class Node:
+    """A node of a parsed expression."""
+
     kind: str  # literal, path, call, not, and, or, compare
     value: Any = None
     children: tuple[Node, ...] = ()

@@ -39,6 +39,8 @@ LOCK_TIMEOUT = 600.0
 
 @dataclass(frozen=True)
 class InstalledTool:
+    """A tool version in the tools folder."""
+
     name: str
     version: str
     path: Path
@@ -54,6 +56,8 @@ class InstalledTool:
 
 @dataclass(frozen=True)
 class InstallResult:
+    """An installed tool, and whether it was there already."""
+
     tool: InstalledTool
     already_installed: bool
 

@@ -46,12 +46,16 @@ def current_platform() -> str:
 
 @dataclass(frozen=True)
 class PlatformOverride:
+    """What one platform changes in a tool's manifest."""
+
     command: tuple[str, ...] | None = None
     env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Manifest:
+    """A tool version's tool.toml."""
+
     name: str
     version: str
     command: tuple[str, ...]

@@ -9,6 +9,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Paths:
+    """Where toolrun keeps its data, configuration and cache."""
+
     data_dir: Path
     config_dir: Path
     cache_dir: Path

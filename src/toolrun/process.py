@@ -8,19 +8,23 @@ call (``LineSplitter``, ``exit_description``) is plain and tested everywhere.
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import asyncio
+    import queue
+    from typing import IO, Any
+
     import psutil
 
 IS_WINDOWS = sys.platform.startswith("win")
@@ -29,6 +33,7 @@ READ_SIZE = 1024 * 1024
 # makes each batch of lines larger: fewer events, fewer wake-ups.
 PIPE_SIZE = 1024 * 1024
 MAX_LINE = 64 * 1024  # longer lines are cut into pieces of this many characters
+QUEUED_READS = 8  # reads of up to READ_SIZE waiting for the thread that handles them
 
 
 class StartError(Exception):
@@ -80,9 +85,30 @@ def exit_description(returncode: int) -> str:
     return f"exit {returncode}"
 
 
-@dataclass
-class Finished:
-    returncode: int
+def _popen_options() -> dict[str, Any]:
+    """The step leads a new session (POSIX) or process group (Windows) of its own: its whole
+    tree can be ended, and a Ctrl-C at the terminal reaches toolrun only."""
+    options: dict[str, Any] = {
+        "stdin": subprocess.DEVNULL,
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+        "pipesize": PIPE_SIZE if sys.platform.startswith("linux") else -1,
+    }
+    if IS_WINDOWS:
+        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+    else:
+        options["start_new_session"] = True
+    return options
+
+
+def _start_error(argv0: str, exc: Exception) -> StartError:
+    if isinstance(exc, FileNotFoundError):
+        return StartError(f"{argv0}: no such program")
+    if isinstance(exc, PermissionError):
+        return StartError(f"{argv0}: not executable (permission denied)")
+    if isinstance(exc, OSError):
+        return StartError(f"{argv0}: cannot start: {exc.strerror or exc}")
+    return StartError(f"{argv0}: cannot start: {exc}")  # a NUL byte in an argument, for one
 
 
 class StepProcess:
@@ -107,31 +133,14 @@ class StepProcess:
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
-        kwargs: dict[str, object] = {}
-        if IS_WINDOWS:
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-        else:
-            kwargs["start_new_session"] = True
+        import asyncio
+
         try:
             self.process = await asyncio.create_subprocess_exec(
-                *self.argv,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                limit=READ_SIZE,
-                pipesize=PIPE_SIZE if sys.platform.startswith("linux") else -1,
-                **kwargs,  # type: ignore[arg-type]
+                *self.argv, cwd=self.cwd, env=self.env, limit=READ_SIZE, **_popen_options()
             )
-        except FileNotFoundError:
-            raise StartError(f"{self.argv[0]}: no such program") from None
-        except PermissionError:
-            raise StartError(f"{self.argv[0]}: not executable (permission denied)") from None
-        except OSError as exc:
-            raise StartError(f"{self.argv[0]}: cannot start: {exc.strerror or exc}") from None
-        except ValueError as exc:  # an argument or variable holding a NUL byte, for one
-            raise StartError(f"{self.argv[0]}: cannot start: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise _start_error(self.argv[0], exc) from None
 
     @property
     def pid(self) -> int | None:
@@ -143,6 +152,8 @@ class StepProcess:
         When the program exits while children it left behind still hold its output open,
         they get ``orphan_grace`` seconds to finish, then the tree is ended.
         """
+        import asyncio
+
         process = self.process
         assert process is not None and process.stdout is not None and process.stderr is not None
         readers = [
@@ -188,13 +199,148 @@ class StepProcess:
         if rest:
             self.on_lines(stream, rest)
 
-    async def terminate(self, *, grace: float) -> None:
+    async def terminate(self, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
         if self.process is not None and self.process.returncode is None:
-            await kill_tree(self.process.pid, grace=grace)
+            await kill_tree(self.process.pid, grace=grace, forced=forced)
 
 
-async def kill_tree(pid: int, *, grace: float) -> None:
-    """End ``pid`` and all it started: politely, then by force after ``grace`` seconds."""
+class ThreadedStepProcess:
+    """``StepProcess`` for a caller without an event loop: threads read the pipes and wait
+    for the exit, and ``pump`` hands what they got to the callbacks on the caller's thread."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        encoding: str,
+        on_lines: Callable[[str, list[str]], None],
+        on_raw: Callable[[str, bytes], None] | None = None,
+        orphan_grace: float = 1.0,
+        kill_grace: float = 5.0,
+    ) -> None:
+        import queue
+
+        self.argv = argv
+        self.cwd = cwd
+        self.env = env
+        self.on_lines = on_lines
+        self.on_raw = on_raw
+        self.orphan_grace = orphan_grace
+        self.kill_grace = kill_grace
+        self.process: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        self._splitters = {"stdout": LineSplitter(encoding), "stderr": LineSplitter(encoding)}
+        self._open = set(self._splitters)
+        # Bounded: a tool writing faster than its lines are handled waits, as it does for the
+        # event loop, instead of filling toolrun's memory.
+        self._queue: queue.Queue[tuple[str, bytes | int | None]] = queue.Queue(QUEUED_READS)
+        self._exited_at = 0.0
+        self._orphans_ended_at: float | None = None
+
+    def start(self) -> None:
+        import threading
+
+        try:
+            self.process = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, **_popen_options()
+            )
+        except (OSError, ValueError) as exc:
+            raise _start_error(self.argv[0], exc) from None
+        assert self.process.stdout is not None and self.process.stderr is not None
+        for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
+            threading.Thread(target=self._read, args=(stream, pipe), daemon=True).start()
+        threading.Thread(target=self._wait, daemon=True).start()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def done(self) -> bool:
+        """The program exited and its output is read (or given up on: see ``pump``)."""
+        return self.returncode is not None and not self._open
+
+    def pump(self, timeout: float) -> None:
+        """Deliver what arrived, waiting up to ``timeout`` seconds for the first of it.
+
+        When the program exited while children it left behind still hold its output open,
+        they get ``orphan_grace`` seconds to finish, then the tree is ended; output still
+        open ``kill_grace`` seconds after that is given up on.
+        """
+        import queue
+
+        try:
+            item = self._queue.get(timeout=timeout)
+            while True:
+                self._deliver(*item)
+                item = self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        if self.returncode is None or not self._open:
+            return
+        now = time.monotonic()
+        if self._orphans_ended_at is None and now - self._exited_at > self.orphan_grace:
+            assert self.process is not None
+            end_tree(self.process.pid, grace=self.kill_grace)
+            self._orphans_ended_at = time.monotonic()
+        elif self._orphans_ended_at is not None and now - self._orphans_ended_at > self.kill_grace:
+            self._open.clear()
+
+    def finish(self) -> int:
+        """After ``done``: end what the program left running, so nothing outlives its step."""
+        assert self.process is not None and self.returncode is not None
+        if _group_exists(self.process.pid):
+            end_tree(self.process.pid, grace=0.5)
+        return self.returncode
+
+    def terminate(self, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
+        if self.process is not None and self.returncode is None:
+            end_tree(self.process.pid, grace=grace, forced=forced)
+
+    def _deliver(self, stream: str, data: bytes | int | None) -> None:
+        if isinstance(data, int):
+            self.returncode = data
+            self._exited_at = time.monotonic()
+            return
+        splitter = self._splitters[stream]
+        if data is None:
+            self._open.discard(stream)
+            lines = splitter.finish()
+        else:
+            if self.on_raw is not None:
+                self.on_raw(stream, data)
+            lines = splitter.feed(data)
+        if lines:
+            self.on_lines(stream, lines)
+
+    def _read(self, stream: str, pipe: IO[bytes]) -> None:
+        # The pipe belongs to this thread: it closes it once read, never while reading.
+        try:
+            while data := os.read(pipe.fileno(), READ_SIZE):
+                self._queue.put((stream, data))
+        except OSError:
+            pass
+        finally:
+            pipe.close()
+            self._queue.put((stream, None))
+
+    def _wait(self) -> None:
+        assert self.process is not None
+        self._queue.put(("exit", self.process.wait()))
+
+
+async def kill_tree(pid: int, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
+    """``end_tree`` without holding up the event loop."""
+    import asyncio
+
+    await asyncio.to_thread(end_tree, pid, grace=grace, forced=forced)
+
+
+def end_tree(pid: int, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
+    """End ``pid`` and all it started: politely, then by force after ``grace`` seconds, or
+    as soon as ``forced()`` says so (a second Ctrl-C)."""
     import psutil
 
     members: list[psutil.Process] = []
@@ -205,15 +351,15 @@ async def kill_tree(pid: int, *, grace: float) -> None:
     if not members and not _group_exists(pid):
         return
     _signal_all(pid, members, polite=True)
-    loop = asyncio.get_running_loop()
     alive = members
-    if grace > 0:
-        _gone, alive = await loop.run_in_executor(
-            None, lambda: psutil.wait_procs(members, timeout=grace)
-        )
+    deadline = time.monotonic() + grace
+    while alive and (remaining := deadline - time.monotonic()) > 0:
+        if forced is not None and forced():
+            break
+        _gone, alive = psutil.wait_procs(alive, timeout=min(remaining, 0.1))
     if alive or _group_exists(pid):
         _signal_all(pid, alive, polite=False)
-        await loop.run_in_executor(None, lambda: psutil.wait_procs(alive, timeout=5))
+        psutil.wait_procs(alive, timeout=5)
 
 
 def _group_members(pgid: int, known: list[psutil.Process]) -> list[psutil.Process]:

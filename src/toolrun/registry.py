@@ -9,16 +9,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 from urllib.parse import urljoin
 
 from .config import Config, RegistryRef
 from .errors import ConfigError, IntegrityError, RegistryUnavailable
 from .manifest import MANIFEST_NAME, is_generated
 from .versions import is_tool_name, is_version, sorted_versions
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
@@ -45,17 +48,20 @@ class Fetched:
     origin: str  # where the files came from, for messages: a folder or an archive's URL
 
 
-class Registry(Protocol):
-    name: str
-    location: str
+# A protocol for the type checker only: at run time it would import typing for nothing.
+if TYPE_CHECKING:
 
-    def tool_names(self) -> list[str]: ...
+    class Registry(Protocol):
+        name: str
+        location: str
 
-    def versions(self, tool: str) -> list[str]: ...
+        def tool_names(self) -> list[str]: ...
 
-    def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
-        """Put the version's files in ``staging``."""
-        ...
+        def versions(self, tool: str) -> list[str]: ...
+
+        def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
+            """Put the version's files in ``staging``."""
+            ...
 
 
 class FolderRegistry:
@@ -89,6 +95,8 @@ class FolderRegistry:
         return self.root / tool / version
 
     def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
+        import shutil
+
         from .archives import copy_hashing
 
         source = self.version_dir(tool, version)

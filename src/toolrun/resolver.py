@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from .errors import NotFoundError, RegistryUnavailable
 from .installer import InstalledTool, Installer, InstallResult
-from .registry import Registry
 from .versions import ToolSpec, sorted_versions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .registry import Registry
 
 
 @dataclass
@@ -94,6 +96,8 @@ class ToolResolver:
             )
         everything = set(self.installer.names())
         everything.update(self.available().versions)
+        import difflib
+
         close = difflib.get_close_matches(spec.name, sorted(everything), n=3)
         suggestion = f" (did you mean {', '.join(close)}?)" if close else ""
         return NotFoundError(f"unknown tool {spec.name!r}{suggestion}{unreachable}")

@@ -17,10 +17,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import NotFoundError, StorageError, UsageError
 from .ownership import OwnerLock, owner_alive
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BACKGROUND_DELETE = 200  # runs deleted at once before folders go to a background deleter
 SORT_ORDERS = {
@@ -118,6 +122,8 @@ def elapsed(started: float | None, finished: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class StepRecord:
+    """A step of a run, as the history keeps it."""
+
     run_id: str
     step_id: str
     position: int
@@ -141,6 +147,8 @@ class StepRecord:
 
 @dataclass(frozen=True)
 class RunRecord:
+    """A run, as the history keeps it."""
+
     id: str
     toolchain: str
     status: str
@@ -170,6 +178,8 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class HistoryQuery:
+    """Which runs ``Store.runs`` returns, in which order."""
+
     status: str | None = None
     toolchain: str | None = None
     since: float | None = None

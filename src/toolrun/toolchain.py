@@ -6,18 +6,21 @@ The seed's format stays valid as written: a top-level ``toolchain:`` list of sin
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from .errors import NotFoundError, ToolrunError, UsageError
 from .expressions import (
     Template,
 )
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PARAM_TYPES = ("string", "boolean", "integer", "number")
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
@@ -31,6 +34,8 @@ class ToolchainError(ToolrunError):
 
 @dataclass(frozen=True)
 class ParamSpec:
+    """A toolchain parameter: its type, default and choices."""
+
     name: str
     type: str = "string"
     default: Any = None
@@ -41,6 +46,8 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often a step is tried again, and how long it waits before each try."""
+
     max: int = 0  # extra attempts after the first
     delay: float = 0.0
     backoff: float = 1.0
@@ -52,12 +59,16 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class PlatformStep:
+    """What one platform changes in a step."""
+
     args: tuple[Template, ...] | None = None
     env: dict[str, Template] | None = None
 
 
 @dataclass(frozen=True)
 class Step:
+    """A step of a toolchain: a tool, its arguments and the rules for running it."""
+
     id: str
     cmd: str
     version: str  # "" is latest
@@ -89,6 +100,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Toolchain:
+    """A loaded toolchain."""
+
     name: str
     text: str
     steps: tuple[Step, ...]
@@ -129,6 +142,8 @@ def find_toolchain(name: str, dirs: list[Path]) -> Path:
             if path.is_file():
                 return path
     known = sorted({path.stem for folder in dirs for path in list_toolchain_files(folder)})
+    import difflib
+
     close = difflib.get_close_matches(name, known, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else None
     searched = ", ".join(str(d) for d in dirs)
@@ -231,6 +246,8 @@ def bind_params(toolchain: Toolchain, given: dict[str, Any]) -> dict[str, Any]:
     problems = []
     for name in given:
         if name not in toolchain.params:
+            import difflib
+
             close = difflib.get_close_matches(name, list(toolchain.params), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             known = ", ".join(toolchain.params) or "none"

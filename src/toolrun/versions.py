@@ -83,6 +83,8 @@ _TESTS = {
 
 @dataclass(frozen=True)
 class Comparator:
+    """One ``OP VERSION`` clause of a version constraint."""
+
     op: str  # one of == != >= <= > <
     key: VersionKey
 

@@ -21,6 +21,7 @@ probe drip N SECONDS          print N numbered lines, SECONDS apart
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,6 +43,12 @@ def main(argv: list[str]) -> int:
         print("sleeping", flush=True)
         time.sleep(float(args[0]))
         print("woke", flush=True)
+    elif mode == "stubborn":  # ignores the polite signal: only a forceful one ends it
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with open(args[0], "w") as file:
+            file.write(f"{os.getpid()}\n")
+        print("not stopping", flush=True)
+        time.sleep(600)
     elif mode == "tree":
         child = subprocess.Popen(
             [

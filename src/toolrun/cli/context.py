@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
+    """What a command works with, each part built on first use."""
+
     paths: Paths
     cwd: Path
     offline: bool = False

@@ -8,12 +8,16 @@ from __future__ import annotations
 import os
 import sys
 import zlib
-from typing import IO
 
 from .. import events as ev
 from ..describe import describe_event, format_duration
 from ..events import Event
 from ..store import RunRecord, StepRecord
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 _COLOURS = ("36", "35", "33", "32", "34", "96", "95", "93", "92", "94")
 _STATUS_COLOURS = {

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from collections.abc import Callable
 
-from ..engine import Engine, RunHandle, RunOptions, exec_toolchain
+from ..engine import RunHandle, RunOptions, can_execute_here, exec_toolchain
 from ..errors import UsageError
 from ..events import Event
 from ..store import RunRecord, StepRecord
@@ -15,6 +14,13 @@ from ..toolchain import parse_assignments, parse_duration
 from .context import Context
 from .errors import ExitCode
 from .printer import PlainPrinter, summary
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..engine import Engine
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}
 
@@ -164,30 +170,40 @@ def run_live(handle: RunHandle, ctx: Context, *, as_json: bool) -> RunRecord:
 
 
 def _execute(engine: Engine, handle: RunHandle, on_event: Callable[[Event], None]) -> RunRecord:
-    """Run in an event loop of our own; Ctrl-C once cancels cleanly, twice forces."""
+    """Run here and now; Ctrl-C once cancels cleanly, twice forces."""
     handle.channel.on_event(on_event)
+    interrupted = _interrupt_handler(handle)
+    if can_execute_here(handle):
+        # One step needs no event loop, and not importing asyncio keeps `exec` quick.
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted())
+        try:
+            return engine.execute_here(handle)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    import asyncio
 
     async def main() -> RunRecord:
-        loop = asyncio.get_running_loop()
-        presses = 0
-
-        def interrupted() -> None:
-            nonlocal presses
-            presses += 1
-            if presses == 1:
-                print(
-                    "\ntoolrun: cancelling the run (Ctrl-C again to force)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                handle.cancel()
-            else:
-                handle.cancel(force=True)
-
-        _install_interrupt_handler(loop, interrupted)
+        _install_interrupt_handler(asyncio.get_running_loop(), interrupted)
         return await engine.execute(handle)
 
     return asyncio.run(main())
+
+
+def _interrupt_handler(handle: RunHandle) -> Callable[[], None]:
+    presses = 0
+
+    def interrupted() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            print(
+                "\ntoolrun: cancelling the run (Ctrl-C again to force)", file=sys.stderr, flush=True
+            )
+            handle.cancel()
+        else:
+            handle.cancel(force=True)
+
+    return interrupted
 
 
 def _install_interrupt_handler(

@@ -1,0 +1,163 @@
+"""Executing a run in an event loop: the toolchain's graph, parallel steps, watchers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from . import events as ev
+from .plan import ready
+from .process import StartError, StepProcess
+from .run_book import Launch, Outcome, RunBook
+
+if TYPE_CHECKING:
+    from .engine import Engine, PlannedStep, RunHandle
+    from .store import RunRecord
+
+
+class AsyncExecution(RunBook):
+    """One run executing in the running event loop."""
+
+    def __init__(self, engine: Engine, handle: RunHandle) -> None:
+        super().__init__(engine, handle)
+        self.cancelled = asyncio.Event()
+        # Everything that cancels a run does so on the loop's thread (signal handlers, the TUI,
+        # the daemon), so the loop's event can be set directly.
+        handle.on_cancel.append(self.cancelled.set)
+        if handle.cancel_event.is_set():
+            self.cancelled.set()
+
+    async def run(self) -> RunRecord:
+        timeout = self.begin()
+        watchers = [
+            asyncio.ensure_future(self._watch_cancel_requests()),
+            asyncio.ensure_future(self._flush_periodically()),
+        ]
+        if timeout:
+            watchers.append(asyncio.ensure_future(self._watch_timeout(timeout)))
+        try:
+            await self._schedule()
+        finally:
+            self.handle.on_cancel.remove(self.cancelled.set)
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+        return self.finish()
+
+    async def _flush_periodically(self) -> None:
+        # Output is written in batches; a tool that prints a line and then goes quiet must
+        # still have that line on disk for readers in other processes.
+        while True:
+            await asyncio.sleep(ev.FLUSH_SECONDS)
+            self.channel.log.flush()
+
+    async def _watch_timeout(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+        self.time_out(timeout)
+
+    async def _watch_cancel_requests(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cancel_poll)
+            if await asyncio.to_thread(self.store.cancel_requested, self.run_id):
+                self.cancel_requested()
+                return
+
+    async def _schedule(self) -> None:
+        running: dict[str, asyncio.Future[str]] = {}
+        cancelled = asyncio.ensure_future(self.cancelled.wait())
+        try:
+            while True:
+                if self.cancelled.is_set():
+                    for step_id, state in self.states.items():
+                        if state == "pending":
+                            self.skip(step_id, "run cancelled", status="cancelled")
+                    if running:
+                        await asyncio.wait(running.values())
+                        self._collect(running)
+                    return
+                self._start_ready(running)
+                if not running:
+                    return
+                waiting: list[asyncio.Future[Any]] = [*running.values(), cancelled]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                self._collect(running)
+        finally:
+            cancelled.cancel()
+
+    def _collect(self, running: dict[str, asyncio.Future[str]]) -> None:
+        for step_id, task in list(running.items()):
+            if task.done():
+                del running[step_id]
+                self.states[step_id] = task.result()
+
+    def _start_ready(self, running: dict[str, asyncio.Future[str]]) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for step_id in ready(self.order, self.needs, self.states):
+                if len(running) >= self.handle.toolchain.max_parallel:
+                    return
+                step = self.plans[step_id].step
+                should_run, reason = self.decide(step)
+                if not should_run:
+                    self.skip(step_id, reason)
+                    changed = True
+                    continue
+                self.states[step_id] = "running"
+                running[step_id] = asyncio.ensure_future(self._run_step(self.plans[step_id]))
+
+    async def _run_step(self, plan: PlannedStep) -> str:
+        step = plan.step
+        attempts = self.step_begins(plan)
+        outcome: Outcome = ("failed", None, None, {})
+        for attempt in range(1, attempts + 1):
+            if attempt > 1 and await self._cancelled_within(self.retry_delay(step, attempt)):
+                outcome = ("cancelled", None, None, {})
+                break
+            outcome = await self._attempt(plan, attempt)
+            if not self.attempt_ended(step, attempt, outcome[0], outcome[2]):
+                break
+        return self.step_ends(step, outcome)
+
+    async def _cancelled_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.cancelled.wait(), timeout=seconds)
+        return self.cancelled.is_set()
+
+    async def _attempt(self, plan: PlannedStep, attempt: int) -> Outcome:
+        step = plan.step
+        launch = self.launch(plan, attempt)
+        if not isinstance(launch, Launch):
+            return launch
+        process = StepProcess(
+            launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            encoding=launch.encoding,
+            on_lines=lambda stream, lines: self.output(step.id, attempt, stream, lines),
+            on_raw=self.handle.on_raw,
+        )
+        try:
+            await process.start()
+        except StartError as exc:
+            return self.start_failed(
+                step, attempt, launch.argv, f"cannot start {exc}", emitted=True
+            )
+        running = asyncio.ensure_future(
+            process.run(
+                orphan_grace=self.settings.orphan_grace, kill_grace=self.settings.kill_grace
+            )
+        )
+        cancelled = asyncio.ensure_future(self.cancelled.wait())
+        done, _ = await asyncio.wait(
+            [running, cancelled], timeout=step.timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        cancelled.cancel()
+        stopped = None
+        if running not in done:
+            stopped = self.stopped(step, by_cancel=cancelled in done)
+            grace = 0.0 if self.handle.force else self.settings.kill_grace
+            await process.terminate(grace=grace, forced=lambda: self.handle.force)
+        returncode = await running
+        return self.attempt_finished(step, attempt, launch, returncode, stopped)

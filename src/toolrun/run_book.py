@@ -1,0 +1,394 @@
+"""A run's books while it executes: step states, results, events and store updates.
+
+Both drivers keep their books here, so a run looks the same in the history whichever ran it:
+``async_run`` (an event loop: the toolchain's graph, parallel steps) and ``threaded_run`` (one
+step on the calling thread). The drivers own the processes and the waiting; nothing here
+blocks for long.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import events as ev
+from .errors import UsageError
+from .expressions import STATUS_FUNCTIONS, Context, calls, truthy
+from .manifest import current_platform
+from .plan import needs_outcome
+from .sandbox import check_relative_arg, inherited_env, step_env
+from .store import RunRecord
+from .toolchain import Step
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .engine import Engine, PlannedStep, RunHandle
+
+EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}
+OUTCOMES = {
+    "succeeded": "success",
+    "failed": "failure",
+    "timed_out": "failure",
+    "skipped": "skipped",
+    "cancelled": "cancelled",
+}
+
+# status, exit code, error, outputs
+Outcome = tuple[str, int | None, str | None, dict[str, str]]
+
+
+@dataclass
+class Launch:
+    """A step attempt ready to start: what to run, where, with what, and since when."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    encoding: str
+    output_file: Path
+    started: float  # time.monotonic()
+
+
+class RunBook:
+    """The state of one run while it executes."""
+
+    def __init__(self, engine: Engine, handle: RunHandle) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.settings = engine.settings
+        self.handle = handle
+        self.channel = handle.channel
+        self.run_id = handle.id
+        self.run_dir = self.store.run_dir(self.run_id)
+        self.workspace = self.run_dir / "work"
+        self.order = [p.id for p in handle.steps]
+        self.needs = {p.id: p.step.needs for p in handle.steps}
+        self.plans = {p.id: p for p in handle.steps}
+        self.states: dict[str, str] = {p.id: "pending" for p in handle.steps}
+        self.results: dict[str, dict[str, Any]] = {}
+        self.allowed_failures: set[str] = set()
+        self.output_bytes = 0
+        self.truncated = False
+        self.prefix_lines = len(handle.steps) > 1
+        self.text_log = None
+        if self.settings.log_format in ("text", "both"):
+            self.text_log = (self.run_dir / "output.log").open("a", encoding="utf-8")
+        for step_id, record in handle.options.carried.items():
+            self.states[step_id] = "succeeded"
+            self.results[step_id] = {
+                "outputs": record.outputs,
+                "outcome": "success",
+                "exit_code": record.exit_code,
+            }
+
+    def context(self, step: Step | None = None) -> Context:
+        toolchain = self.handle.toolchain
+        values: dict[str, Any] = {
+            "params": self.handle.params,
+            "platform": current_platform(),
+            "toolchain": {
+                "name": toolchain.name,
+                "dir": str(toolchain.path.parent.resolve()) if toolchain.path else "",
+            },
+            "run": {"id": self.run_id, "workspace": str(self.workspace)},
+            "steps": self.results,
+        }
+        values["env"] = {k: t.render(Context(values)) for k, t in toolchain.env.items()}
+
+        def status() -> str:
+            if step is None:
+                return "success"
+            return needs_outcome(step.id, self.needs, self.states, self.allowed_failures)
+
+        return Context(values, status)
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def begin(self) -> float | None:
+        """Record the start; returns the run's timeout in seconds, if it has one."""
+        self.store.update_run(self.run_id, status="running", started_at=time.time())
+        self.channel.emit(
+            ev.RUN_STARTED,
+            run=self.run_id,
+            toolchain=self.handle.toolchain.name,
+            params=self.handle.params,
+            steps=self.order,
+        )
+        return self.handle.options.timeout or self.handle.toolchain.timeout
+
+    def time_out(self, timeout: float) -> None:
+        self.channel.emit(ev.MESSAGE, level="error", text=f"run timed out after {timeout:g}s")
+        self.handle.cancel(reason="timed_out")
+
+    def cancel_requested(self) -> None:
+        """`toolrun cancel ID` from another process marked the run in the store."""
+        self.channel.emit(ev.MESSAGE, level="warning", text="cancel requested")
+        self.handle.cancel()
+
+    def decide(self, step: Step) -> tuple[bool, str]:
+        context = self.context(step)
+        outcome = context.needs_status()
+        if step.condition is None:
+            return outcome == "success", f"a step it needs ended: {outcome}"
+        nodes = step.condition.nodes()
+        explicit = any(calls(node) & set(STATUS_FUNCTIONS) for node in nodes)
+        if not explicit and outcome != "success":
+            return False, f"a step it needs ended: {outcome}"
+        try:
+            value = step.condition.evaluate_single(context)
+        except Exception as exc:  # a condition that cannot be evaluated is false, and said so
+            return False, f"its condition failed: {exc}"
+        return truthy(value), "its condition is false"
+
+    def skip(self, step_id: str, reason: str, *, status: str = "skipped") -> None:
+        self.states[step_id] = status
+        self.results[step_id] = {"outputs": {}, "outcome": OUTCOMES[status], "exit_code": None}
+        self.store.update_step(self.run_id, step_id, status=status, error=reason)
+        self.channel.emit(ev.STEP_SKIPPED, step_id, status=status, reason=reason)
+
+    def finish(self) -> RunRecord:
+        statuses = self.states.values()
+        if self.handle.cancel_event.is_set():
+            status = self.handle.cancel_reason
+        elif any(
+            s in ("failed", "timed_out") and step_id not in self.allowed_failures
+            for step_id, s in self.states.items()
+        ):
+            status = "failed"
+        else:
+            status = "succeeded"
+        for step_id, state in self.states.items():
+            if state in ("pending", "running"):
+                self.store.update_step(self.run_id, step_id, status="cancelled")
+        now = time.time()
+        duration = now - (self.store.require_run(self.run_id).started_at or now)
+        self.channel.emit(
+            ev.RUN_FINISHED,
+            status=status,
+            exit_code=EXIT_CODES[status],
+            duration=round(duration, 3),
+            steps={step_id: state for step_id, state in zip(self.order, statuses, strict=True)},
+        )
+        self.channel.log.close()
+        if self.text_log is not None:
+            self.text_log.close()
+        self.store.update_run(
+            self.run_id, status=status, finished_at=now, exit_code=EXIT_CODES[status]
+        )
+        self.store.measure(self.run_id)
+        self.handle.owner.release()
+        return self.store.require_run(self.run_id)
+
+    # -- a step and its attempts --------------------------------------------------------------
+
+    def step_begins(self, plan: PlannedStep) -> int:
+        """Record the start of a step; returns how many attempts it may take."""
+        self.store.update_step(self.run_id, plan.id, status="running", started_at=time.time())
+        return plan.step.retries.max + 1
+
+    def retry_delay(self, step: Step, attempt: int) -> float:
+        """Seconds to wait before ``attempt``, announced."""
+        delay = step.retries.delay_before(attempt)
+        attempts = step.retries.max + 1
+        self.channel.emit(
+            ev.MESSAGE,
+            step.id,
+            attempt,
+            level="warning",
+            text=f"retrying in {delay:g}s (attempt {attempt} of {attempts})",
+        )
+        return delay
+
+    def attempt_ended(self, step: Step, attempt: int, status: str, error: str | None) -> bool:
+        """Record the attempt; True when another one should follow."""
+        self.store.update_step(self.run_id, step.id, attempts=attempt)
+        if status in ("succeeded", "cancelled") or self.handle.cancel_event.is_set():
+            return False
+        # Starting again would fail the same way.
+        return not (error and error.startswith("cannot start"))
+
+    def step_ends(self, step: Step, outcome: Outcome) -> str:
+        status, exit_code, error, outputs = outcome
+        if status != "succeeded" and step.continue_on_error and status != "cancelled":
+            self.allowed_failures.add(step.id)
+        self.results[step.id] = {
+            "outputs": outputs,
+            "outcome": OUTCOMES[status],
+            "exit_code": exit_code,
+        }
+        self.store.update_step(
+            self.run_id,
+            step.id,
+            status=status,
+            exit_code=exit_code,
+            finished_at=time.time(),
+            outputs=outputs,
+            error=error,
+            allowed_failure=int(step.id in self.allowed_failures),
+        )
+        return status
+
+    def launch(self, plan: PlannedStep, attempt: int) -> Launch | Outcome:
+        """Everything an attempt needs before its process starts, or why it cannot start."""
+        step, tool = plan.step, plan.tool
+        assert tool is not None
+        context = self.context(step)
+        output_file = self.run_dir / "outputs" / f"{step.id}.{attempt}.env"
+        output_file.touch()
+        argv = tool.manifest.command_for(
+            current_platform(), tool_dir=tool.path, python=self.settings.python
+        ) + [arg.render(context) for arg in step.args]
+        env = self._env(plan, context, attempt, output_file)
+        if tool.manifest.is_system:
+            import shutil
+
+            found = shutil.which(argv[0], path=env.get("PATH"))
+            if found is None:
+                return self.start_failed(step, attempt, argv, f"{argv[0]}: not found on PATH")
+            argv[0] = found
+        if self.handle.options.remote:
+            for arg in argv[len(argv) - len(step.args) :]:
+                try:
+                    check_relative_arg(arg)
+                except UsageError as exc:
+                    return self.start_failed(step, attempt, argv, exc.message)
+        self.channel.emit(
+            ev.STEP_STARTED, step.id, attempt, tool=tool.name, version=tool.version, argv=argv
+        )
+        return Launch(
+            argv, env, self.workspace, tool.manifest.encoding, output_file, time.monotonic()
+        )
+
+    def stopped(self, step: Step, *, by_cancel: bool) -> tuple[str, str]:
+        """Status and error of an attempt ended early: by a cancel or by the step's timeout."""
+        if not by_cancel:
+            return "timed_out", f"step timed out after {step.timeout:g}s"
+        if self.handle.cancel_reason == "timed_out":
+            return "timed_out", "run timed out"
+        return "cancelled", "cancelled"
+
+    def attempt_finished(
+        self,
+        step: Step,
+        attempt: int,
+        launch: Launch,
+        returncode: int,
+        stopped: tuple[str, str] | None,
+    ) -> Outcome:
+        from .process import exit_description
+
+        if stopped is not None:
+            status, error = stopped
+        elif returncode == 0:
+            status, error = "succeeded", None
+        else:
+            status, error = "failed", exit_description(returncode)
+        outputs = _read_outputs(launch.output_file)
+        self.channel.emit(
+            ev.STEP_FINISHED,
+            step.id,
+            attempt,
+            status=status,
+            exit_code=returncode,
+            error=error,
+            duration=round(time.monotonic() - launch.started, 3),
+            outputs=outputs,
+        )
+        return status, returncode, error, outputs
+
+    def start_failed(
+        self, step: Step, attempt: int, argv: list[str], error: str, *, emitted: bool = False
+    ) -> Outcome:
+        if not emitted:
+            self.channel.emit(ev.STEP_STARTED, step.id, attempt, argv=argv)
+        error = error if error.startswith("cannot start") else f"cannot start {error}"
+        self.channel.emit(
+            ev.STEP_FINISHED,
+            step.id,
+            attempt,
+            status="failed",
+            exit_code=None,
+            error=error,
+            duration=0.0,
+            outputs={},
+        )
+        return "failed", None, error, {}
+
+    def _env(
+        self, plan: PlannedStep, context: Context, attempt: int, output_file: Path
+    ) -> dict[str, str]:
+        tool = plan.tool
+        assert tool is not None
+        platform = current_platform()
+        toolchain_env = context.values["env"]
+        own = {
+            "TOOLRUN_RUN_ID": self.run_id,
+            "TOOLRUN_STEP": plan.id,
+            "TOOLRUN_ATTEMPT": str(attempt),
+            "TOOLRUN_OUTPUT": str(output_file),
+            "TOOLRUN_WORKSPACE": str(self.workspace),
+        }
+        if tool.manifest.command and tool.manifest.command[0] == "{python}":
+            # Python tools: output as it is printed, and no bytecode written into tool folders.
+            own.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        return step_env(
+            inherited_env(os.environ),
+            tool.manifest.env_for(platform),
+            toolchain_env,
+            {k: t.render(context) for k, t in plan.step.env.items()},
+            self.handle.options.caller_env,
+            own,
+        )
+
+    # -- output -------------------------------------------------------------------------------
+
+    def output(self, step_id: str, attempt: int, stream: str, lines: list[str]) -> None:
+        if self.truncated:
+            return
+        size = sum(map(len, lines)) + len(lines)
+        if self.output_bytes + size > self.settings.output_cap:
+            room = self.settings.output_cap - self.output_bytes
+            kept: list[str] = []
+            for line in lines:
+                room -= len(line) + 1
+                if room < 0:
+                    break
+                kept.append(line)
+            if kept:
+                self._store_lines(step_id, attempt, stream, kept)
+            self.truncated = True
+            self.channel.emit(
+                ev.OUTPUT_TRUNCATED,
+                step_id,
+                attempt,
+                text=f"output truncated: more than {self.settings.output_cap} bytes; "
+                "the tool keeps running",
+            )
+            return
+        self.output_bytes += size
+        self._store_lines(step_id, attempt, stream, lines)
+
+    def _store_lines(self, step_id: str, attempt: int, stream: str, lines: list[str]) -> None:
+        self.channel.emit(ev.OUTPUT, step_id, attempt, stream=stream, lines=lines)
+        if self.text_log is not None:
+            prefix = f"[{step_id}] " if self.prefix_lines else ""
+            self.text_log.write("".join(f"{prefix}{line}\n" for line in lines))
+
+
+def _read_outputs(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines a step wrote to ``$TOOLRUN_OUTPUT``."""
+    outputs: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return outputs
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.lstrip().startswith("#"):
+            outputs[key.strip()] = value
+    return outputs
