@@ -12,8 +12,8 @@ from conftest import write_tool
 
 from toolrun.errors import IntegrityError, StorageError
 from toolrun.installer import Installer
-from toolrun.registry import FolderRegistry
-from toolrun.resolver import ToolResolver
+from toolrun.registry import FolderRegistry, HttpRegistry
+from toolrun.resolver import ToolResolver, WouldInstall
 from toolrun.versions import parse_spec
 
 
@@ -42,6 +42,21 @@ def test_without_install_only_installed_versions_count(registry: Path, toolrun_h
     resolver = resolver_for(toolrun_home, registry)
     resolver.resolve(parse_spec("hello@1.0"))
     assert resolver.resolve(parse_spec("hello"), install=False).version == "1.0.0"
+
+
+def test_without_may_install_a_needed_install_is_refused_not_done(
+    registry: Path, toolrun_home: Path
+) -> None:
+    """The daemon prepares a run on its event loop this way, and installs in a thread."""
+    resolver = resolver_for(toolrun_home, registry)
+    resolver.resolve(parse_spec("hello@1.0"))
+    with pytest.raises(WouldInstall):
+        resolver.resolve(parse_spec("hello"), may_install=False)  # 1.1.0 is newer
+    assert visible_versions(toolrun_home, "hello") == ["1.0.0"]
+    assert resolver.resolve(parse_spec("hello@1.0"), may_install=False).version == "1.0.0"
+    assert resolver.answers_locally
+    remote = HttpRegistry("remote", "http://127.0.0.1:9/", timeout=1.0)
+    assert not ToolResolver(resolver.installer, [*resolver.registries, remote]).answers_locally
 
 
 def test_offline_never_asks_a_registry(registry: Path, toolrun_home: Path) -> None:

@@ -111,14 +111,16 @@ class AsyncExecution(RunBook):
         step = plan.step
         attempts = self.step_begins(plan)
         outcome: Outcome = ("failed", None, None, {})
+        made = 0
         for attempt in range(1, attempts + 1):
             if attempt > 1 and await self._cancelled_within(self.retry_delay(step, attempt)):
                 outcome = ("cancelled", None, None, {})
                 break
             outcome = await self._attempt(plan, attempt)
+            made = attempt
             if not self.attempt_ended(step, attempt, outcome[0], outcome[2]):
                 break
-        return self.step_ends(step, outcome)
+        return self.step_ends(step, outcome, made)
 
     async def _cancelled_within(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):

@@ -126,9 +126,18 @@ class Engine:
     # -- before anything runs -----------------------------------------------------------------
 
     def prepare(
-        self, toolchain: Toolchain, given: dict[str, Any], options: RunOptions | None = None
+        self,
+        toolchain: Toolchain,
+        given: dict[str, Any],
+        options: RunOptions | None = None,
+        *,
+        may_install: bool = True,
     ) -> RunHandle:
-        """Check params and resolve (installing) every tool, then record the run as queued."""
+        """Check params and resolve (installing) every tool, then record the run as queued.
+
+        Without ``may_install``, a tool that would have to be installed first raises
+        ``resolver.WouldInstall`` before anything is recorded.
+        """
         options = options or RunOptions()
         params = bind_params(toolchain, given)
         platform = current_platform()
@@ -147,7 +156,9 @@ class Engine:
                 spec = parse_spec(
                     step.cmd, version=f"=={pinned}" if pinned else step.version or None
                 )
-                tool = self.resolver.resolve(spec, install=True, pre=options.pre)
+                tool = self.resolver.resolve(
+                    spec, install=True, pre=options.pre, may_install=may_install
+                )
             except ToolrunError as exc:
                 first_error = type(exc) if not problems else first_error
                 problems.append(f"step {step.id!r} ({step.spec_text}): {exc.message}")
@@ -167,6 +178,9 @@ class Engine:
             toolchain=toolchain.name,
             params=params,
             steps=[(p.id, p.step.cmd, p.step.spec_text) for p in planned],
+            resolved={
+                p.id: (p.tool.version, tool_digest(p.tool)) for p in planned if p.tool is not None
+            },
             origin=options.origin,
             requester=options.requester,
             toolchain_sha256=toolchain.sha256,
@@ -185,9 +199,6 @@ class Engine:
             )
         for plan in planned:
             if plan.tool is not None:
-                self.store.update_step(
-                    record.id, plan.id, version=plan.tool.version, sha256=tool_digest(plan.tool)
-                )
                 continue
             kept = options.carried[plan.id]
             self.store.update_step(

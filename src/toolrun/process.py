@@ -331,6 +331,25 @@ class ThreadedStepProcess:
         self._queue.put(("exit", self.process.wait()))
 
 
+def wait_for_children_with_pidfds() -> None:
+    """Have the running event loop wait for step processes through Linux pidfds.
+
+    Python 3.11's default waits for each child in a thread of its own, started for it; a
+    pidfd lets the loop itself wait. Python 3.12 chooses pidfds by itself where it can.
+    """
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    import asyncio
+
+    try:
+        os.close(os.pidfd_open(os.getpid()))  # a kernel or sandbox may refuse pidfds
+    except OSError:
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.get_event_loop_policy().set_child_watcher(watcher)
+
+
 async def kill_tree(pid: int, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
     """``end_tree`` without holding up the event loop."""
     import asyncio

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     class Registry(Protocol):
         name: str
         location: str
+        is_local: bool  # answers from this machine's disk, as quickly as reading a file
 
         def tool_names(self) -> list[str]: ...
 
@@ -65,6 +66,8 @@ if TYPE_CHECKING:
 
 
 class FolderRegistry:
+    is_local = True
+
     def __init__(self, name: str, root: Path) -> None:
         self.name = name
         self.root = root
@@ -126,6 +129,8 @@ class HttpRegistry:
     Plain GETs of static files need nothing more than the standard library's client, which
     here imports in a third of httpx's time and streams 50 MB in half of it.
     """
+
+    is_local = False
 
     def __init__(self, name: str, url: str, *, timeout: float) -> None:
         self.name = name

@@ -21,6 +21,11 @@ class Available:
     warnings: list[str] = field(default_factory=list)
 
 
+class WouldInstall(Exception):
+    """Resolving picked a version that is not installed, and the caller asked not to install
+    (it may prefer to install elsewhere, as the daemon does in a worker thread)."""
+
+
 class ToolResolver:
     """Resolves specs against installed tools and, unless offline, the registries."""
 
@@ -49,15 +54,26 @@ class ToolResolver:
         self.warnings.extend(w for w in result.warnings if w not in self.warnings)
         return result
 
-    def resolve(self, spec: ToolSpec, *, install: bool = True, pre: bool = False) -> InstalledTool:
+    @property
+    def answers_locally(self) -> bool:
+        """Resolving reads only this machine's disk: offline, or every registry a folder."""
+        return self.offline or all(registry.is_local for registry in self.registries)
+
+    def resolve(
+        self, spec: ToolSpec, *, install: bool = True, pre: bool = False, may_install: bool = True
+    ) -> InstalledTool:
         """The installed tool to use for ``spec``, installing the best match first if allowed.
 
         Without ``install`` only installed versions count, and no registry is contacted.
+        Without ``may_install`` the registries count, but a best match that is not installed
+        raises ``WouldInstall``.
         """
-        return self.resolve_with_result(spec, install=install, pre=pre).tool
+        return self.resolve_with_result(
+            spec, install=install, pre=pre, may_install=may_install
+        ).tool
 
     def resolve_with_result(
-        self, spec: ToolSpec, *, install: bool = True, pre: bool = False
+        self, spec: ToolSpec, *, install: bool = True, pre: bool = False, may_install: bool = True
     ) -> InstallResult:
         installed = self.installer.versions(spec.name)
         offered: dict[str, Registry] = {}
@@ -70,6 +86,8 @@ class ToolResolver:
             tool = self.installer.get(spec.name, best)
             assert tool is not None
             return InstallResult(tool, already_installed=True)
+        if not may_install:
+            raise WouldInstall(f"{spec.name} {best}")
         result = self.installer.install(offered[best], spec.name, best)
         if not result.already_installed:
             self.newly_installed.append(result.tool)

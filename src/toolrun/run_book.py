@@ -75,6 +75,7 @@ class RunBook:
         self.output_bytes = 0
         self.truncated = False
         self.prefix_lines = len(handle.steps) > 1
+        self.started_at = time.time()
         self.text_log = None
         if self.settings.log_format in ("text", "both"):
             self.text_log = (self.run_dir / "output.log").open("a", encoding="utf-8")
@@ -111,7 +112,8 @@ class RunBook:
 
     def begin(self) -> float | None:
         """Record the start; returns the run's timeout in seconds, if it has one."""
-        self.store.update_run(self.run_id, status="running", started_at=time.time())
+        self.started_at = time.time()
+        self.store.update_run(self.run_id, status="running", started_at=self.started_at)
         self.channel.emit(
             ev.RUN_STARTED,
             run=self.run_id,
@@ -166,7 +168,7 @@ class RunBook:
             if state in ("pending", "running"):
                 self.store.update_step(self.run_id, step_id, status="cancelled")
         now = time.time()
-        duration = now - (self.store.require_run(self.run_id).started_at or now)
+        duration = now - self.started_at
         self.channel.emit(
             ev.RUN_FINISHED,
             status=status,
@@ -178,9 +180,12 @@ class RunBook:
         if self.text_log is not None:
             self.text_log.close()
         self.store.update_run(
-            self.run_id, status=status, finished_at=now, exit_code=EXIT_CODES[status]
+            self.run_id,
+            status=status,
+            finished_at=now,
+            exit_code=EXIT_CODES[status],
+            size_bytes=self.store.folder_size(self.run_id),
         )
-        self.store.measure(self.run_id)
         self.handle.owner.release()
         return self.store.require_run(self.run_id)
 
@@ -205,14 +210,16 @@ class RunBook:
         return delay
 
     def attempt_ended(self, step: Step, attempt: int, status: str, error: str | None) -> bool:
-        """Record the attempt; True when another one should follow."""
-        self.store.update_step(self.run_id, step.id, attempts=attempt)
+        """True when another attempt should follow (recorded then; the last one by
+        ``step_ends``)."""
         if status in ("succeeded", "cancelled") or self.handle.cancel_event.is_set():
             return False
-        # Starting again would fail the same way.
-        return not (error and error.startswith("cannot start"))
+        if attempt > step.retries.max or (error and error.startswith("cannot start")):
+            return False  # no tries left, or starting again would fail the same way
+        self.store.update_step(self.run_id, step.id, attempts=attempt)
+        return True
 
-    def step_ends(self, step: Step, outcome: Outcome) -> str:
+    def step_ends(self, step: Step, outcome: Outcome, attempts: int) -> str:
         status, exit_code, error, outputs = outcome
         if status != "succeeded" and step.continue_on_error and status != "cancelled":
             self.allowed_failures.add(step.id)
@@ -226,6 +233,7 @@ class RunBook:
             step.id,
             status=status,
             exit_code=exit_code,
+            attempts=attempts,
             finished_at=time.time(),
             outputs=outputs,
             error=error,

@@ -271,6 +271,7 @@ class Store:
         toolchain: str,
         params: dict[str, Any],
         steps: list[tuple[str, str, str]],  # (step id, tool, spec)
+        resolved: dict[str, tuple[str, str]] | None = None,  # step id -> (version, sha256)
         origin: str = "cli",
         requester: str = "",
         toolchain_sha256: str | None = None,
@@ -306,9 +307,14 @@ class Store:
                     rerun_of,
                 ),
             )
+            versions = resolved or {}
             db.executemany(
-                "INSERT INTO steps (run_id, step_id, position, tool, spec) VALUES (?, ?, ?, ?, ?)",
-                [(run_id, sid, i, tool, spec) for i, (sid, tool, spec) in enumerate(steps)],
+                "INSERT INTO steps (run_id, step_id, position, tool, spec, version, sha256)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (run_id, sid, i, tool, spec, *versions.get(sid, (None, None)))
+                    for i, (sid, tool, spec) in enumerate(steps)
+                ],
             )
         record = self.get_run(run_id)
         assert record is not None
@@ -520,14 +526,13 @@ class Store:
             self._delete(doomed)
         return doomed
 
-    def measure(self, run_id: str) -> int:
-        """The bytes a run's folder holds, recorded for ``prune --max-size``."""
+    def folder_size(self, run_id: str) -> int:
+        """The bytes a run's folder holds, for ``prune --max-size`` (the run's ``size_bytes``)."""
         total = 0
         for root, _dirs, files in os.walk(self.run_dir(run_id)):
             for name in files:
                 with contextlib.suppress(OSError):
                     total += os.lstat(os.path.join(root, name)).st_size
-        self.update_run(run_id, size_bytes=total)
         return total
 
 

@@ -62,14 +62,16 @@ class ThreadedExecution(RunBook):
         step = plan.step
         attempts = self.step_begins(plan)
         outcome: Outcome = ("failed", None, None, {})
+        made = 0
         for attempt in range(1, attempts + 1):
             if attempt > 1 and self._cancelled_within(self.retry_delay(step, attempt)):
                 outcome = ("cancelled", None, None, {})
                 break
             outcome = self._attempt(plan, attempt)
+            made = attempt
             if not self.attempt_ended(step, attempt, outcome[0], outcome[2]):
                 break
-        return self.step_ends(step, outcome)
+        return self.step_ends(step, outcome, made)
 
     def _cancelled_within(self, seconds: float) -> bool:
         cancel = self.handle.cancel_event

@@ -193,7 +193,10 @@ class Daemon:
                 check_relative_arg(arg)
             except UsageError as exc:
                 raise BadRequest(f"args[{index}]: {exc.message}", field="args") from None
-        toolchain = await asyncio.to_thread(self._toolchain_for, wanted)
+        if wanted.toolchain:  # a file to read and parse
+            toolchain = await asyncio.to_thread(self._toolchain_for, wanted)
+        else:
+            toolchain = self._toolchain_for(wanted)
         for name, value in wanted.params.items():
             if isinstance(value, str):
                 try:

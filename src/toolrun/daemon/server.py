@@ -9,6 +9,7 @@ daemon owned as ``interrupted`` (their owner locks are free).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from types import FrameType
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from ..errors import ToolrunError, UsageError
+from ..process import wait_for_children_with_pidfds
 from .app import create_app
 from .core import Daemon, DaemonSettings, is_loopback
 from .journal import Journal, JournalHandler
@@ -35,7 +37,11 @@ class DaemonServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        wait_for_children_with_pidfds()
         await super().startup(sockets)
+        # What start-up built lives as long as the daemon: frozen, the collector's full passes
+        # no longer walk it.
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn would stop at once and re-raise the signal; we drain first and exit 0.
