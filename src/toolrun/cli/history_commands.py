@@ -10,12 +10,13 @@ from ..describe import display_lines, format_duration
 from ..errors import UsageError
 from ..events import OUTPUT, Event, follow_file, read_events
 from ..moments import parse_age, parse_when
+from ..run_book import EXIT_CODES
 from ..shapes import run_json
 from ..store import RUN_STATES, HistoryQuery, RunRecord
 from .context import Context
 from .errors import ExitCode
 from .output import info, print_json, print_table
-from .run_commands import EXIT_CODES, wants_tui
+from .run_commands import wants_tui
 
 
 def history(

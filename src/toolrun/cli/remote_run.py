@@ -11,11 +11,12 @@ import sys
 from typing import Any
 
 from ..events import OUTPUT
+from ..run_book import EXIT_CODES
 from ..store import RunRecord
 from .context import Context
 from .errors import ExitCode
 from .printer import PlainPrinter, summary
-from .run_commands import EXIT_CODES, exec_exit_code
+from .run_commands import exec_exit_code
 
 
 def run(

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from ..engine import RunHandle, RunOptions, can_execute_here, exec_toolchain
 from ..errors import UsageError
 from ..events import Event
+from ..run_book import EXIT_CODES
 from ..store import RunRecord, StepRecord
 from ..toolchain import parse_assignments, parse_duration
 from .context import Context
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     import asyncio
 
     from ..engine import Engine
-
-EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}
 
 
 def run(
