@@ -121,3 +121,25 @@ def test_the_text_index_follows_deletes_and_is_built_for_an_older_store(tmp_path
     db.close()
     reopened = Store(tmp_path)
     assert {r.id for r in reopened.list_runs(HistoryQuery(text="alice"))} == set(ids[1:])
+
+
+def test_background_checkpoints_keep_the_log_bounded(tmp_path: Path) -> None:
+    """The daemon's store: a thread checkpoints, no commit does, and the log starts over."""
+    store = Store(tmp_path)
+    store.checkpoint_in_background(interval=0.05)
+    with store.connect() as db:
+        assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    wal = tmp_path / "history.db-wal"
+    empty = (tmp_path / "history.db").stat().st_size
+    for index in range(300):  # about 80 KB of log each: 24 MB if it never started over
+        record, owner = store.create_run(
+            toolchain="t", params={"n": index}, steps=[("a", "p", "p")]
+        )
+        store.update_run(record.id, status="running")
+        store.update_run(record.id, status="succeeded")
+        owner.release()
+        time.sleep(0.002)
+    assert wal.stat().st_size < 16 * 1024 * 1024
+    assert (tmp_path / "history.db").stat().st_size > empty  # the runs were copied in
+    store.close()
+    assert len(Store(tmp_path).list_runs(HistoryQuery(limit=1000))) == 300

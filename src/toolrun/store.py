@@ -110,6 +110,7 @@ CREATE TRIGGER runs_text_update AFTER UPDATE OF id, toolchain, requester, params
 END;
 INSERT INTO runs_text (runs_text) VALUES ('rebuild');
 """
+WAL_RESTART_FRAMES = 1000  # pages in the log before the daemon's checkpoints start it over
 RECENT_WINDOW = 20_000  # newest runs searched by a plain scan before the index is asked
 
 
@@ -208,6 +209,7 @@ class Store:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.RLock()
         self._text_index = False
+        self._stop_checkpoints = threading.Event()
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -255,10 +257,42 @@ class Store:
         return db
 
     def close(self) -> None:
+        self._stop_checkpoints.set()
         with self._lock:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+    def checkpoint_in_background(self, interval: float = 0.25) -> None:
+        """For a long-lived writer (the daemon): checkpoint the log from a thread of its own.
+
+        Otherwise SQLite checkpoints inside whichever commit takes the write-ahead log past
+        1,000 pages, about every 50 runs, and that commit takes 15 ms instead of 0.2: on the
+        daemon's event loop, a stall for every request in flight.
+        """
+        with self.connect() as db:
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+        thread = threading.Thread(
+            target=self._checkpoint_every, args=(interval,), name="checkpoint", daemon=True
+        )
+        thread.start()
+
+    def _checkpoint_every(self, interval: float) -> None:
+        # timeout=0: this connection never waits for a lock; a checkpoint that would have to
+        # is tried again at the next turn.
+        db = sqlite3.connect(self.db_path, timeout=0, isolation_level=None)
+        try:
+            while not self._stop_checkpoints.wait(interval):
+                with contextlib.suppress(sqlite3.Error):
+                    # PASSIVE copies what it can and never holds up a writer, but under steady
+                    # writing it never reaches the end of the log, so the log would never
+                    # start over and would grow without end. RESTART does start it over,
+                    # holding writers up only while it copies the little PASSIVE left.
+                    _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames > WAL_RESTART_FRAMES:
+                        db.execute("PRAGMA wal_checkpoint(RESTART)")
+        finally:
+            db.close()
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / check_run_id(run_id)

@@ -104,6 +104,7 @@ def serve(ctx: Context, settings: DaemonSettings) -> None:
     server_log.setLevel(logging.WARNING)
     server_log.propagate = False
     daemon = Daemon(ctx, settings, journal)
+    ctx.store.checkpoint_in_background()
     config = uvicorn.Config(
         create_app(daemon),
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
@@ -127,5 +128,6 @@ def serve(ctx: Context, settings: DaemonSettings) -> None:
         tokens=len(ctx.config.tokens),
     )
     DaemonServer(config, daemon).run(sockets=[sock])
+    ctx.store.close()
     journal.write("stopped")
     journal.close()
