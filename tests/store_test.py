@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -143,3 +146,34 @@ def test_background_checkpoints_keep_the_log_bounded(tmp_path: Path) -> None:
     assert (tmp_path / "history.db").stat().st_size > empty  # the runs were copied in
     store.close()
     assert len(Store(tmp_path).list_runs(HistoryQuery(limit=1000))) == 300
+
+
+def test_an_older_store_gets_the_process_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "history.db")
+    db.executescript(
+        "CREATE TABLE steps (run_id TEXT NOT NULL, step_id TEXT NOT NULL, position INTEGER NOT"
+        " NULL, tool TEXT NOT NULL, spec TEXT NOT NULL, version TEXT, sha256 TEXT, status TEXT"
+        " NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, exit_code INTEGER,"
+        " started_at REAL, finished_at REAL, outputs TEXT NOT NULL DEFAULT '{}', error TEXT,"
+        " allowed_failure INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, step_id));"
+    )
+    db.close()
+    store = Store(tmp_path)
+    record, owner = store.create_run(toolchain="t", params={}, steps=[("a", "p", "p")])
+    store.update_step(record.id, "a", status="cancelled", pid=os.getpid(), pid_started=1.5)
+    owner.release()
+    assert store.processes_left([record.id]) == [(os.getpid(), 1.5)]
+    Store(tmp_path).list_runs(HistoryQuery())  # a second opening finds the columns there
+
+
+def test_process_start_time_tells_a_process_from_a_later_one() -> None:
+    from toolrun.process import process_start_time
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = process_start_time(child.pid)
+    assert started is not None and started == process_start_time(child.pid)
+    child.wait()
+    assert process_start_time(child.pid) is None
+    assert process_start_time(os.getpid()) not in (None, started)

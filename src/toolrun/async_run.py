@@ -146,6 +146,7 @@ class AsyncExecution(RunBook):
             return self.start_failed(
                 step, attempt, launch.argv, f"cannot start {exc}", emitted=True
             )
+        self.process_started(step, process.pid)
         running = asyncio.ensure_future(
             process.run(
                 orphan_grace=self.settings.orphan_grace, kill_grace=self.settings.kill_grace

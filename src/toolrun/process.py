@@ -331,6 +331,35 @@ class ThreadedStepProcess:
         self._queue.put(("exit", self.process.wait()))
 
 
+def process_start_time(pid: int) -> float | None:
+    """When ``pid`` started, in a unit of the system's choosing: it tells a process from a
+    later one given the same number. None when there is no such process.
+
+    Linux reads /proc, which costs nothing at start-up; elsewhere psutil answers.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # After the command's closing parenthesis, field 22 (start time) is the 20th.
+        return float(stat.rsplit(")", 1)[1].split()[19])
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def end_left_processes(processes: list[tuple[int, float]], *, grace: float = 2.0) -> None:
+    """End the trees of steps whose runner died, where their leader is still the process
+    that was recorded (not a later one with the same number)."""
+    for pid, started in processes:
+        if process_start_time(pid) == started:
+            end_tree(pid, grace=grace)
+
+
 def wait_for_children_with_pidfds() -> None:
     """Have the running event loop wait for step processes through Linux pidfds.
 

@@ -18,6 +18,7 @@ from .errors import UsageError
 from .expressions import STATUS_FUNCTIONS, Context, calls, truthy
 from .manifest import current_platform
 from .plan import needs_outcome
+from .process import exit_description, process_start_time
 from .sandbox import check_relative_arg, inherited_env, step_env
 from .store import RunRecord
 from .toolchain import Step
@@ -272,6 +273,12 @@ class RunBook:
             argv, env, self.workspace, tool.manifest.encoding, output_file, time.monotonic()
         )
 
+    def process_started(self, step: Step, pid: int | None) -> None:
+        """Recorded so that, should this toolrun die, the next one can end the process."""
+        if pid is not None:
+            started = process_start_time(pid)
+            self.store.update_step(self.run_id, step.id, pid=pid, pid_started=started)
+
     def stopped(self, step: Step, *, by_cancel: bool) -> tuple[str, str]:
         """Status and error of an attempt ended early: by a cancel or by the step's timeout."""
         if not by_cancel:
@@ -288,8 +295,6 @@ class RunBook:
         returncode: int,
         stopped: tuple[str, str] | None,
     ) -> Outcome:
-        from .process import exit_description
-
         if stopped is not None:
             status, error = stopped
         elif returncode == 0:

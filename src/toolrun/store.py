@@ -83,6 +83,8 @@ CREATE TABLE IF NOT EXISTS steps (
     outputs TEXT NOT NULL DEFAULT '{}',
     error TEXT,
     allowed_failure INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER,  -- the running attempt's process, and when it started (process_start_time)
+    pid_started REAL,
     PRIMARY KEY (run_id, step_id)
 );
 """
@@ -250,6 +252,7 @@ class Store:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            _add_process_columns(db)
             self._text_index = _ensure_text_index(db)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open {self.db_path}: {exc}") from None
@@ -492,6 +495,20 @@ class Store:
                 )
         return dead
 
+    def processes_left(self, run_ids: list[str]) -> list[tuple[int, float]]:
+        """The processes of steps cut short in these runs (pid, start time): after their
+        runner died, nothing else will end them."""
+        if not run_ids:
+            return []
+        marks = ", ".join("?" * len(run_ids))
+        with self.connect() as db:
+            rows = db.execute(
+                f"SELECT pid, pid_started FROM steps WHERE run_id IN ({marks})"
+                " AND status = 'cancelled' AND pid IS NOT NULL AND pid_started IS NOT NULL",
+                run_ids,
+            ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
     def delete_run(self, run_id: str) -> None:
         run = self.require_run(run_id)
         if run.is_active:
@@ -568,6 +585,25 @@ class Store:
                 with contextlib.suppress(OSError):
                     total += os.lstat(os.path.join(root, name)).st_size
         return total
+
+
+def _add_process_columns(db: sqlite3.Connection) -> None:
+    """Stores made before steps recorded their process get the two columns, once."""
+
+    def missing() -> bool:
+        return "pid" not in {row[1] for row in db.execute("PRAGMA table_info(steps)")}
+
+    if not missing():
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if missing():  # another process may have added them while this one waited
+            db.execute("ALTER TABLE steps ADD COLUMN pid INTEGER")
+            db.execute("ALTER TABLE steps ADD COLUMN pid_started REAL")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _ensure_text_index(db: sqlite3.Connection) -> bool:

@@ -102,6 +102,7 @@ class ThreadedExecution(RunBook):
             return self.start_failed(
                 step, attempt, launch.argv, f"cannot start {exc}", emitted=True
             )
+        self.process_started(step, process.pid)
         step_deadline = launch.started + step.timeout if step.timeout else None
         stopped = None
         while not process.done:

@@ -92,8 +92,13 @@ class Context:
         from ..store import Store
 
         store = Store(self.paths.data_dir)
-        # Any toolrun that opens the store finds the runs whose owner died and says so.
+        # Any toolrun that opens the store finds the runs whose owner died and says so, and
+        # ends what those runs' steps left running.
         self.interrupted = store.mark_interrupted()
+        if self.interrupted:
+            from ..process import end_left_processes
+
+            end_left_processes(store.processes_left(self.interrupted))
         return store
 
     @cached_property
