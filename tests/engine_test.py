@@ -307,6 +307,23 @@ def test_a_killed_runner_leaves_an_interrupted_run_with_its_events(
     tree_is_gone(pid_file)
 
 
+def test_following_a_run_whose_runner_dies_ends_its_tools(
+    probe, toolchain, workdir, tmp_path, toolrun
+) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "pids"
+    toolchain("hang", f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}\n')
+    runner = start_run(workdir, "run", "hang")
+    wait_for(pid_file)
+    follower = start_run(workdir, "logs", "-f", only_run(toolrun)["id"])
+    time.sleep(0.5)  # the follower has opened the store while the run was alive
+    runner.kill()
+    runner.communicate()
+    out, err = follower.communicate(timeout=30)
+    assert "tree started" in out, err
+    tree_is_gone(pid_file)
+    assert only_run(toolrun)["status"] == "interrupted"
+
+
 @pytest.mark.parametrize(
     ("args", "status", "expect"),
     [

@@ -92,13 +92,8 @@ class Context:
         from ..store import Store
 
         store = Store(self.paths.data_dir)
-        # Any toolrun that opens the store finds the runs whose owner died and says so, and
-        # ends what those runs' steps left running.
-        self.interrupted = store.mark_interrupted()
-        if self.interrupted:
-            from ..process import end_left_processes
-
-            end_left_processes(store.processes_left(self.interrupted))
+        # Any toolrun that opens the store finds the runs whose owner died and says so.
+        self.interrupted = mark_interrupted(store)
         return store
 
     @cached_property
@@ -122,3 +117,14 @@ class Context:
         from ..toolchain import find_toolchain, load_toolchain
 
         return load_toolchain(find_toolchain(name, self.toolchain_dirs()))
+
+
+def mark_interrupted(store: Store) -> list[str]:
+    """Mark the runs whose owner died as interrupted, and end what their steps left running:
+    nothing else will. Returns their ids."""
+    dead = store.mark_interrupted()
+    if dead:
+        from ..process import end_left_processes
+
+        end_left_processes(store.processes_left(dead))
+    return dead

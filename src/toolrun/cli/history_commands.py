@@ -13,7 +13,7 @@ from ..moments import parse_age, parse_when
 from ..run_book import EXIT_CODES
 from ..shapes import run_json
 from ..store import RUN_STATES, HistoryQuery, RunRecord
-from .context import Context
+from .context import Context, mark_interrupted
 from .errors import ExitCode
 from .output import info, print_json, print_table
 from .run_commands import wants_tui
@@ -220,7 +220,7 @@ def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
         return
 
     def finished() -> bool:
-        ctx.store.mark_interrupted()
+        mark_interrupted(ctx.store)  # the run's owner may die while it is followed
         current = ctx.store.get_run(run.id)
         return current is None or not current.is_active
 
