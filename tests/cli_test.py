@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +134,21 @@ def test_bad_config_values_and_keys(toolrun, toolrun_home: Path) -> None:  # typ
     assert broken.returncode == 3 and "config.toml: not valid TOML" in broken.stderr
     duplicate = toolrun("registry", "add", "x", "http://127.0.0.1:1/")
     assert duplicate.returncode == 3
+    (toolrun_home / "config.toml").write_bytes(b"offline = false\n# caf\xe9\n")
+    latin1 = toolrun("tool", "list", "--available")
+    assert latin1.returncode == 3 and "config.toml:2: not UTF-8 text (byte 0xe9)" in latin1.stderr
+
+
+def test_a_hand_edit_of_the_same_size_is_read(toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+    """The config's reading is kept in the cache by its content, not by its time or size."""
+    config = toolrun_home / "config.toml"
+    config.write_text("registry_timeout = 3\n")
+    assert toolrun("config", "get", "registry_timeout").stdout == "3\n"
+    assert (toolrun_home / "cache" / "config.json").is_file()
+    stat = config.stat()
+    config.write_text("registry_timeout = 4\n")
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert toolrun("config", "get", "registry_timeout").stdout == "4\n"
 
 
 def test_registry_add_refuses_missing_folders(toolrun) -> None:  # type: ignore[no-untyped-def]
@@ -248,11 +264,14 @@ def test_exec_and_the_cli_module_never_import_textual(registry: Path, workdir: P
 def test_exec_imports_neither_asyncio_nor_typing(registry: Path, workdir: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
     """Each costs milliseconds of exec's 100 ms budget (benchmarks/exec_overhead.py)."""
     assert toolrun("tool", "install", "hello").returncode == 0  # installing may use both
+    # A config file too, read once already: its reading is kept, and tomllib needs typing.
+    assert toolrun("config", "set", "kill_grace", "3").returncode == 0
+    assert toolrun("exec", "hello").returncode == 0
     probe = (
         "import sys\n"
         "from toolrun.__main__ import main\n"
         "code = main(['exec', 'hello', '--', 'x'])\n"
-        "loaded = [m for m in ('asyncio', 'typing') if m in sys.modules]\n"
+        "loaded = [m for m in ('asyncio', 'typing', 'tomllib') if m in sys.modules]\n"
         "print('LOADED', loaded, 'CODE', code, file=sys.stderr)\n"
     )
     result = subprocess.run(

@@ -103,23 +103,34 @@ def registry(workdir: Path) -> Path:
     return root
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
+    """Answers quietly and notes (path, status, request headers) of every request."""
+
+    answered: list[tuple[str, int, dict[str, str]]]
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.answered.append((self.path, int(code), dict(self.headers)))
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
 
 @pytest.fixture
 def serve() -> Iterator[object]:
-    """Serve folders over HTTP on 127.0.0.1; returns a function folder -> base URL."""
+    """Serve folders over HTTP on 127.0.0.1; returns a function folder -> base URL. Its
+    ``answered`` lists every request served: (path, status, request headers)."""
     servers: list[http.server.ThreadingHTTPServer] = []
+    answered: list[tuple[str, int, dict[str, str]]] = []
 
     def start(directory: Path) -> str:
-        handler = functools.partial(_QuietHandler, directory=str(directory))
+        recording = type("Handler", (_RecordingHandler,), {"answered": answered})
+        handler = functools.partial(recording, directory=str(directory))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/"
 
+    start.answered = answered  # type: ignore[attr-defined]
     yield start
     for server in servers:
         server.shutdown()

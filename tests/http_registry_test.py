@@ -172,3 +172,98 @@ def test_a_malicious_archive_from_a_registry_installs_nothing(
     assert "climbs out of its folder" in result.stderr
     assert not (toolrun_home / "tools" / "evil").exists()
     assert not list(toolrun_home.rglob("escaped.txt")) and not list(tmp_path.rglob("escaped.txt"))
+
+
+def _index_requests(serve) -> list[tuple[int, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    return [(status, headers) for path, status, headers in serve.answered if path == "/index.json"]
+
+
+def test_runs_reuse_the_index_and_then_check_it_with_a_conditional_get(
+    published: str, toolrun, serve, toolrun_home: Path
+) -> None:  # type: ignore[no-untyped-def]
+    first = toolrun("exec", "hello")
+    assert first.returncode == 0 and first.stdout == "hello 3.0.0\n", first.stderr
+    assert [status for status, _ in _index_requests(serve)] == [200]
+    assert list((toolrun_home / "cache" / "registries").glob("*.json"))
+
+    # Within registry_cache seconds (300 by default) a run asks the registry nothing.
+    again = toolrun("exec", "hello@^3")
+    assert again.returncode == 0 and again.stdout == "hello 3.0.0\n", again.stderr
+    assert len(_index_requests(serve)) == 1
+
+    # Past it, the kept copy is checked: the registry answers 304 and sends no index.
+    assert toolrun("config", "set", "registry_cache", "0").returncode == 0
+    checked = toolrun("exec", "hello")
+    assert checked.returncode == 0 and checked.stdout == "hello 3.0.0\n", checked.stderr
+    status, headers = _index_requests(serve)[-1]
+    assert status == 304 and "If-Modified-Since" in headers
+
+
+def test_a_version_published_after_the_index_was_kept_is_found_when_asked_for(
+    published: str, toolrun, serve, tmp_path: Path, workdir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    assert toolrun("exec", "hello").stdout == "hello 3.0.0\n"
+    write_tool(workdir / "source", "hello", "4.0.0")
+    rebuilt = toolrun("registry", "build", str(workdir / "source"), str(tmp_path / "published"))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+
+    # "latest" may come from the kept index for a few minutes...
+    assert toolrun("exec", "hello").stdout == "hello 3.0.0\n"
+    # ...but a version the kept index does not know sends toolrun to the registry at once.
+    pinned = toolrun("exec", "hello==4.0.0")
+    assert pinned.returncode == 0 and pinned.stdout == "hello 4.0.0\n", pinned.stderr
+    assert toolrun("exec", "hello").stdout == "hello 4.0.0\n"
+    # `tool versions` (like install, upgrade and list --available) always asks.
+    requests_before = len(_index_requests(serve))
+    listed = toolrun("tool", "versions", "hello")
+    assert "4.0.0" in listed.stdout
+    assert len(_index_requests(serve)) == requests_before + 1
+
+
+def test_a_pinned_installed_version_needs_no_registry(published: str, toolrun, serve) -> None:  # type: ignore[no-untyped-def]
+    assert toolrun("tool", "install", "hello==1.1.0").returncode == 0
+    asked = len(_index_requests(serve))
+    assert toolrun("config", "set", "registry_cache", "0").returncode == 0
+    result = toolrun("exec", "hello==1.1.0")
+    assert result.returncode == 0 and result.stdout == "hello 1.1.0\n", result.stderr
+    assert len(_index_requests(serve)) == asked
+
+
+def test_a_spoilt_cached_index_is_fetched_again(
+    published: str, toolrun, serve, toolrun_home: Path
+) -> None:  # type: ignore[no-untyped-def]
+    assert toolrun("exec", "hello").returncode == 0
+    (kept,) = (toolrun_home / "cache" / "registries").glob("*.json")
+    for spoilt in ("{not json", '{"url": 1}', json.dumps({"url": published + "index.json"})):
+        kept.write_text(spoilt)
+        result = toolrun("exec", "hello")
+        assert result.returncode == 0 and result.stdout == "hello 3.0.0\n", result.stderr
+        assert result.stderr == ""
+    assert [status for status, _ in _index_requests(serve)] == [200, 200, 200, 200]
+
+
+def test_a_daemon_sees_a_new_version_once_its_copy_of_the_index_is_old(
+    published: str, serve, workdir: Path, tmp_path: Path, toolrun
+) -> None:  # type: ignore[no-untyped-def]
+    from toolrun.index_cache import IndexCache
+    from toolrun.registry import HttpRegistry
+
+    # One registry object asked again and again, as a daemon's is.
+    registry = HttpRegistry(
+        "team", published, timeout=5, cache=IndexCache(tmp_path / "cache"), max_age=0.5
+    )
+    assert registry.versions("hello")[-1] == "3.0.0"
+    write_tool(workdir / "source", "hello", "4.0.0")
+    assert toolrun("registry", "build", str(workdir / "source"), str(tmp_path / "published"))
+    assert registry.versions("hello")[-1] == "3.0.0"  # the copy in memory
+    time.sleep(0.6)
+    assert registry.versions("hello")[-1] == "4.0.0"
+    assert [status for status, _ in _index_requests(serve)] == [200, 200]
+
+
+def test_registry_cache_takes_seconds(toolrun) -> None:  # type: ignore[no-untyped-def]
+    for bad in ("-1", "soon", "nan"):
+        result = toolrun("config", "set", "--", "registry_cache", bad)
+        assert result.returncode == 2, (bad, result.stderr)
+        assert "registry_cache" in result.stderr and "seconds" in result.stderr
+    assert toolrun("config", "set", "registry_cache", "0").returncode == 0

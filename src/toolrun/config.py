@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_REGISTRY_TIMEOUT = 10.0
+# As npm does with package metadata: a run needs no round trip to the registry, and a version
+# published since shows up within minutes (at once when a run asks for it by its number).
+DEFAULT_REGISTRY_CACHE = 300.0
 
 _NEW_FILE_HEADER = """\
 # toolrun configuration: edit by hand, or with `toolrun config set KEY VALUE`
@@ -57,12 +60,19 @@ class Setting:
     help: str
 
 
-def _positive_seconds(text: str) -> float:
+def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise ValueError("a number of seconds") from None
-    if value <= 0:
+    if not value >= 0:  # NaN too
+        raise ValueError("a number of seconds, 0 or more")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
         raise ValueError("a number of seconds above 0")
     return value
 
@@ -102,6 +112,11 @@ SETTINGS: dict[str, Setting] = {
     "registry_timeout": Setting(
         _positive_seconds, DEFAULT_REGISTRY_TIMEOUT, "seconds to wait for an HTTP registry"
     ),
+    "registry_cache": Setting(
+        _seconds,
+        DEFAULT_REGISTRY_CACHE,
+        "seconds a run reuses an HTTP registry's index before asking again (0: every run asks)",
+    ),
     "cwd_registry": Setting(_boolean, True, "also use ./registry in the current directory"),
     "offline": Setting(_boolean, False, "never contact HTTP registries"),
     "output_cap": Setting(parse_size, 1024**3, "bytes of output stored per run (e.g. 100MB)"),
@@ -132,21 +147,43 @@ class Config:
         return float(self.get("registry_timeout"))
 
 
-def load_config(path: Path) -> Config:
-    """The config at ``path``; a missing file is an empty config."""
+def load_config(path: Path, *, cache_dir: Path | None = None) -> Config:
+    """The config at ``path``; a missing file is an empty config. With ``cache_dir``, the
+    file's reading is kept there (see ``_read_toml``)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return Config(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return _config_from_dict(path, _read_toml(path, raw, cache_dir))
+
+
+def _read_toml(path: Path, raw: bytes, cache_dir: Path | None) -> dict[str, Any]:
+    """tomllib's reading of ``raw``, reused from ``cache_dir`` while the file's bytes are the
+    same: importing tomllib (and the typing module it needs) takes longer than everything else
+    a typical command does with its config."""
+    import hashlib
+
+    from .cache_files import read_json, write_json
+
+    digest = hashlib.sha256(raw).hexdigest()
+    kept = cache_dir / "config.json" if cache_dir is not None else None
+    saved = read_json(kept) if kept is not None else None
+    if isinstance(saved, dict) and saved.get("path") == str(path) and saved.get("sha256") == digest:
+        return dict(saved["data"])
     import tomllib
 
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return _config_from_dict(path, data)
+    if kept is not None:
+        write_json(kept, {"path": str(path), "sha256": digest, "data": data})
+    return data
 
 
 def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:

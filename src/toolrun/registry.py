@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
@@ -22,6 +23,8 @@ from .versions import is_tool_name, is_version, sorted_versions
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Protocol
+
+    from .index_cache import IndexCache, IndexCopy
 
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
@@ -60,6 +63,11 @@ if TYPE_CHECKING:
 
         def versions(self, tool: str) -> list[str]: ...
 
+        def refresh(self) -> bool:
+            """Ask the registry itself at the next look, whatever copy is in hand; True when
+            that will make a difference (an HTTP registry)."""
+            ...
+
         def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
             """Put the version's files in ``staging``."""
             ...
@@ -93,6 +101,9 @@ class FolderRegistry:
             for entry in entries
             if is_version(entry.name) and os.path.isfile(os.path.join(entry.path, MANIFEST_NAME))
         )
+
+    def refresh(self) -> bool:
+        return False  # every look reads the folder
 
     def version_dir(self, tool: str, version: str) -> Path:
         return self.root / tool / version
@@ -128,27 +139,48 @@ class HttpRegistry:
 
     Plain GETs of static files need nothing more than the standard library's client, which
     here imports in a third of httpx's time and streams 50 MB in half of it.
+
+    The index is reused for ``max_age`` seconds after the registry last sent or confirmed it,
+    from memory (a daemon) or from ``cache`` (one toolrun after another); see index_cache.
     """
 
     is_local = False
 
-    def __init__(self, name: str, url: str, *, timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        timeout: float,
+        cache: IndexCache | None = None,
+        max_age: float = 0.0,
+    ) -> None:
         self.name = name
         self.location = url
         self.base = url if url.endswith("/") else url + "/"
+        self.index_url = urljoin(self.base, INDEX_NAME)
         self.timeout = timeout
+        self.cache = cache
+        self.max_age = max_age
+        self._copy: IndexCopy | None = None
+        self._looked_in_cache = False
+        self._must_ask = False
         self._index: dict[str, dict[str, ArchiveEntry]] | None = None
 
-    def _open(self, url: str) -> Any:
-        """An open response to ``GET url``; failing that, RegistryUnavailable."""
+    def _open(self, url: str, headers: dict[str, str] | None = None) -> Any:
+        """An open response to ``GET url``, None for 304 Not Modified; failing that,
+        RegistryUnavailable."""
         import urllib.request
 
         from . import __version__
 
-        request = urllib.request.Request(url, headers={"User-Agent": f"toolrun/{__version__}"})
+        headers = {"User-Agent": f"toolrun/{__version__}", **(headers or {})}
+        request = urllib.request.Request(url, headers=headers)
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)
         except OSError as exc:  # URLError, HTTPError and timeouts are all OSErrors
+            if getattr(exc, "code", None) == 304:
+                return None
             raise self._unavailable(url, exc) from None
 
     def _read(self, response: Any, url: str, size: int = -1) -> bytes:
@@ -168,17 +200,47 @@ class HttpRegistry:
             )
         return RegistryUnavailable(f"registry {self.name!r} ({url}) is unreachable: {reason}")
 
+    def refresh(self) -> bool:
+        self._must_ask = True
+        return True
+
     def index(self) -> dict[str, dict[str, ArchiveEntry]]:
-        if self._index is None:
-            url = urljoin(self.base, INDEX_NAME)
-            with self._open(url) as response:
+        if not self._looked_in_cache and self.cache is not None:
+            self._looked_in_cache = True
+            self._copy = self.cache.load(self.index_url)
+            if self._copy is not None:
+                try:
+                    self._index = parse_index(self._copy.data, source=self.index_url)
+                except ConfigError:  # a copy spoilt on disk: the registry has the real one
+                    self._copy = None
+        if self._copy is None or self._must_ask or self._copy.age() > self.max_age:
+            self._download()
+        assert self._index is not None
+        return self._index
+
+    def _download(self) -> None:
+        """Ask the registry for its index; a conditional GET when there is a copy to check."""
+        from .index_cache import IndexCopy
+
+        url = self.index_url
+        now = time.time()
+        response = self._open(url, self._copy.validators() if self._copy else None)
+        self._must_ask = False
+        if response is None and self._copy is not None:  # 304: the copy is still right
+            self._copy.checked_at = now
+        else:
+            with response:
                 body = self._read(response, url)
+                etag = response.headers.get("ETag")
+                last_modified = response.headers.get("Last-Modified")
             try:
                 data = json.loads(body)
             except ValueError:
                 raise ConfigError(f"registry {self.name!r}: {url} is not JSON") from None
             self._index = parse_index(data, source=url)
-        return self._index
+            self._copy = IndexCopy(data, now, etag, last_modified)
+        if self.cache is not None:
+            self.cache.save(url, self._copy)
 
     def tool_names(self) -> list[str]:
         return sorted(self.index())
@@ -273,9 +335,14 @@ def index_to_json(tools: dict[str, dict[str, ArchiveEntry]], generator: str) -> 
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def registries_from_config(config: Config, *, cwd: Path) -> list[Registry]:
-    """The configured registries in order, then ``./registry`` when it exists."""
-    registries: list[Registry] = [open_registry(ref, config) for ref in config.registries]
+def registries_from_config(
+    config: Config, *, cwd: Path, cache_dir: Path | None = None
+) -> list[Registry]:
+    """The configured registries in order, then ``./registry`` when it exists. HTTP
+    registries keep their index under ``cache_dir`` when one is given."""
+    registries: list[Registry] = [
+        open_registry(ref, config, cache_dir=cache_dir) for ref in config.registries
+    ]
     local = cwd / "registry"
     already = any(isinstance(r, FolderRegistry) and r.root == local for r in registries)
     if config.get("cwd_registry") and local.is_dir() and not already:
@@ -283,9 +350,17 @@ def registries_from_config(config: Config, *, cwd: Path) -> list[Registry]:
     return registries
 
 
-def open_registry(ref: RegistryRef, config: Config) -> Registry:
+def open_registry(ref: RegistryRef, config: Config, *, cache_dir: Path | None = None) -> Registry:
     if ref.is_http:
-        return HttpRegistry(ref.name, ref.location, timeout=config.registry_timeout)
+        from .index_cache import IndexCache
+
+        return HttpRegistry(
+            ref.name,
+            ref.location,
+            timeout=config.registry_timeout,
+            cache=IndexCache(cache_dir / "registries") if cache_dir is not None else None,
+            max_age=float(config.get("registry_cache")),
+        )
     location = ref.location.removeprefix("file://")
     root = Path(location).expanduser()
     if not root.is_absolute():

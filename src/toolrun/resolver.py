@@ -54,6 +54,13 @@ class ToolResolver:
         self.warnings.extend(w for w in result.warnings if w not in self.warnings)
         return result
 
+    def refresh(self) -> bool:
+        """Have the next look ask each HTTP registry rather than reuse its index; True when
+        there is such a registry to ask."""
+        if self.offline:
+            return False
+        return any([registry.refresh() for registry in self.registries])
+
     @property
     def answers_locally(self) -> bool:
         """Resolving reads only this machine's disk: offline, or every registry a folder."""
@@ -77,9 +84,13 @@ class ToolResolver:
     ) -> InstallResult:
         installed = self.installer.versions(spec.name)
         offered: dict[str, Registry] = {}
-        if install:
+        if install and not (spec.is_exact and spec.pick(installed, pre=pre)):
             offered = self.available([spec.name]).versions.get(spec.name, {})
         best = spec.pick([*installed, *offered], pre=pre)
+        if best is None and install and self.refresh():
+            # The indexes may be reused copies that predate the version asked for.
+            offered = self.available([spec.name]).versions.get(spec.name, {})
+            best = spec.pick([*installed, *offered], pre=pre)
         if best is None:
             raise self._no_match(spec, installed, offered, install=install)
         if best in installed:

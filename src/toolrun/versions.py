@@ -112,6 +112,11 @@ class ToolSpec:
     def is_latest(self) -> bool:
         return not self.comparators
 
+    @property
+    def is_exact(self) -> bool:
+        """One version only (``==1.2.3``, ``@1.2.3``): no registry can offer a better match."""
+        return len(self.comparators) == 1 and self.comparators[0].op == "=="
+
     def allows(self, version: str, *, pre: bool = False) -> bool:
         key = version_key(version)
         return key is not None and self._allows_key(key, pre=pre)

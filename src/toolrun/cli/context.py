@@ -66,7 +66,7 @@ class Context:
     def config(self) -> Config:
         from ..config import load_config
 
-        return load_config(self.paths.config_file)
+        return load_config(self.paths.config_file, cache_dir=self.paths.cache_dir)
 
     @cached_property
     def installer(self) -> Installer:
@@ -78,7 +78,7 @@ class Context:
     def registries(self) -> list[Registry]:
         from ..registry import registries_from_config
 
-        return registries_from_config(self.config, cwd=self.cwd)
+        return registries_from_config(self.config, cwd=self.cwd, cache_dir=self.paths.cache_dir)
 
     @cached_property
     def resolver(self) -> ToolResolver:

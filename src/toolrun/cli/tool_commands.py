@@ -24,6 +24,7 @@ def install(ctx: Context, specs: list[str], *, pre: bool = False) -> None:
     if not specs:
         raise UsageError("name at least one tool to install, e.g. uexp==0.1.0")
     parsed = [parse_spec(text) for text in specs]  # a typo anywhere stops before any install
+    ctx.resolver.refresh()  # asked to install: the registries' own answer, not a kept copy
     first_failure = 0
     for spec in parsed:
         try:
@@ -58,6 +59,7 @@ def list_tools(ctx: Context, *, available: bool = False, as_json: bool = False) 
                 ],
             )
         return
+    ctx.resolver.refresh()
     offered = ctx.resolver.available()
     installed_keys = {(t.name, t.version) for t in installed}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -104,6 +106,7 @@ def versions(ctx: Context, name: str, *, as_json: bool = False) -> None:
     if spec.constraint:
         raise UsageError(f"`tool versions` takes a tool name, not a spec: {name!r}")
     installed = set(ctx.installer.versions(name))
+    ctx.resolver.refresh()
     offered = ctx.resolver.available([name]).versions.get(name, {})
     everything = sorted_versions({*installed, *offered})
     _flush_warnings(ctx)
@@ -178,6 +181,7 @@ def upgrade(ctx: Context, names: list[str], *, pre: bool = False) -> None:
     if not targets:
         info("no tools installed; nothing to upgrade")
         return
+    ctx.resolver.refresh()
     first_failure = 0
     for name in targets:
         spec = parse_spec(name)
