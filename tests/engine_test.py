@@ -307,6 +307,28 @@ def test_a_killed_runner_leaves_an_interrupted_run_with_its_events(
     tree_is_gone(pid_file)
 
 
+def test_a_killed_runner_whose_tool_already_exited_leaves_no_children(
+    probe, toolchain, workdir, tmp_path, toolrun, second_step
+) -> None:  # type: ignore[no-untyped-def]
+    """The step's leader is gone, its children live on in its process group: the group's
+    number cannot have been given to anything else, so the next toolrun ends the group."""
+    pid_file = tmp_path / "pids"
+    leave = f'toolchain:\n  - leave: {{cmd: probe, args: [leave, "{pid_file}"]}}{second_step}\n'
+    toolchain("leave", leave)
+    runner = start_run(workdir, "run", "leave")
+    wait_for(pid_file)
+    leader = int(pid_file.read_text().split()[0])
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(leader) and psutil.Process(leader).status() != "zombie":
+        assert time.monotonic() < deadline, "the leader never exited"
+        time.sleep(0.01)
+    # Killed while it waits (1 s) for the children that hold the output open.
+    runner.kill()
+    runner.communicate()
+    assert only_run(toolrun)["status"] == "interrupted"
+    tree_is_gone(pid_file)
+
+
 def test_following_a_run_whose_runner_dies_ends_its_tools(
     probe, toolchain, workdir, tmp_path, toolrun
 ) -> None:  # type: ignore[no-untyped-def]

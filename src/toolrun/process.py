@@ -353,10 +353,13 @@ def process_start_time(pid: int) -> float | None:
 
 
 def end_left_processes(processes: list[tuple[int, float]], *, grace: float = 2.0) -> None:
-    """End the trees of steps whose runner died, where their leader is still the process
-    that was recorded (not a later one with the same number)."""
+    """End the trees of steps whose runner died: where their leader is still the process
+    that was recorded (not a later one with the same number), or, the leader gone, where its
+    process group still exists. POSIX never gives a process the number of a group that still
+    has members, so that group is the step's (on Windows there is none to find)."""
     for pid, started in processes:
-        if process_start_time(pid) == started:
+        now_started = process_start_time(pid)
+        if now_started == started or (now_started is None and _group_exists(pid)):
             end_tree(pid, grace=grace)
 
 

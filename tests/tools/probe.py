@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
             file.write(f"{os.getpid()}\n")
         print("not stopping", flush=True)
         time.sleep(600)
-    elif mode == "tree":
+    elif mode in ("tree", "leave"):  # leave: the leader exits, its child and grandchild stay
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -65,6 +65,8 @@ def main(argv: list[str]) -> int:
         with open(args[0], "w") as file:
             file.write(f"{os.getpid()} {child.pid} {grandchild}\n")
         print("tree started", flush=True)
+        if mode == "leave":
+            return 0
         time.sleep(600)
     elif mode == "orphan":
         child = subprocess.Popen(
