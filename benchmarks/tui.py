@@ -102,7 +102,7 @@ async def run_view(root: Path) -> dict[str, Any]:
     from toolrun.resolver import ToolResolver
     from toolrun.store import Store
     from toolrun.toolchain import parse_toolchain
-    from toolrun.tui.run_app import RunApp
+    from toolrun.tui.run_app import EngineRun, RunApp
 
     write_tool(root / "registry", "flood", "1.0.0", FLOOD)
     store = Store(root / "home")
@@ -112,7 +112,7 @@ async def run_view(root: Path) -> dict[str, Any]:
     engine = Engine(store, resolver)
     toolchain = parse_toolchain("toolchain:\n  - flood: {cmd: flood}\n", name="f", source="f")
     handle = engine.prepare(toolchain, {})
-    app = RunApp(engine, handle)
+    app = RunApp(EngineRun(engine, handle))
     sent: list[float] = []
     handled: list[float] = []
     follow = app.action_follow

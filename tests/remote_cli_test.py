@@ -176,3 +176,92 @@ def test_ctrl_c_cancels_the_remote_run_and_exits_130(remote, tmp_path: Path) -> 
     _out, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
     assert "cancelling run" in err
+
+
+def _view_lines(app) -> list[str]:  # type: ignore[no-untyped-def]
+    from toolrun.tui.log_view import LogView
+
+    view = app.query_one(LogView)
+    return [view.line(i) for i in range(view.index.line_count)]
+
+
+async def _until(condition, pilot, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    pytest.fail("the view never got there")
+
+
+def test_the_run_view_shows_a_daemons_run(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same view as a local run: steps, their tools and statuses, both streams, the code."""
+    import asyncio
+
+    from toolrun.cli.remote import RemoteRuns
+    from toolrun.cli.remote_run import DaemonRun
+    from toolrun.tui.run_app import RunApp
+    from toolrun.tui.step_table import StepTable
+
+    runs = RemoteRuns(remote.server.url, None)
+    started = runs.start({"toolchain": "two", "params": {"word": "from afar"}})
+
+    async def scenario() -> int | None:
+        app = RunApp(DaemonRun(runs, started, tmp_path))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _until(lambda: app.final is not None, pilot)
+            await _until(lambda: any("second: succeeded" in x for x in _view_lines(app)), pilot)
+            lines = _view_lines(app)
+            assert "first | from afar" in lines and "second ! careful" in lines
+            steps = app.query_one(StepTable).steps
+            assert [view.status for view in steps.values()] == ["succeeded", "succeeded"]
+            assert steps["first"].tool == "probe 2.0.0"
+            await pilot.press("q")
+        return app.return_value
+
+    assert asyncio.run(scenario()) == 0
+
+
+def test_c_in_the_run_view_cancels_the_daemons_run(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from toolrun.cli.remote import RemoteRuns
+    from toolrun.cli.remote_run import DaemonRun
+    from toolrun.tui.run_app import RunApp
+
+    runs = RemoteRuns(remote.server.url, None)
+    started = runs.start({"cmd": "probe", "args": ["sleep", "60"]})
+
+    async def scenario() -> int | None:
+        app = RunApp(DaemonRun(runs, started, tmp_path))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _until(lambda: "sleeping" in "".join(_view_lines(app)), pilot)
+            await pilot.press("c", "y")
+            await _until(lambda: app.final is not None, pilot)
+            await pilot.press("q")
+        return app.return_value
+
+    assert asyncio.run(scenario()) == 130
+    assert runs.require_run(started["id"]).status == "cancelled"
+
+
+def test_a_run_the_daemon_cannot_follow_is_an_error_not_a_crash(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What goes wrong while following (here: a run the daemon does not know) reaches the CLI
+    as its error, to be reported with its exit code; the view does not crash."""
+    import asyncio
+
+    from toolrun.cli.remote import RemoteRuns
+    from toolrun.cli.remote_run import DaemonRun
+    from toolrun.errors import NotFoundError
+    from toolrun.tui.run_app import RunApp
+
+    runs = RemoteRuns(remote.server.url, None)
+    unknown = {"id": "20990101000000-1", "toolchain": "two", "steps": [{"id": "first"}]}
+
+    async def scenario() -> RunApp:
+        app = RunApp(DaemonRun(runs, unknown, tmp_path))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _until(lambda: app.error is not None, pilot)
+        return app
+
+    app = asyncio.run(scenario())
+    assert isinstance(app.error, NotFoundError)

@@ -15,7 +15,7 @@ from toolrun.store import Store
 from toolrun.toolchain import parse_toolchain
 from toolrun.tui.confirm import Confirm
 from toolrun.tui.log_view import LogView
-from toolrun.tui.run_app import RunApp
+from toolrun.tui.run_app import EngineRun, RunApp
 from toolrun.tui.step_table import StepTable
 
 
@@ -50,7 +50,7 @@ def test_steps_and_output_appear_and_q_quits_with_the_exit_code(probe, toolrun_h
     )
 
     async def scenario() -> int | None:
-        app = RunApp(engine, handle)
+        app = RunApp(EngineRun(engine, handle))
         async with app.run_test(size=(100, 30)) as pilot:
             await until(lambda: app.final is not None, pilot)
             await pilot.pause(0.1)
@@ -73,7 +73,7 @@ def test_c_then_yes_cancels_the_run(probe, toolrun_home) -> None:  # type: ignor
     )
 
     async def scenario() -> int | None:
-        app = RunApp(engine, handle)
+        app = RunApp(EngineRun(engine, handle))
         async with app.run_test(size=(100, 30)) as pilot:
             await until(lambda: "sleeping" in "".join(shown(app)), pilot)
             await pilot.press("c")
@@ -96,7 +96,7 @@ def test_quitting_a_live_run_asks_then_cancels_it(probe, toolrun_home) -> None: 
     )
 
     async def scenario() -> int | None:
-        app = RunApp(engine, handle)
+        app = RunApp(EngineRun(engine, handle))
         async with app.run_test(size=(100, 30)) as pilot:
             await until(lambda: "sleeping" in "".join(shown(app)), pilot)
             await pilot.press("q")
@@ -119,7 +119,7 @@ def test_search_and_one_step_at_a_time(probe, toolrun_home) -> None:  # type: ig
     )
 
     async def scenario() -> None:
-        app = RunApp(engine, handle)
+        app = RunApp(EngineRun(engine, handle))
         async with app.run_test(size=(100, 30)) as pilot:
             await until(lambda: app.final is not None, pilot)
             view = app.query_one(LogView)
@@ -150,7 +150,7 @@ def test_r_asks_for_a_rerun_once_the_run_has_ended(probe, toolrun_home) -> None:
     )
 
     async def scenario() -> RunApp:
-        app = RunApp(engine, handle)
+        app = RunApp(EngineRun(engine, handle))
         async with app.run_test(size=(100, 30)) as pilot:
             await until(lambda: "sleeping" in "".join(shown(app)), pilot)
             assert app.final is None

@@ -118,7 +118,7 @@ def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) ->
     from toolrun.registry import FolderRegistry
     from toolrun.resolver import ToolResolver
     from toolrun.toolchain import parse_toolchain
-    from toolrun.tui.run_app import RunApp
+    from toolrun.tui.run_app import EngineRun, RunApp
 
     monkeypatch.setattr(time, "time", lambda: BASE)
     # The engine times attempts with the monotonic clock; asyncio needs the real one.
@@ -133,7 +133,7 @@ def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) ->
         "  - export: {cmd: probe, args: [stderr, 'skipped an empty table'], needs: [meta]}\n"
     )
     handle = engine.prepare(parse_toolchain(text, name="export-job", source="t.yaml"), {})
-    app = RunApp(engine, handle, clock=lambda: BASE)
+    app = RunApp(EngineRun(engine, handle), clock=lambda: BASE)
 
     async def until_finished(pilot) -> None:  # type: ignore[no-untyped-def]
         for _ in range(400):

@@ -109,3 +109,36 @@ def test_history_in_tmux_opens_the_browser_and_q_leaves(
         assert "EXIT=0" in wait_for(session, "EXIT=")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+def test_a_remote_run_in_tmux_shows_the_same_view(daemon, toolchain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    toolchain(
+        "slow",
+        "toolchain:\n"
+        "  - hello: {cmd: probe, args: [echo, hello from the daemon]}\n"
+        "  - wait: {cmd: probe, args: [sleep, '60']}\n",
+    )
+    server = daemon()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    toolrun = Path(sys.executable).with_name("toolrun")
+    session = f"toolrun-{uuid.uuid4().hex[:8]}"
+    command = (
+        f"cd {shlex.quote(str(elsewhere))} && env -u CI "
+        f"TOOLRUN_HOME={shlex.quote(str(elsewhere / 'home'))} "
+        f"{shlex.quote(str(toolrun))} --remote {server.url} run slow; echo EXIT=$?; sleep 60"
+    )
+    size = ["-x", "100", "-y", "30", "-e", "TERM=xterm-256color"]
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, *size, command], check=True)
+    try:
+        screen = wait_for(session, "sleeping")
+        assert "hello from the daemon" in screen and "probe 2.0.0" in screen
+        subprocess.run(["tmux", "send-keys", "-t", session, "c"], check=True)
+        wait_for(session, "n no")
+        subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
+        wait_for(session, "cancelled")
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
+        screen = wait_for(session, "EXIT=")
+        assert "EXIT=130" in screen and "cancelled" in screen
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)

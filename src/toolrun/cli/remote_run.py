@@ -1,5 +1,6 @@
 """``run``, ``exec`` and ``rerun`` with ``--remote``: the run starts on the daemon and its events
-come back over SSE, printed as a local run prints them, ending with the same exit code.
+come back over SSE, shown as a local run is shown (the run view at a terminal, plain lines
+otherwise), ending with the same exit code.
 
 Ctrl-C asks the daemon to cancel the run and keeps following it to its end, as a local Ctrl-C
 cancels; a second Ctrl-C stops following (the run's cancellation goes on there).
@@ -8,15 +9,20 @@ cancels; a second Ctrl-C stops following (the run's cancellation goes on there).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..events import OUTPUT
+from ..events import OUTPUT, Event, EventLog
 from ..run_book import EXIT_CODES
 from ..store import RunRecord
 from .context import Context
 from .errors import ExitCode
 from .printer import PlainPrinter, summary
-from .run_commands import exec_exit_code
+from .run_commands import exec_exit_code, wants_tui
+
+if TYPE_CHECKING:
+    from .remote import RemoteRuns
 
 
 def run(
@@ -26,18 +32,109 @@ def run(
     *,
     as_json: bool,
     timeout: float | None,
+    tui: bool | None = None,
 ) -> None:
+    """``tui`` None decides by the terminal, as a local run does."""
     body: dict[str, Any] = {"toolchain": name, "params": params}
     if timeout is not None:
         body["timeout"] = timeout
-    final = follow(ctx, ctx.remote_runs.start(body), as_json=as_json)
-    raise ExitCode(EXIT_CODES.get(final.status, 1))
-
-
-def rerun(ctx: Context, run_id: str, *, from_failed: bool, as_json: bool) -> None:
-    started = ctx.remote_runs.rerun(run_id, from_failed=from_failed)
+    started = ctx.remote_runs.start(body)
+    if tui or (tui is None and not as_json and wants_tui()):
+        raise ExitCode(follow_in_tui(ctx, started))
     final = follow(ctx, started, as_json=as_json)
     raise ExitCode(EXIT_CODES.get(final.status, 1))
+
+
+def rerun(
+    ctx: Context, run_id: str, *, from_failed: bool, as_json: bool, tui: bool | None = None
+) -> None:
+    started = ctx.remote_runs.rerun(run_id, from_failed=from_failed)
+    if tui or (tui is None and not as_json and wants_tui()):
+        raise ExitCode(follow_in_tui(ctx, started))
+    final = follow(ctx, started, as_json=as_json)
+    raise ExitCode(EXIT_CODES.get(final.status, 1))
+
+
+class DaemonRun:
+    """A daemon's run as the run view shows it (a ``tui.run_app.LiveRun``).
+
+    Its events come over SSE in a thread of their own and are copied into a local
+    events.jsonl, which the view's log reads as it reads a local run's. The thread is a daemon
+    thread: quitting the view never waits for a stream to end.
+    """
+
+    def __init__(self, remote: RemoteRuns, started: dict[str, Any], folder: Path) -> None:
+        self.remote = remote
+        self.id: str = started["id"]
+        self.toolchain: str = started.get("toolchain", "")
+        self.step_ids: list[str] = [step["id"] for step in started.get("steps", [])]
+        self.needs: dict[str, tuple[str, ...]] = {}  # the daemon does not say
+        self.log = EventLog(folder / "events.jsonl")
+        self.log_path = self.log.path
+        self._callbacks: list[Callable[[Event], None]] = []
+
+    def on_event(self, callback: Callable[[Event], None]) -> None:
+        self._callbacks.append(callback)
+
+    async def wait(self) -> RunRecord:
+        import asyncio
+        import threading
+
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+
+        def deliver(event: Event) -> None:
+            for callback in self._callbacks:
+                callback(event)
+
+        def end(error: BaseException | None) -> None:
+            if ended.done():
+                return
+            if error is None:
+                ended.set_result(None)
+            else:
+                ended.set_exception(error)
+
+        def follow() -> None:
+            try:
+                for event in self.remote.events(self.id):
+                    self.log.append(event)
+                    self.log.flush()
+                    loop.call_soon_threadsafe(deliver, event)
+            except Exception as exc:  # ours or httpx's: the view shows it, the CLI reports it
+                loop.call_soon_threadsafe(end, exc)
+            else:
+                loop.call_soon_threadsafe(end, None)
+
+        threading.Thread(target=follow, name=f"follow {self.id}", daemon=True).start()
+        await ended
+        return await asyncio.to_thread(self.remote.require_run, self.id)
+
+    def cancel(self) -> None:
+        self.remote.cancel(self.id)
+
+
+def follow_in_tui(ctx: Context, started: dict[str, Any]) -> int:
+    """The run view on a daemon's run, then its summary in the scrollback; ``r`` reruns it."""
+    import tempfile
+
+    from ..tui.run_app import RunApp
+
+    inline = sys.platform != "win32" and sys.stdout.isatty()
+    remote = ctx.remote_runs
+    while True:
+        with tempfile.TemporaryDirectory(prefix="toolrun-") as folder:
+            live = DaemonRun(remote, started, Path(folder))
+            app = RunApp(live)
+            code = app.run(inline=inline)
+            live.log.close()
+        if app.error is not None:
+            raise app.error
+        final = remote.require_run(live.id)
+        summary(final, remote.steps(final.id))
+        if not app.rerun_requested:
+            return code if code is not None else EXIT_CODES.get(final.status, 1)
+        started = remote.rerun(final.id, from_failed=False)
 
 
 def exec_(ctx: Context, spec: str, args: list[str], *, timeout: float | None) -> None:

@@ -39,7 +39,7 @@ def run(
         from . import remote_run
 
         params = parse_assignments(assignments)
-        remote_run.run(ctx, name, params, as_json=as_json, timeout=_timeout(timeout))
+        remote_run.run(ctx, name, params, as_json=as_json, timeout=_timeout(timeout), tui=tui)
         return
     toolchain = ctx.load_toolchain(name)
     options = RunOptions(timeout=_timeout(timeout), requester=_user(), pre=pre)
@@ -68,12 +68,12 @@ def run_in_tui(handle: RunHandle, ctx: Context) -> int:
     ``r`` in the app, once the run has ended, runs it again: the app closes, the run is
     prepared like ``toolrun rerun`` and a new app shows it.
     """
-    from ..tui.run_app import RunApp
+    from ..tui.run_app import EngineRun, RunApp
 
     # Inline (below the prompt, in the scrollback) where Textual supports it: not on Windows.
     inline = sys.platform != "win32" and sys.stdout.isatty()
     while True:
-        app = RunApp(ctx.engine, handle)
+        app = RunApp(EngineRun(ctx.engine, handle))
         code = app.run(inline=inline)
         final = ctx.store.require_run(handle.id)
         summary(final, ctx.store.steps(final.id))
@@ -127,7 +127,7 @@ def rerun(
     if ctx.remote:
         from . import remote_run
 
-        remote_run.rerun(ctx, run_id, from_failed=from_failed, as_json=as_json)
+        remote_run.rerun(ctx, run_id, from_failed=from_failed, as_json=as_json, tui=tui)
         return
     handle = rerun_handle(ctx, run_id, from_failed=from_failed)
     if tui or (tui is None and not as_json and wants_tui()):

@@ -1,16 +1,18 @@
 """Watching a run live: its steps, its output, cancel and quit.
 
-The engine runs inside the app's own event loop. State events are collected as they come and
-shown by a timer every 50 ms; output is read back from the run's stored log by a LogView,
-which reads only the lines on screen, so a step writing tens of thousands of lines a second
-costs the screen the same as one writing ten.
+The run is a ``LiveRun``: this machine's engine running inside the app's own event loop
+(``EngineRun``), or a daemon's run followed over SSE (``cli.remote_run.DaemonRun``). State
+events are collected as they come and shown by a timer every 50 ms; output is read back from
+the run's events.jsonl by a LogView, which reads only the lines on screen, so a step writing
+tens of thousands of lines a second costs the screen the same as one writing ten.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -18,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from .. import events as ev
 from ..describe import format_duration
+from ..errors import ToolrunError
 from ..events import Event
 from .confirm import Confirm
 from .log_view import LogView
@@ -30,6 +33,48 @@ if TYPE_CHECKING:
 
 FLUSH_SECONDS = 0.05
 EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}
+
+
+class LiveRun(Protocol):
+    """A run as the view shows and controls it."""
+
+    id: str
+    toolchain: str
+    step_ids: list[str]
+    needs: dict[str, tuple[str, ...]]  # what each step waits for
+    log_path: Path  # its events.jsonl, written as the run goes
+
+    def on_event(self, callback: Callable[[Event], None]) -> None:
+        """Call ``callback`` in the app's event loop for every event from now on."""
+        ...
+
+    async def wait(self) -> RunRecord:
+        """Run it (or follow it) to its end; its final record."""
+        ...
+
+    def cancel(self) -> None: ...
+
+
+class EngineRun:
+    """A run of this machine's engine, run inside the app's event loop."""
+
+    def __init__(self, engine: Engine, handle: RunHandle) -> None:
+        self.engine = engine
+        self.handle = handle
+        self.id = handle.id
+        self.toolchain = handle.toolchain.name
+        self.step_ids = [step.id for step in handle.steps]
+        self.needs = {step.id: step.step.needs for step in handle.steps}
+        self.log_path = handle.channel.log.path
+
+    def on_event(self, callback: Callable[[Event], None]) -> None:
+        self.handle.channel.on_event(callback)
+
+    async def wait(self) -> RunRecord:
+        return await self.engine.execute(self.handle)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
 
 
 class RunApp(App[int]):
@@ -52,34 +97,23 @@ class RunApp(App[int]):
         Binding("question_mark", "show_help_panel", "Keys", id="run.help"),
     ]
 
-    def __init__(
-        self,
-        engine: Engine,
-        handle: RunHandle,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, run: LiveRun, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
-        self.engine = engine
-        self.handle = handle
+        self.live_run = run
         self.clock = clock
         self.status = "queued"
         self.final: RunRecord | None = None
         self.rerun_requested = False
+        self.error: ToolrunError | None = None
         self._pending: list[Event] = []
-        self._prefix_width = max((len(step.id) for step in handle.steps), default=0)
         self._started = clock()
-        handle.channel.on_event(self._receive)
+        run.on_event(self._receive)
 
     def compose(self) -> ComposeResult:
+        run = self.live_run
         yield Static(id="header")
-        yield StepTable(
-            [step.id for step in self.handle.steps],
-            {step.id: step.step.needs for step in self.handle.steps},
-        )
-        yield LogView(
-            self.handle.channel.log.path, prefix=len(self.handle.steps) > 1, live=True, id="log"
-        )
+        yield StepTable(run.step_ids, run.needs)
+        yield LogView(run.log_path, prefix=len(run.step_ids) > 1, live=True, id="log")
         yield SearchBar("log")
         yield Footer()
 
@@ -89,7 +123,12 @@ class RunApp(App[int]):
         self._show_header()
 
     async def _execute(self) -> None:
-        self.final = await self.engine.execute(self.handle)
+        try:
+            self.final = await self.live_run.wait()
+        except ToolrunError as error:  # a daemon's run lost on the way: the CLI reports it
+            self.error = error
+            self.exit(None)
+            return
         self.status = self.final.status
         self.flush_events()
         self.query_one(LogView).finish()
@@ -144,7 +183,7 @@ class RunApp(App[int]):
         else:
             elapsed = self.clock() - self._started
         self.query_one("#header", Static).update(
-            f"[b]run {self.handle.id}[/b]  {self.handle.toolchain.name}  "
+            f"[b]run {self.live_run.id}[/b]  {self.live_run.toolchain}  "
             f"[b]{self.status}[/b]  {format_duration(elapsed)}"
         )
 
@@ -161,9 +200,9 @@ class RunApp(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.handle.cancel()
+                self.live_run.cancel()
 
-        self.push_screen(Confirm(f"Cancel run {self.handle.id}?"), answered)
+        self.push_screen(Confirm(f"Cancel run {self.live_run.id}?"), answered)
 
     def action_rerun(self) -> None:
         if self.running:
@@ -179,7 +218,7 @@ class RunApp(App[int]):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.handle.cancel()
+                self.live_run.cancel()
                 self.run_worker(self._quit_when_done(), name="quit")
 
         self.push_screen(Confirm("The run is still going. Cancel it and quit?"), answered)
