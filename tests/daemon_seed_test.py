@@ -219,7 +219,7 @@ BAD_POSTS = [
     ("/cmd?onlyid=maybe", "cmd: probe", 400, "onlyid"),
     ("/cmd?toolchain=nope", "", 400, "toolchain"),
     ("/cmd?toolchain=/etc/passwd.yaml", "", 400, "toolchain"),
-    ("/cmd?toolchain=greet", "params: {whom: x}", 400, None),
+    ("/cmd?toolchain=greet", "params: {whom: x}", 400, "params.whom"),
     ("/cmd?toolchain=greet", "params: {who: /etc}", 400, "params.who"),
 ]
 
@@ -313,3 +313,99 @@ def test_a_run_of_another_process_is_followed_as_its_log_grows(daemon, workdir: 
     ]
     assert lines == [f"drip {i}" for i in range(8)]
     assert events[-1]["event"] == "run_finished"
+
+
+HOSTILE = [
+    # (method, path, body, status, field): each once caught the daemon out (a 500 or a freeze).
+    ("POST", "/cmd", "a0: &a0 [x]\na1: [*a0, *a0]\ncmd: probe\n", 400, "body"),
+    ("POST", "/cmd", "cmd: probe\nargs: &a [*a]\n", 400, "body"),
+    ("POST", "/cmd", "cmd: !!binary aGVsbG8=\n", 400, "body"),
+    ("POST", "/cmd", "cmd: probe\nargs: !!set {a, b}\n", 400, "body"),
+    ("POST", "/cmd", "[" * 20000, 400, "body"),
+    ("POST", "/cmd?body=json", "[" * 100000, 400, "body"),
+    ("POST", "/cmd", "cmd: probe\nargs: [1" + "0" * 5000 + "]\n", 400, "body"),
+    ("POST", "/cmd", "cmd: probe\ntimeout: 1" + "0" * 400 + "\n", 400, "timeout"),
+    ("POST", "/cmd", "cmd: probe\ntimeout: .nan\n", 400, "timeout"),
+    ("POST", "/cmd", "cmd: probe\ntimeout: .inf\n", 400, "timeout"),
+    ("POST", "/cmd", "cmd: " + "a" * 300 + "\n", 400, "cmd"),
+    ("POST", "/cmd", "cmd: probe\nversion: '" + "1" * 5000 + "'\n", 400, "version"),
+    ("POST", "/cmd", "cmd: probe\nargs: [" + ",".join(["a"] * 10001) + "]\n", 400, "args"),
+    ("POST", "/cmd", "{1: 2}", 400, "1"),
+    ("POST", "/cmd", "cmd: probe\nparams: {a: 1}\n", 400, "params"),
+    ("POST", "/cmd?toolchain=greet", "cmd: probe\n", 400, "cmd"),
+    ("POST", "/cmd?toolchain=greet", "args: [a]\n", 400, "args"),
+    ("POST", "/cmd?toolchain=" + "t" * 300, "", 400, "toolchain"),
+    ("GET", "/cmd/" + "a" * 300, None, 400, "cmd"),
+    ("GET", "/cmd/probe@" + "1" * 5000, None, 400, "version"),
+    ("GET", "/cmd/probe@/echo", None, 400, "version"),
+    ("GET", "/cmd/probe/echo/%FF%FE", None, 400, "args"),
+    ("HEAD", "/cmd/probe/echo/x", None, 405, None),
+    ("HEAD", "/api/v1/events", None, 405, None),
+    ("GET", "/api/v1/runs?page=" + "9" * 30, None, 400, "page"),
+    ("GET", "/api/v1/runs?since=nan", None, 400, "since"),
+    ("GET", "/api/v1/runs/", None, 404, None),
+    ("GET", "/api/v1/tools?available=maybe", None, 400, "available"),
+]
+
+
+def test_hostile_requests_get_a_4xx_and_the_daemon_keeps_answering(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+    toolchain(
+        "greet", "params:\n  who: {type: string}\ntoolchain:\n  - a: {cmd: probe, args: [echo]}\n"
+    )
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        for method, path, body, status, field in HOSTILE:
+            started = time.monotonic()
+            answer = client.request(method, path, content=body)
+            assert answer.status_code == status, (method, path[:60], answer.text[:300])
+            assert time.monotonic() - started < 5, (method, path[:60])
+            if method != "HEAD":
+                error = answer.json()
+                assert error["message"] and error.get("field") == field, (path[:60], error)
+        assert client.get("/api/v1/runs").json()["runs"] == []
+        done = client.get("/cmd/probe/echo/still", params={"onlyid": "true"})
+        assert done.status_code == 202
+    assert not server.events("server"), server.events("server")  # no error the app let through
+
+
+def test_a_body_framed_twice_is_refused(daemon) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    server = daemon()
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (
+        b"POST /cmd HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\ncmd: \r\n0\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while b"not both" not in answer and b'"}' not in answer:
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and b"not both" in answer, answer
+
+
+def test_a_large_yaml_body_does_not_hold_up_other_requests(daemon) -> None:  # type: ignore[no-untyped-def]
+    """YAML is parsed in a worker thread: /healthz answers meanwhile."""
+    import threading
+
+    server = daemon()
+    body = "cmd: probe\nargs: [" + ",".join(["a"] * 200_000) + "]\n"  # ~600 KB
+    answers: list[httpx.Response] = []
+    sender = threading.Thread(
+        target=lambda: answers.append(httpx.post(f"{server.url}/cmd", content=body, timeout=60))
+    )
+    sender.start()
+    slowest = 0.0
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        while sender.is_alive():
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.02)
+    sender.join()
+    assert answers[0].status_code == 400 and answers[0].json()["field"] == "args"
+    assert slowest < 1.0, slowest

@@ -20,10 +20,11 @@ class ToolrunError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.field = field  # the part of a request at fault, for the daemon's answer
 
     def __str__(self) -> str:
         return self.message

@@ -70,6 +70,17 @@ FORBIDDEN_REMOTE = frozenset(
         "_JAVA_OPTIONS",
         "BASH_ENV",
         "ENV",
+        "SHELLOPTS",  # with PS4 and xtrace, bash runs what PS4 holds
+        "BASHOPTS",
+        "PS4",
+        "IFS",
+        "GCONV_PATH",  # glibc loads character-set converters from here
+        "GLIBC_TUNABLES",
+        "PERLLIB",
+        "PERL5DB",
+        "CLASSPATH",
+        "JDK_JAVA_OPTIONS",
+        "DOTNET_STARTUP_HOOKS",
         "COMSPEC",
         "SYSTEMROOT",
         "HOME",
@@ -78,7 +89,9 @@ FORBIDDEN_REMOTE = frozenset(
         "TMP",
     }
 )
-FORBIDDEN_REMOTE_PREFIXES = ("LD_", "DYLD_", "TOOLRUN_")
+# PYTHON*: PYTHONWARNINGS, PYTHONBREAKPOINT, PYTHONINSPECT and others make Python import or
+# run code; BASH_FUNC_*: exported bash functions.
+FORBIDDEN_REMOTE_PREFIXES = ("LD_", "DYLD_", "TOOLRUN_", "PYTHON", "BASH_FUNC_")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -36,7 +36,7 @@ SORT_ORDERS = {
     "requester": "requester",
     "origin": "origin",
 }
-RUN_ID_RE = re.compile(r"^\d{14}-\d{1,9}$")
+RUN_ID_RE = re.compile(r"[0-9]{14}-[0-9]{1,9}")  # ASCII digits; used with fullmatch
 ACTIVE = ("queued", "running")
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
 STEP_STATES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled", "timed_out")
@@ -198,7 +198,7 @@ class HistoryQuery:
 
 def check_run_id(run_id: str) -> str:
     """Only well-formed ids ever reach SQL or a path."""
-    if not RUN_ID_RE.match(run_id):
+    if not RUN_ID_RE.fullmatch(run_id):
         raise NotFoundError(f"{run_id!r} is not a run id (they look like 20250208123359-1)")
     return run_id
 

@@ -181,9 +181,11 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration such as 30s, 10m or 1h30m")
     if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError("a duration above 0")
-        return float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ValueError("a duration of a finite number of seconds") from None
+        return _positive_finite(seconds)
     text = str(value).strip()
     try:
         seconds = float(text)
@@ -193,6 +195,12 @@ def parse_duration(value: Any) -> float:
             raise ValueError("a duration such as 30s, 10m or 1h30m") from None
         hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
         seconds = hours * 3600 + minutes * 60 + secs
+    return _positive_finite(seconds)
+
+
+def _positive_finite(seconds: float) -> float:
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN, or infinite
+        raise ValueError("a duration of a finite number of seconds")
     if seconds <= 0:
         raise ValueError("a duration above 0")
     return seconds
@@ -242,10 +250,14 @@ def convert_param(spec: ParamSpec, value: Any) -> Any:
 
 
 def bind_params(toolchain: Toolchain, given: dict[str, Any]) -> dict[str, Any]:
-    """Defaults plus given values, converted and checked; every problem reported at once."""
+    """Defaults plus given values, converted and checked; every problem reported at once.
+
+    The error's ``field`` names the first parameter at fault (``params.NAME``)."""
     problems = []
+    first: str | None = None
     for name in given:
         if name not in toolchain.params:
+            first = first or name
             import difflib
 
             close = difflib.get_close_matches(name, list(toolchain.params), n=1)
@@ -259,19 +271,22 @@ def bind_params(toolchain: Toolchain, given: dict[str, Any]) -> dict[str, Any]:
                 values[name] = convert_param(spec, given[name])
             except UsageError as exc:
                 problems.append(exc.message)
+                first = first or name
                 continue
         elif spec.default is not None:
             values[name] = spec.default
         elif spec.required:
             problems.append(f"missing required parameter {name!r} ({spec.type}); pass {name}=...")
+            first = first or name
             continue
         else:
             values[name] = None
         if spec.choices and values[name] not in spec.choices:
             choices = ", ".join(map(str, spec.choices))
             problems.append(f"parameter {name!r} must be one of {choices}, not {values[name]!r}")
+            first = first or name
     if problems:
-        raise UsageError("\n".join(problems))
+        raise UsageError("\n".join(problems), field=f"params.{first}" if first else "params")
     return values
 
 

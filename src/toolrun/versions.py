@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from .errors import UsageError
 
+MAX_NAME = 100  # a name becomes a folder name; file systems stop at 255 bytes
+MAX_SPEC = 200
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _NAME_RE = re.compile(_NAME)
 _SPEC_RE = re.compile(rf"^(?P<name>{_NAME})(?:(?P<at>@)(?P<after_at>.*)|(?P<ops>[=<>!~^].*))?$")
@@ -34,6 +36,8 @@ VersionKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
 
 def version_key(text: str) -> VersionKey | None:
     """A tuple that orders like SemVer 2.0 precedence, or None if ``text`` is not SemVer."""
+    if len(text) > MAX_SPEC:
+        return None  # and no number too long for int() to read
     # Plain releases (most versions) skip the regular expression: resolution reads thousands.
     parts = text.split(".")
     if len(parts) == 3:
@@ -151,6 +155,8 @@ def parse_spec(text: str, *, version: str | None = None) -> ToolSpec:
     ``version:`` field) and must not be combined with one inside ``text``.
     """
     text = text.strip()
+    if len(text) > MAX_SPEC or (version is not None and len(str(version)) > MAX_SPEC):
+        raise UsageError(f"tool spec {text[:40]!r}... is too long: at most {MAX_SPEC} characters")
     match = _SPEC_RE.match(text)
     if match is None:
         raise UsageError(
@@ -158,6 +164,8 @@ def parse_spec(text: str, *, version: str | None = None) -> ToolSpec:
             hint="write NAME, NAME@latest, NAME@1.2, NAME==1.2.3 or NAME@'>=1.0,<2'",
         )
     name = match["name"]
+    if len(name) > MAX_NAME:
+        raise UsageError(f"tool name {name[:40]!r}... is too long: at most {MAX_NAME} characters")
     constraint = match["after_at"].strip() if match["at"] else (match["ops"] or "").strip()
     if version is not None:
         if constraint:
@@ -243,4 +251,4 @@ def sorted_versions(versions: Iterable[str]) -> list[str]:
 
 
 def is_tool_name(text: str) -> bool:
-    return _NAME_RE.fullmatch(text) is not None
+    return len(text) <= MAX_NAME and _NAME_RE.fullmatch(text) is not None

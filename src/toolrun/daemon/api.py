@@ -24,7 +24,7 @@ from ..shapes import run_json, tool_json, toolchain_json
 from ..store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord
 from ..toolchain import list_toolchain_files, load_toolchain
 from .core import Daemon, HttpError, last_event_id, query_flag
-from .requests import BadRequest, decode_body, run_request
+from .requests import BadRequest, decode_body_off_loop, run_request
 from .seed import RUN_ID_HEADER, SSE_HEADERS, daemon_of, read_body
 from .streams import sse_data, sse_message, sse_stream, text_lines, with_keepalive
 
@@ -41,7 +41,8 @@ async def create_run(request: Request) -> Response:
     body = await read_body(request)
     content_type = request.headers.get("content-type", "application/json").lower()
     kind = "yaml" if "yaml" in content_type else "json"
-    handle = await daemon.start_run(caller, run_request(decode_body(body, kind=kind)))
+    data = await decode_body_off_loop(body, kind=kind)
+    handle = await daemon.start_run(caller, run_request(data))
     data = _run_body(daemon, handle.record)
     return JSONResponse(
         data,
@@ -64,7 +65,7 @@ async def list_runs(request: Request) -> Response:
     cursor = params.get("cursor")
     before = None
     if cursor:
-        if not RUN_ID_RE.match(cursor):
+        if not RUN_ID_RE.fullmatch(cursor):
             raise BadRequest(f"cursor {cursor!r} is not a run id", field="cursor")
         before = await asyncio.to_thread(daemon.store.position_of, cursor)
         if before is None:
@@ -148,17 +149,17 @@ async def run_events_sse(request: Request) -> Response:
     daemon.authorize(request, "read")
     record = _record(daemon, request)
     after = last_event_id(request)
-    follow = request.query_params.get("follow", "true").lower() not in ("false", "0", "no")
+    if not query_flag(request, "follow", default=True):
+        handle = daemon.manager.live.get(record.id)
+        if handle is not None:
+            handle.channel.log.flush()
+        path = daemon.store.run_dir(record.id) / "events.jsonl"
+        # A plain iterator: Starlette reads it in a worker thread, one event at a time, so a
+        # run of millions of lines is never held in memory whole.
+        stored = (sse_message(event) for event in read_events(path, after=after))
+        return StreamingResponse(stored, media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def messages() -> AsyncIterator[bytes]:
-        if not follow:
-            handle = daemon.manager.live.get(record.id)
-            if handle is not None:
-                handle.channel.log.flush()
-            path = daemon.store.run_dir(record.id) / "events.jsonl"
-            for event in await asyncio.to_thread(lambda: list(read_events(path, after=after))):
-                yield sse_message(event)
-            return
         async for chunk in sse_stream(daemon.manager, daemon.store, record.id, after=after):
             yield chunk
 
@@ -241,9 +242,13 @@ async def get_artifact(request: Request) -> Response:
     relative = request.path_params["path"]
     if relative.startswith(("/", "\\")) or ".." in relative.replace("\\", "/").split("/"):
         raise BadRequest("the artifact path must stay inside the run's workspace", field="path")
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        raise HttpError(404, "not_found", f"run {record.id} has no file {relative!r}")
+    missing = HttpError(404, "not_found", f"run {record.id} has no file {relative[:200]!r}")
+    try:
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or not target.is_file():
+            raise missing
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        raise missing from None
     return FileResponse(target, filename=target.name)
 
 
@@ -291,7 +296,7 @@ async def list_tools(request: Request) -> Response:
     daemon.authorize(request, "read")
     installed = await asyncio.to_thread(daemon.ctx.installer.installed)
     body: dict[str, Any] = {"installed": [tool_json(tool) for tool in installed]}
-    if request.query_params.get("available", "").lower() in ("1", "true", "yes"):
+    if query_flag(request, "available"):
         offered = await asyncio.to_thread(daemon.ctx.resolver.available)
         body["available"] = {
             name: {version: registry.name for version, registry in versions.items()}
@@ -373,13 +378,18 @@ def _run_body(daemon: Daemon, record: RunRecord) -> dict[str, Any]:
     return body
 
 
+MAX_INT = 2**53  # past any page, offset or line a store holds; SQLite's integers stop at 2**63
+
+
 def _positive_int(text: str | None, name: str, *, minimum: int = 1) -> int:
     try:
-        value = int(text or "")
+        value = int(text or "") if len(text or "") <= 20 else MAX_INT + 1
     except ValueError:
         raise BadRequest(f"{name} must be a whole number, not {text!r}", field=name) from None
     if value < minimum:
         raise BadRequest(f"{name} must be at least {minimum}", field=name)
+    if value > MAX_INT:
+        raise BadRequest(f"{name} must be at most {MAX_INT}", field=name)
     return value
 
 
@@ -387,9 +397,13 @@ def _when(text: str | None, name: str) -> float | None:
     if not text:
         return None
     try:
-        return float(text)  # seconds since the epoch
+        seconds = float(text)  # seconds since the epoch
     except ValueError:
         pass
+    else:
+        if not abs(seconds) < 1e12:  # NaN and infinities too: not a moment
+            raise BadRequest(f"{name} must be a time, not {text!r}", field=name)
+        return seconds
     try:
         return parse_when(text, name)
     except UsageError as exc:

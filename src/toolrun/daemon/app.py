@@ -59,6 +59,10 @@ def create_app(daemon: Daemon) -> Starlette:
         },
     )
     app.state.daemon = daemon
+    # /api/v1/runs/ is not /api/v1/runs: a 404, not a redirect whose Location the Host header
+    # would choose.
+    app.router.redirect_slashes = False
+    app.add_middleware(RequestGuard)
     app.add_middleware(RequestLog, daemon=daemon)
     return app
 
@@ -81,6 +85,55 @@ async def _starlette_error(request: Request, exc: Exception) -> Response:
         status_code=exc.status_code,
         headers=exc.headers,
     )
+
+
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def _streams_or_runs(path: str) -> bool:
+    """Paths whose GET starts a run (``/cmd/...``) or may stream for as long as a run goes."""
+    return path.startswith(("/cmd/", "/result/")) or path.endswith("/events")
+
+
+class RequestGuard:
+    """Refuses what no endpoint should see, before any endpoint does.
+
+    - HEAD where GET starts a run or streams until a run ends: Starlette answers HEAD like
+      GET, so a link checker would have started tools.
+    - A body framed twice (Content-Length and Transfer-Encoding): a proxy in front may read
+      it one way and uvicorn the other, which is how requests get smuggled.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self.refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def refusal(scope: Scope) -> Response | None:
+        if scope["method"] == "HEAD" and _streams_or_runs(scope["path"]):
+            return JSONResponse(
+                {"error": "method_not_allowed", "message": f"HEAD {scope['path']}: use GET"},
+                status_code=405,
+                headers={"Allow": "GET"},
+            )
+        names = {name.lower() for name, _ in scope["headers"]}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            return JSONResponse(
+                {
+                    "error": "bad_request",
+                    "message": "give Content-Length or Transfer-Encoding, not both",
+                    "field": "Content-Length",
+                },
+                status_code=400,
+            )
+        return None
 
 
 class RequestLog:
@@ -108,7 +161,9 @@ class RequestLog:
         finally:
             client = scope.get("client")
             state = scope.get("state") or {}
-            self.daemon.metrics.requests[(scope["method"], status)] += 1
+            # Methods outside the known ones share a label: a caller must not grow /metrics.
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.daemon.metrics.requests[(method, status)] += 1
             self.daemon.journal.write(
                 "request",
                 method=scope["method"],

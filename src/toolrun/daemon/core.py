@@ -98,7 +98,7 @@ def http_error_for(exc: ToolrunError) -> HttpError:
     if isinstance(exc, ShuttingDown):
         return HttpError(503, "shutting_down", exc.message)
     if isinstance(exc, UsageError):
-        return HttpError(400, "bad_request", exc.message)
+        return HttpError(400, "bad_request", exc.message, field=exc.field)
     if isinstance(exc, NotFoundError):
         return HttpError(404, "not_found", exc.message)
     if isinstance(exc, (RegistryUnavailable, IntegrityError)):
@@ -228,9 +228,8 @@ class Daemon:
         except UsageError as exc:
             if isinstance(exc, BadRequest):
                 raise
-            raise BadRequest(
-                exc.message, field="env" if exc.message.startswith("env:") else None
-            ) from None
+            at_fault = exc.field or ("env" if exc.message.startswith("env:") else None)
+            raise BadRequest(exc.message, field=at_fault) from None
 
     def _toolchain_for(self, wanted: RunRequest) -> Toolchain:
         if wanted.toolchain:
@@ -272,11 +271,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def query_flag(request: Request, name: str) -> bool:
+def query_flag(request: Request, name: str, *, default: bool = False) -> bool:
     """``?name=true`` (also 1, yes, or the bare ``?name``); anything else unknown is a 400."""
     value = request.query_params.get(name)
     if value is None:
-        return False
+        return default
     lowered = value.lower()
     if lowered in ("", "true", "1", "yes", "on"):
         return True
@@ -288,10 +287,10 @@ def query_flag(request: Request, name: str) -> bool:
 def last_event_id(request: Request) -> int:
     """Where a reconnecting SSE client left off (header, or ``?last_event_id=``)."""
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
-    try:
-        seen = int(raw)
-    except ValueError:
+    raw = raw.strip()
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
         raise BadRequest(
-            f"Last-Event-ID must be a number, not {raw!r}", field="Last-Event-ID"
-        ) from None
-    return max(seen, 0)
+            f"Last-Event-ID must be an event id (a whole number of up to 15 digits), not {raw!r}",
+            field="Last-Event-ID",
+        )
+    return int(raw)

@@ -50,4 +50,13 @@ class JournalHandler(logging.Handler):
         self.journal = journal
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.journal.write("server", level=record.levelname.lower(), message=record.getMessage())
+        fields: dict[str, Any] = {}
+        if record.exc_info and record.exc_info[1] is not None:
+            # An error the app did not turn into an answer (a 500): what and where, for a fix.
+            import traceback
+
+            fields["error"] = repr(record.exc_info[1])
+            fields["traceback"] = "".join(traceback.format_exception(*record.exc_info))
+        self.journal.write(
+            "server", level=record.levelname.lower(), message=record.getMessage(), **fields
+        )

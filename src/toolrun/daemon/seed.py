@@ -20,8 +20,16 @@ from starlette.responses import (
 
 from ..events import read_events
 from ..store import ACTIVE
+from ..versions import MAX_NAME, MAX_SPEC, is_tool_name
 from .core import Daemon, HttpError, last_event_id, query_flag
-from .requests import MAX_BODY, BadRequest, RunRequest, decode_body, run_request
+from .requests import (
+    MAX_ARGS,
+    MAX_BODY,
+    BadRequest,
+    RunRequest,
+    decode_body_off_loop,
+    run_request,
+)
 from .streams import run_event_batches, sse_stream, text_lines
 
 RUN_ID_HEADER = "X-Toolrun-Run-Id"
@@ -39,14 +47,30 @@ async def cmd_get(request: Request) -> Response:
     caller = daemon.authorize(request, "run")
     # The raw path keeps an arg's encoded '/' (%2F) inside that arg.
     raw = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
-    parts = [unquote(part) for part in raw.split("?", 1)[0].split("/")[2:]]
+    try:
+        parts = [unquote(part, errors="strict") for part in raw.split("?", 1)[0].split("/")[2:]]
+    except UnicodeDecodeError:
+        raise BadRequest("the path is not UTF-8 text once decoded", field="args") from None
     if not parts or not parts[0]:
         raise BadRequest("name a tool: /cmd/<tool>[@<version>]/<arg>/...", field="cmd")
-    name, _, version = parts[0].partition("@")
-    for index, arg in enumerate(parts[1:]):
+    name, at, version = parts[0].partition("@")
+    if not is_tool_name(name):
+        raise BadRequest(
+            f"{name[:40]!r} is not a tool name (at most {MAX_NAME} characters)", field="cmd"
+        )
+    if at and (not version or len(version) > MAX_SPEC):
+        raise BadRequest(
+            f"name a version after '@' (at most {MAX_SPEC} characters)", field="version"
+        )
+    args = parts[1:]
+    if args and args[-1] == "":
+        args.pop()  # /cmd/tool/arg/ : the trailing slash is not an empty argument
+    if len(args) > MAX_ARGS:
+        raise BadRequest(f"the path holds {len(args)} arguments; at most {MAX_ARGS}", field="args")
+    for index, arg in enumerate(args):
         if "\0" in arg:
             raise BadRequest(f"args[{index}] holds a NUL byte", field="args")
-    wanted = RunRequest(cmd=name, version=version or None, args=parts[1:])
+    wanted = RunRequest(cmd=name, version=version or None, args=args)
     return await _answer(request, daemon, caller, wanted)
 
 
@@ -55,9 +79,8 @@ async def cmd_post(request: Request) -> Response:
     daemon = daemon_of(request)
     caller = daemon.authorize(request, "run")
     body = await read_body(request)
-    wanted = run_request(
-        decode_body(body, kind=body_kind(request)), toolchain=request.query_params.get("toolchain")
-    )
+    data = await decode_body_off_loop(body, kind=body_kind(request))
+    wanted = run_request(data, toolchain=request.query_params.get("toolchain"))
     return await _answer(request, daemon, caller, wanted)
 
 
