@@ -59,11 +59,19 @@ def test_without_may_install_a_needed_install_is_refused_not_done(
     assert not ToolResolver(resolver.installer, [*resolver.registries, remote]).answers_locally
 
 
-def test_offline_never_asks_a_registry(registry: Path, toolrun_home: Path) -> None:
+def test_offline_never_asks_an_http_registry(registry: Path, toolrun_home: Path) -> None:
+    """Offline means no network: folders (./registry, a share) still answer."""
     resolver = resolver_for(toolrun_home, registry)
     resolver.resolve(parse_spec("hello@1.0"))
-    offline = ToolResolver(resolver.installer, resolver.registries, offline=True)
-    assert offline.resolve(parse_spec("hello")).version == "1.0.0"
+    unreachable = HttpRegistry("remote", "http://127.0.0.1:9/", timeout=1.0)
+    offline = ToolResolver(resolver.installer, [unreachable], offline=True)
+    assert offline.resolve(parse_spec("hello")).version == "1.0.0"  # installed only
+    assert offline.warnings == []  # the HTTP registry was not even tried
+    with_folder = ToolResolver(
+        resolver.installer, [unreachable, *resolver.registries], offline=True
+    )
+    assert with_folder.resolve(parse_spec("hello")).version == "1.1.0"
+    assert with_folder.warnings == []
 
 
 def test_a_changed_file_is_a_sha256_mismatch_and_nothing_is_installed(

@@ -37,6 +37,22 @@ class RegistryRef:
         return self.location.startswith(("http://", "https://"))
 
 
+def url_problem(url: str) -> str | None:
+    """What is wrong with an http(s) registry URL, or None when it can be asked."""
+    from urllib.parse import urlsplit
+
+    if any(char.isspace() or ord(char) < 32 for char in url):
+        return "holds a space or a control character (encode it as %20)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError as exc:
+        return f"is not a URL: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "needs http:// or https:// and a host"
+    return None
+
+
 @dataclass(frozen=True)
 class TokenRef:
     """A daemon token as config.toml keeps it: its name, scope and only a hash of its secret."""
@@ -65,8 +81,8 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise ValueError("a number of seconds") from None
-    if not value >= 0:  # NaN too
-        raise ValueError("a number of seconds, 0 or more")
+    if not 0 <= value < float("inf"):  # NaN too
+        raise ValueError("a finite number of seconds, 0 or more")
     return value
 
 
@@ -86,6 +102,9 @@ def _boolean(text: str) -> bool:
     raise ValueError("true or false")
 
 
+MAX_SIZE = 1024**6  # an exabyte: past any disk, and within SQLite's integers
+
+
 def parse_size(text: str) -> int:
     """Bytes from ``1048576``, ``"512KB"``, ``"100MB"``, ``"5GB"`` (powers of 1024)."""
     units = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2}
@@ -97,8 +116,8 @@ def parse_size(text: str) -> int:
         value = float(number) * units[unit]
     except (ValueError, KeyError):
         raise ValueError("a size such as 100MB, 5GB or a number of bytes") from None
-    if value <= 0:
-        raise ValueError("a size above 0")
+    if not 0 < value <= MAX_SIZE:  # NaN and infinity too
+        raise ValueError("a size above 0 and at most 1 EB")
     return int(value)
 
 
@@ -175,15 +194,20 @@ def _read_toml(path: Path, raw: bytes, cache_dir: Path | None) -> dict[str, Any]
     import tomllib
 
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+        data = tomllib.loads(_decoded(path, raw))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     if kept is not None:
         write_json(kept, {"path": str(path), "sha256": digest, "data": data})
     return data
+
+
+def _decoded(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
 
 
 def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:
@@ -211,7 +235,14 @@ def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:
             raise ConfigError(f"{where}: 'name' must be a simple name")
         if not isinstance(location, str) or not location:
             raise ConfigError(f"{where}: 'location' must be a folder path or an http(s) URL")
-        registries.append(RegistryRef(name, location))
+        ref = RegistryRef(name, location)
+        problem = url_problem(location) if ref.is_http else None
+        if problem:
+            raise ConfigError(
+                f"{where}: 'location' {location!r} {problem}",
+                hint=f"fix it: toolrun registry remove {name}, then registry add",
+            )
+        registries.append(ref)
     return Config(path, tuple(registries), values, _tokens_from(path, data.get("tokens", [])))
 
 
@@ -260,9 +291,12 @@ class ConfigEditor:
         self.path = path
         self._tomlkit = tomlkit
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
-            text = _NEW_FILE_HEADER
+            raw = _NEW_FILE_HEADER.encode()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        text = _decoded(path, raw)
         try:
             self.document = tomlkit.parse(text)
         except Exception as exc:  # tomlkit raises its own ParseError family
@@ -286,7 +320,7 @@ class ConfigEditor:
     def add_registry(self, name: str, location: str) -> None:
         if not is_tool_name(name):
             raise UsageError(f"registry name {name!r} must be letters, digits, '.', '_' or '-'")
-        registries = self.document.get("registries")
+        registries = self._tables("registries")
         if registries is None:
             registries = self._tomlkit.aot()
             self.document.append("registries", registries)
@@ -298,7 +332,7 @@ class ConfigEditor:
         registries.append(table)
 
     def remove_registry(self, name: str) -> None:
-        registries = self.document.get("registries") or []
+        registries = self._tables("registries") or []
         names = [entry.get("name") for entry in registries]
         if name not in names:
             raise UsageError(
@@ -309,7 +343,7 @@ class ConfigEditor:
             del self.document["registries"]
 
     def add_token(self, token: TokenRef) -> None:
-        tokens = self.document.get("tokens")
+        tokens = self._tables("tokens")
         if tokens is None:
             tokens = self._tomlkit.aot()
             self.document.append("tokens", tokens)
@@ -324,13 +358,25 @@ class ConfigEditor:
         tokens.append(table)
 
     def remove_token(self, name: str) -> None:
-        tokens = self.document.get("tokens") or []
+        tokens = self._tables("tokens") or []
         names = [entry.get("name") for entry in tokens]
         if name not in names:
             raise NotFoundError(f"no token named {name!r}{_suggest(name, names)}")
         del tokens[names.index(name)]
         if not tokens:
             del self.document["tokens"]
+
+    def _tables(self, key: str) -> Any:
+        """The ``[[key]]`` tables, None if there are none; a ConfigError if ``key`` holds
+        something else, which only an edit by hand can fix."""
+        value = self.document.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+            raise ConfigError(
+                f"{self.path}: {key!r} must be an array of tables ([[{key}]]); fix it by hand"
+            )
+        return value
 
     def save(self) -> None:
         text = self._tomlkit.dumps(self.document)

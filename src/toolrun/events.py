@@ -120,19 +120,38 @@ class EventLog:
             self._fd = -1
 
 
-def read_events(path: Path, *, after: int = 0) -> Iterator[Event]:
-    """Stored events with ``seq > after``; a torn last line (a killed writer) is left out."""
+def read_events(path: Path, *, after: int = 0, damaged: list[int] | None = None) -> Iterator[Event]:
+    """Stored events with ``seq > after``; a torn last line (a killed writer) is left out.
+
+    A line that is not an event (the NUL bytes a power cut leaves, an edit by hand) is
+    skipped, and its number added to ``damaged`` when given, so one bad line never costs the
+    rest of the log.
+    """
     try:
         file = path.open("rb")
     except FileNotFoundError:
         return
     with file:
-        for line in file:
+        for number, line in enumerate(file, 1):
             if not line.endswith(b"\n"):
                 break
-            event = Event.from_json(line)
-            if event.seq > after:
+            event = stored_event(line)
+            if event is None:
+                if damaged is not None:
+                    damaged.append(number)
+            elif event.seq > after:
                 yield event
+
+
+def stored_event(line: bytes) -> Event | None:
+    """The event a line of events.jsonl holds, or None if it holds none."""
+    try:
+        event = Event.from_json(line)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(event.seq, int) or not isinstance(event.kind, str):
+        return None
+    return event
 
 
 def _loads(line: str | bytes) -> dict[str, Any]:
@@ -258,8 +277,8 @@ class LogTail:
         events = []
         for line in complete:
             if line:
-                event = Event.from_json(line)
-                if event.seq > self.last:
+                event = stored_event(line)
+                if event is not None and event.seq > self.last:
                     self.last = event.seq
                     events.append(event)
         return events, True

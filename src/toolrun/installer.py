@@ -98,21 +98,37 @@ class Installer:
             return None
         except (OSError, ValueError) as exc:
             raise StorageError(f"{receipt_path}: unreadable receipt: {exc}") from None
-        return InstalledTool(
-            name=name,
-            version=version,
-            path=Path(folder),
-            manifest=manifest_from_receipt(receipt["manifest"]),
-            source=receipt.get("source", ""),
-            installed_at=float(receipt.get("installed_at", 0)),
-            archive_sha256=receipt.get("archive_sha256"),
-        )
+        try:
+            return InstalledTool(
+                name=name,
+                version=version,
+                path=Path(folder),
+                manifest=manifest_from_receipt(receipt["manifest"]),
+                source=str(receipt.get("source", "")),
+                installed_at=float(receipt.get("installed_at", 0)),
+                archive_sha256=receipt.get("archive_sha256"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # Only a hand edit or a damaged disk makes a receipt toolrun wrote unreadable.
+            raise StorageError(
+                f"{receipt_path}: damaged receipt",
+                hint=f"reinstall: toolrun tool remove {name}@{version} && "
+                f"toolrun tool install {name}=={version}",
+            ) from None
 
-    def installed(self) -> list[InstalledTool]:
+    def installed(self, damaged: list[StorageError] | None = None) -> list[InstalledTool]:
+        """Every installed version. One whose receipt cannot be read is left out and, when
+        ``damaged`` is given, its error added there; otherwise that error is raised."""
         tools = []
         for name in self.names():
             for version in self.versions(name):
-                tool = self.get(name, version)
+                try:
+                    tool = self.get(name, version)
+                except StorageError as error:
+                    if damaged is None:
+                        raise
+                    damaged.append(error)
+                    continue
                 if tool is not None:
                     tools.append(tool)
         return tools

@@ -184,7 +184,12 @@ def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:
 
 
 def manifest_from_receipt(data: dict[str, Any]) -> Manifest:
-    """A manifest toolrun itself checked and stored at install time: no second check."""
+    """A manifest toolrun itself checked and stored at install time: only its shape is
+    checked again (a TypeError or KeyError for one damaged since)."""
+    if not isinstance(data.get("files", {}), dict) or not all(
+        isinstance(part, str) for part in data["command"]
+    ):
+        raise TypeError("not a manifest")
     return Manifest(
         name=data["name"],
         version=data["version"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from .archives import sha256_file, write_zip
 from .errors import ConfigError, IntegrityError, UsageError
 from .installer import verify_folder
 from .manifest import MANIFEST_NAME, is_generated, load_manifest
-from .registry import INDEX_NAME, ArchiveEntry, FolderRegistry, index_to_json
+from .registry import INDEX_FORMAT, INDEX_NAME, ArchiveEntry, FolderRegistry, index_to_json
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,13 @@ def build_registry(source: Path, output: Path) -> list[BuiltArchive]:
     """Write ``output/index.json`` and one zip per tool version found in ``source``."""
     if not source.is_dir():
         raise UsageError(f"{source} is not a folder")
+    if not str(output).strip() or output == Path():
+        raise UsageError("name the output folder (an empty OUT would write into this one)")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output} exists and is not a folder")
+    index_path = output / INDEX_NAME
+    if index_path.exists() and not _is_registry_index(index_path):
+        raise UsageError(f"{index_path} exists and is not a registry index; choose another folder")
     if output.resolve() == source.resolve() or source.resolve() in output.resolve().parents:
         raise UsageError("the output folder must be outside the source registry")
     registry = FolderRegistry("source", source)
@@ -96,3 +104,12 @@ def build_registry(source: Path, output: Path) -> list[BuiltArchive]:
     temporary_index.write_text(index_to_json(index, f"toolrun {__version__}"), encoding="utf-8")
     os.replace(temporary_index, output / INDEX_NAME)
     return built
+
+
+def _is_registry_index(path: Path) -> bool:
+    """A file ``registry build`` wrote, and may therefore write again."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == INDEX_FORMAT and "tools" in data

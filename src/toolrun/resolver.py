@@ -39,11 +39,12 @@ class ToolResolver:
         self.newly_installed: list[InstalledTool] = []
 
     def available(self, names: list[str] | None = None) -> Available:
-        """Ask every registry (never when offline); one that cannot answer becomes a warning."""
+        """Ask every registry (offline: only folders); one that cannot answer becomes a
+        warning."""
         result = Available()
-        if self.offline:
-            return result
         for registry in self.registries:
+            if self.offline and not registry.is_local:
+                continue
             try:
                 tool_names = names if names is not None else registry.tool_names()
                 for name in tool_names:
@@ -57,9 +58,7 @@ class ToolResolver:
     def refresh(self) -> bool:
         """Have the next look ask each HTTP registry rather than reuse its index; True when
         there is such a registry to ask."""
-        if self.offline:
-            return False
-        return any([registry.refresh() for registry in self.registries])
+        return any([registry.refresh() for registry in self.registries if not self.offline])
 
     @property
     def answers_locally(self) -> bool:

@@ -134,12 +134,12 @@ def search_dirs(cwd: Path, config_dir: Path) -> list[Path]:
 
 def find_toolchain(name: str, dirs: list[Path]) -> Path:
     candidate = Path(name)
-    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+    if candidate.suffix in (".yaml", ".yml") and _is_file(candidate):
         return candidate
     for folder in dirs:
         for suffix in (".yaml", ".yml"):
             path = folder / f"{name}{suffix}"
-            if path.is_file():
+            if _is_file(path):
                 return path
     known = sorted({path.stem for folder in dirs for path in list_toolchain_files(folder)})
     import difflib
@@ -148,6 +148,13 @@ def find_toolchain(name: str, dirs: list[Path]) -> Path:
     hint = f"did you mean {', '.join(close)}?" if close else None
     searched = ", ".join(str(d) for d in dirs)
     raise NotFoundError(f"no toolchain named {name!r} (searched {searched})", hint=hint)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system names no file either
+        return False
 
 
 def list_toolchain_files(folder: Path) -> list[Path]:
@@ -241,8 +248,11 @@ def convert_param(spec: ParamSpec, value: Any) -> Any:
         if spec.type == "number":
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
-    except ValueError:
+            number = float(value)
+            if not abs(number) < float("inf"):  # NaN and infinities have no JSON form
+                raise ValueError
+            return number
+    except (ValueError, OverflowError):
         raise UsageError(f"parameter {spec.name!r} must be a {spec.type}, not {value!r}") from None
     if isinstance(value, list | dict):
         raise UsageError(f"parameter {spec.name!r} must be a string, not {value!r}")

@@ -55,6 +55,7 @@ _STEP_KEYS = (
 )
 _PARAM_KEYS = ("type", "default", "required", "description", "choices")
 _RETRY_KEYS = ("max", "delay", "backoff")
+MAX_RETRIES = 1000  # more is a loop, not a retry policy
 _STEP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -93,7 +94,12 @@ class _Checker:
         self.problems.append(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {message}")
 
     def value(self, node: yaml.Node) -> Any:
-        return self.constructor.construct_object(node, deep=True)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:  # a merge key (<<), a tag no toolchain has a use for
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.problem(node, f"cannot read this value: {problem}")
+            return None
 
     def mapping(self, node: yaml.Node, where: str, known: tuple[str, ...]) -> dict[str, Any]:
         """A mapping's items as key -> (key node, value node), with unknown keys reported."""
@@ -222,6 +228,9 @@ class _Checker:
                 default = self.value(value_node)
                 if isinstance(default, list | dict):
                     self.problem(value_node, f"{where}: a default must be a scalar")
+                    continue
+                if isinstance(default, float) and not abs(default) < float("inf"):
+                    self.problem(value_node, f"{where}: a default must be a finite number")
                     continue
                 params[name] = ParamSpec(name, type_of(default), default, default is None)
                 continue
@@ -382,16 +391,24 @@ class _Checker:
         node = item[1]
         if isinstance(node, yaml.ScalarNode):
             value = self.value(node)
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_RETRIES:
                 return RetryPolicy(max=value)
-            self.problem(node, f"{where}: retries is a count or {{max, delay, backoff}}")
+            self.problem(
+                node, f"{where}: retries is a count up to {MAX_RETRIES} or {{max, delay, backoff}}"
+            )
             return RetryPolicy()
         raw = self.mapping(node, f"{where}: retries", _RETRY_KEYS)
         policy = RetryPolicy()
         if "max" in raw:
             value = self.value(raw["max"][1])
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                self.problem(raw["max"][1], f"{where}: retries.max is a whole number of 0 or more")
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not 0 <= value <= MAX_RETRIES
+            ):
+                self.problem(
+                    raw["max"][1], f"{where}: retries.max is a whole number, 0 to {MAX_RETRIES}"
+                )
             else:
                 policy = replace(policy, max=value)
         if "delay" in raw:
@@ -401,8 +418,12 @@ class _Checker:
                 self.problem(raw["delay"][1], f"{where}: retries.delay must be {exc}")
         if "backoff" in raw:
             value = self.value(raw["backoff"][1])
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 1:
-                self.problem(raw["backoff"][1], f"{where}: retries.backoff is a number >= 1")
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not 1 <= value <= 100
+            ):
+                self.problem(raw["backoff"][1], f"{where}: retries.backoff is a number, 1 to 100")
             else:
                 policy = replace(policy, backoff=float(value))
         return policy

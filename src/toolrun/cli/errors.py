@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from ..errors import ToolrunError
+from ..errors import StorageError, ToolrunError
 
 EXIT_CODES = {
     0: "success",
@@ -52,6 +52,20 @@ def handled() -> Iterator[list[int]]:
         outcome[0] = report(error)
     except ExitCode as exit_code:
         outcome[0] = exit_code.code
+    except OSError as error:
+        # What the file system or the system refused and no command foresaw (a full disk, a
+        # name too long, a folder where a file should be): the environment, not a bug, so a
+        # message and the storage code rather than a traceback, as pip does.
+        outcome[0] = report(StorageError(_describe_os_error(error)))
     except KeyboardInterrupt:
         print("toolrun: interrupted", file=sys.stderr)
         outcome[0] = 130
+
+
+def _describe_os_error(error: OSError) -> str:
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is None:
+        return reason
+    name = str(error.filename)
+    shown = f"{name[:80]}...{name[-40:]}" if len(name) > 130 else name
+    return f"{shown}: {reason}"

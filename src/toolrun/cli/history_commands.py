@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from ..describe import display_lines, format_duration
-from ..errors import UsageError
+from ..errors import StorageError, UsageError
 from ..events import OUTPUT, Event, follow_file, read_events
 from ..moments import parse_age, parse_when
 from ..run_book import EXIT_CODES
@@ -17,6 +17,8 @@ from .context import Context, mark_interrupted
 from .errors import ExitCode
 from .output import info, print_json, print_table
 from .run_commands import wants_tui
+
+MAX_COUNT = 2**53  # runs, pages: past any store, within SQLite's integers
 
 
 def history(
@@ -36,6 +38,8 @@ def history(
         raise UsageError(f"--status must be one of {', '.join(RUN_STATES)}, not {status!r}")
     if limit < 1 or page < 1:
         raise UsageError("--limit and --page start at 1")
+    if limit > MAX_COUNT or page > MAX_COUNT:
+        raise UsageError(f"--limit and --page go up to {MAX_COUNT}")
     query = HistoryQuery(
         status=status,
         toolchain=toolchain,
@@ -200,11 +204,14 @@ def prune(
         raise UsageError("say what to prune: --older-than 30d, --keep 1000 and/or --max-size 5GB")
     try:
         age = parse_age(older_than) if older_than else None
+    except ValueError as exc:
+        raise UsageError(f"--older-than: {exc}") from None
+    try:
         size = parse_size(max_size) if max_size else None
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if keep is not None and keep < 0:
-        raise UsageError("--keep must be 0 or more")
+        raise UsageError(f"--max-size must be {exc}, not {max_size!r}") from None
+    if keep is not None and not 0 <= keep <= MAX_COUNT:
+        raise UsageError(f"--keep must be 0 to {MAX_COUNT}")
     removed = ctx.store.prune(older_than=age, keep=keep, max_size=size, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     info(f"{verb} {len(removed)} run(s)")
@@ -215,8 +222,17 @@ def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
         yield from ctx.remote_runs.events(run.id, follow=follow and run.is_active)
         return
     path = ctx.store.run_dir(run.id) / "events.jsonl"
+    if not path.is_file() and not run.is_active:
+        raise StorageError(f"run {run.id}: its log is missing ({path})")
     if not follow or not run.is_active:
-        yield from read_events(path)
+        damaged: list[int] = []
+        yield from read_events(path, damaged=damaged)
+        if damaged:
+            lines = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
+            print(
+                f"toolrun: warning: {path}: skipped {len(damaged)} damaged line(s) ({lines})",
+                file=sys.stderr,
+            )
         return
 
     def finished() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ConfigEditor
+from ..config import ConfigEditor, url_problem
 from ..errors import UsageError
 from ..manifest import MANIFEST_NAME
 from ..publish import build_registry, rehash
@@ -14,10 +14,14 @@ from .output import info, print_json, print_table
 
 
 def add(ctx: Context, name: str, location: str) -> None:
-    if not location.startswith(("http://", "https://")):
+    if location.startswith(("http://", "https://")):
+        problem = url_problem(location)
+        if problem:
+            raise UsageError(f"registry URL {location!r} {problem}")
+    else:
         folder = Path(location.removeprefix("file://")).expanduser()
-        if not folder.is_dir():
-            raise UsageError(f"{location} is neither an http(s) URL nor an existing folder")
+        if not location.strip() or not folder.is_dir():
+            raise UsageError(f"{location!r} is neither an http(s) URL nor an existing folder")
         location = str(folder.resolve())
     editor = ConfigEditor(ctx.paths.config_file)
     editor.add_registry(name, location)

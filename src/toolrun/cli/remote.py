@@ -29,8 +29,11 @@ class RemoteRuns:
     def __init__(self, url: str, token: str | None) -> None:
         import httpx
 
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--remote must be an http:// or https:// URL, not {url!r}")
+        from ..config import url_problem
+
+        problem = url_problem(url)
+        if problem:
+            raise UsageError(f"--remote {url!r} {problem}")
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._httpx = httpx

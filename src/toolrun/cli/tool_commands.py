@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ..errors import NotFoundError, ToolrunError, UsageError
+from ..errors import NotFoundError, StorageError, ToolrunError, UsageError
 from ..manifest import current_platform
 from ..shapes import tool_json
 from ..versions import parse_spec, sorted_versions
@@ -31,7 +31,8 @@ def install(ctx: Context, specs: list[str], *, pre: bool = False) -> None:
             result = ctx.resolver.resolve_with_result(spec, install=True, pre=pre)
         except ToolrunError as error:
             ctx.resolver.warnings.clear()  # the error already names what was unreachable
-            first_failure = first_failure or report(error)
+            code = report(error)  # every failure is reported; the first one's code is kept
+            first_failure = first_failure or code
             continue
         tool = result.tool
         if result.already_installed:
@@ -44,7 +45,10 @@ def install(ctx: Context, specs: list[str], *, pre: bool = False) -> None:
 
 
 def list_tools(ctx: Context, *, available: bool = False, as_json: bool = False) -> None:
-    installed = ctx.installer.installed()
+    damaged: list[StorageError] = []
+    installed = ctx.installer.installed(damaged)
+    for error in damaged:  # the others are still listed
+        warn(f"{error.message}; {error.hint}")
     if not available:
         if as_json:
             print_json([tool_json(tool) for tool in installed])
@@ -189,7 +193,8 @@ def upgrade(ctx: Context, names: list[str], *, pre: bool = False) -> None:
         try:
             result = ctx.resolver.resolve_with_result(spec, install=True, pre=pre)
         except ToolrunError as error:
-            first_failure = first_failure or report(error)
+            code = report(error)  # every failure is reported; the first one's code is kept
+            first_failure = first_failure or code
             continue
         tool = result.tool
         if result.already_installed:
@@ -203,7 +208,8 @@ def upgrade(ctx: Context, names: list[str], *, pre: bool = False) -> None:
 
 
 def verify(ctx: Context, specs: list[str]) -> None:
-    tools = ctx.installer.installed()
+    damaged: list[StorageError] = []
+    tools = ctx.installer.installed(damaged)
     if specs:
         parsed = [parse_spec(text) for text in specs]
         tools = [t for t in tools if any(s.name == t.name and s.allows(t.version) for s in parsed)]
@@ -219,6 +225,9 @@ def verify(ctx: Context, specs: list[str]) -> None:
                 print(f"  {problem}", file=sys.stderr)
         else:
             info(f"{tool.name} {tool.version}: ok")
+    for error in damaged:
+        bad += 1
+        print(f"{error.message}; {error.hint}", file=sys.stderr)
     if bad:
         print(
             f"toolrun: error: {bad} installed tool(s) changed since install; "

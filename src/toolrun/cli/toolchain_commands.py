@@ -89,19 +89,16 @@ def show(ctx: Context, name: str, *, as_json: bool = False) -> None:
 
 def validate(ctx: Context, names: list[str]) -> None:
     """Check toolchains (all found, when none is named); report every problem."""
-    paths: list[Path] = []
-    if names:
-        for name in names:
-            paths.append(find_toolchain(name, ctx.toolchain_dirs()))
-    else:
-        for folder in ctx.toolchain_dirs():
-            paths.extend(list_toolchain_files(folder))
+    dirs = ctx.toolchain_dirs()
+    wanted: list[str | Path] = [*names] or [p for d in dirs for p in list_toolchain_files(d)]
     failures = 0
-    for path in paths:
+    for item in wanted:
         try:
+            path = item if isinstance(item, Path) else find_toolchain(item, dirs)
             toolchain = load_toolchain(path)
         except ToolrunError as exc:
-            failures = failures or report(exc)
+            code = report(exc)  # every problem is reported; the first one's code is kept
+            failures = failures or code
             continue
         info(f"{path}: ok ({len(toolchain.steps)} steps)")
     if failures:
