@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, NotFoundError, StorageError, UsageError
+from .records import field, record
 from .versions import is_tool_name
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -25,7 +25,7 @@ _NEW_FILE_HEADER = """\
 """
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RegistryRef:
     """A registry named in config.toml."""
 
@@ -53,7 +53,7 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TokenRef:
     """A daemon token as config.toml keeps it: its name, scope and only a hash of its secret."""
 
@@ -67,7 +67,7 @@ class TokenRef:
 TOKEN_SCOPES = ("read", "run", "admin")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Setting:
     """A scalar key ``config get/set`` knows, with its parser and default."""
 
@@ -148,7 +148,7 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     """config.toml, read."""
 
@@ -182,11 +182,10 @@ def _read_toml(path: Path, raw: bytes, cache_dir: Path | None) -> dict[str, Any]
     """tomllib's reading of ``raw``, reused from ``cache_dir`` while the file's bytes are the
     same: importing tomllib (and the typing module it needs) takes longer than everything else
     a typical command does with its config."""
-    import hashlib
-
     from .cache_files import read_json, write_json
+    from .digests import sha256_hex
 
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = sha256_hex(raw)
     kept = cache_dir / "config.json" if cache_dir is not None else None
     saved = read_json(kept) if kept is not None else None
     if isinstance(saved, dict) and saved.get("path") == str(path) and saved.get("sha256") == digest:

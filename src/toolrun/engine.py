@@ -10,18 +10,18 @@ Front ends subscribe to the events; none of them touches a process.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from .digests import sha256_hex
 from .errors import ToolrunError, UsageError
 from .events import EventLog, RunChannel
 from .expressions import Context
 from .installer import InstalledTool
 from .manifest import current_platform
 from .ownership import OwnerLock
+from .records import field, record
 from .resolver import ToolResolver
 from .sandbox import check_relative_arg, check_remote_env
 from .store import RunRecord, StepRecord, Store
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 DEFAULT_OUTPUT_CAP = 1024**3
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EngineSettings:
     """How the engine runs steps, from config.toml."""
 
@@ -48,7 +48,7 @@ class EngineSettings:
     python: str = sys.executable
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunOptions:
     """Who started a run and how: the parts of a run that are not its toolchain."""
 
@@ -64,7 +64,7 @@ class RunOptions:
     pre: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PlannedStep:
     """A step and the installed tool it will run."""
 
@@ -76,7 +76,7 @@ class PlannedStep:
         return self.step.id
 
 
-@dataclass
+@record
 class RunHandle:
     """A recorded run, ready to execute or executing; cancel it from anywhere in-process."""
 
@@ -112,7 +112,7 @@ class RunHandle:
 def tool_digest(tool: InstalledTool) -> str:
     """One sha256 naming exactly the files a tool version ran with, wherever it came from."""
     listing = "".join(f"{path}\0{digest}\n" for path, digest in sorted(tool.manifest.files.items()))
-    return hashlib.sha256(f"{tool.name}\0{tool.version}\n{listing}".encode()).hexdigest()
+    return sha256_hex(f"{tool.name}\0{tool.version}\n{listing}".encode())
 
 
 class Engine:

@@ -12,8 +12,9 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from .records import field, record
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -36,7 +37,7 @@ BIG_BATCH = 32  # output events with more lines than this are encoded with orjso
 FLUSH_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Event:
     """One thing a run did, numbered in the run's order."""
 

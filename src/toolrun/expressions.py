@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+
+from .records import record
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -46,7 +47,7 @@ class ExpressionError(Exception):
         self.column = column
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Node:
     """A node of a parsed expression."""
 
@@ -212,7 +213,7 @@ def calls(node: Node) -> set[str]:
     return found
 
 
-@dataclass
+@record
 class Context:
     """What expressions can see: plain data, plus the status of the steps a step needs."""
 
@@ -329,7 +330,7 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Template:
     """A string with ``${{ }}`` parts: evaluated to one string, always one argv item."""
 

@@ -7,12 +7,12 @@ the index has not changed, the registry answers 304 and nothing more is download
 
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from .cache_files import read_json, write_json
+from .digests import sha256_hex
+from .records import record
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass
+@record
 class IndexCopy:
     """A registry's index as last received, with what a conditional GET needs."""
 
@@ -49,7 +49,7 @@ class IndexCache:
         self.folder = folder
 
     def path_for(self, url: str) -> Path:
-        return self.folder / f"{hashlib.sha256(url.encode()).hexdigest()[:24]}.json"
+        return self.folder / f"{sha256_hex(url.encode())[:24]}.json"
 
     def load(self, url: str) -> IndexCopy | None:
         saved = read_json(self.path_for(url))

@@ -13,7 +13,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import IntegrityError, NotFoundError, StorageError
@@ -25,6 +24,7 @@ from .manifest import (
     manifest_from_receipt,
     manifest_to_dict,
 )
+from .records import record
 from .versions import is_tool_name, is_version, sorted_versions
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -37,7 +37,7 @@ RECEIPT_NAME = ".toolrun-receipt.json"
 LOCK_TIMEOUT = 600.0
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InstalledTool:
     """A tool version in the tools folder."""
 
@@ -54,7 +54,7 @@ class InstalledTool:
         return f"{self.name}=={self.version}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InstallResult:
     """An installed tool, and whether it was there already."""
 

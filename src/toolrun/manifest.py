@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .records import field, record
 from .versions import is_tool_name, is_version
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -44,7 +44,7 @@ def current_platform() -> str:
     return "linux"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PlatformOverride:
     """What one platform changes in a tool's manifest."""
 
@@ -52,7 +52,7 @@ class PlatformOverride:
     env: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Manifest:
     """A tool version's tool.toml."""
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
+from .records import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class Paths:
     """Where toolrun keeps its data, configuration and cache."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
@@ -12,10 +11,11 @@ from .archives import sha256_file, write_zip
 from .errors import ConfigError, IntegrityError, UsageError
 from .installer import verify_folder
 from .manifest import MANIFEST_NAME, is_generated, load_manifest
+from .records import record
 from .registry import INDEX_FORMAT, INDEX_NAME, ArchiveEntry, FolderRegistry, index_to_json
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class BuiltArchive:
     name: str
     version: str

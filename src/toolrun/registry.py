@@ -6,17 +6,16 @@ folder; checking those files is the installer's job, the same for every kind of 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
 from .config import Config, RegistryRef
 from .errors import ConfigError, IntegrityError, RegistryUnavailable
 from .manifest import MANIFEST_NAME, is_generated
+from .records import record
 from .versions import is_tool_name, is_version, sorted_versions
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -30,7 +29,7 @@ INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ArchiveEntry:
     """One tool version in an HTTP registry's index."""
 
@@ -41,7 +40,7 @@ class ArchiveEntry:
     kind: str = "bundled"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fetched:
     """What a fetch put in the staging folder: the archive's sha256 (HTTP registries) and
     each file's sha256 as computed while writing it, so files are not read a second time."""
@@ -257,6 +256,8 @@ class HttpRegistry:
         entry = self.entry(tool, version)
         url = urljoin(self.base, entry.archive)
         archive_path = staging.parent / f"{staging.name}.{Path(entry.archive).name}"
+        import hashlib
+
         digest = hashlib.sha256()
         size = 0
         try:

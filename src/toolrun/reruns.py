@@ -5,12 +5,12 @@ rerun``, the TUI's ``r`` and the daemon's ``POST /api/v1/runs/{id}/rerun``."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .engine import RunOptions
 from .errors import NotFoundError, UsageError
+from .records import replace
 from .store import Store
 from .toolchain import Toolchain, find_toolchain, parse_toolchain
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .errors import NotFoundError, RegistryUnavailable
 from .installer import InstalledTool, Installer, InstallResult
+from .records import field, record
 from .versions import ToolSpec, sorted_versions
 
 TYPE_CHECKING = False
@@ -13,7 +12,7 @@ if TYPE_CHECKING:
     from .registry import Registry
 
 
-@dataclass
+@record
 class Available:
     """What the registries offer: tool -> version -> the first registry that has it."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import events as ev
@@ -19,6 +18,7 @@ from .expressions import STATUS_FUNCTIONS, Context, calls, truthy
 from .manifest import current_platform
 from .plan import needs_outcome
 from .process import exit_description, process_start_time
+from .records import record
 from .sandbox import check_relative_arg, inherited_env, step_env
 from .store import RunRecord
 from .toolchain import Step
@@ -43,7 +43,7 @@ OUTCOMES = {
 Outcome = tuple[str, int | None, str | None, dict[str, str]]
 
 
-@dataclass
+@record
 class Launch:
     """A step attempt ready to start: what to run, where, with what, and since when."""
 
@@ -80,12 +80,12 @@ class RunBook:
         self.text_log = None
         if self.settings.log_format in ("text", "both"):
             self.text_log = (self.run_dir / "output.log").open("a", encoding="utf-8")
-        for step_id, record in handle.options.carried.items():
+        for step_id, kept in handle.options.carried.items():
             self.states[step_id] = "succeeded"
             self.results[step_id] = {
-                "outputs": record.outputs,
+                "outputs": kept.outputs,
                 "outcome": "success",
-                "exit_code": record.exit_code,
+                "exit_code": kept.exit_code,
             }
 
     def context(self, step: Step | None = None) -> Context:

@@ -15,11 +15,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import NotFoundError, StorageError, UsageError
 from .ownership import OwnerLock, owner_alive
+from .records import field, record
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -123,7 +123,7 @@ def elapsed(started: float | None, finished: float | None) -> float | None:
     return (finished or time.time()) - started
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StepRecord:
     """A step of a run, as the history keeps it."""
 
@@ -148,7 +148,7 @@ class StepRecord:
         return elapsed(self.started_at, self.finished_at)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunRecord:
     """A run, as the history keeps it."""
 
@@ -179,7 +179,7 @@ class RunRecord:
         return elapsed(self.started_at, self.finished_at)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HistoryQuery:
     """Which runs ``Store.runs`` returns, in which order."""
 

@@ -6,16 +6,16 @@ The seed's format stays valid as written: a top-level ``toolchain:`` list of sin
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .digests import sha256_hex
 from .errors import NotFoundError, ToolrunError, UsageError
 from .expressions import (
     Template,
 )
+from .records import field, record, replace
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -32,7 +32,7 @@ class ToolchainError(ToolrunError):
     exit_code = 3
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ParamSpec:
     """A toolchain parameter: its type, default and choices."""
 
@@ -44,7 +44,7 @@ class ParamSpec:
     choices: tuple[Any, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RetryPolicy:
     """How often a step is tried again, and how long it waits before each try."""
 
@@ -57,7 +57,7 @@ class RetryPolicy:
         return self.delay * self.backoff ** max(attempt - 2, 0)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PlatformStep:
     """What one platform changes in a step."""
 
@@ -65,7 +65,7 @@ class PlatformStep:
     env: dict[str, Template] | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Step:
     """A step of a toolchain: a tool, its arguments and the rules for running it."""
 
@@ -98,7 +98,7 @@ class Step:
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Toolchain:
     """A loaded toolchain."""
 
@@ -114,7 +114,7 @@ class Toolchain:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        return sha256_hex(self.text.encode("utf-8"))
 
     def step(self, step_id: str) -> Step:
         return next(step for step in self.steps if step.id == step_id)

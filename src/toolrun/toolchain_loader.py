@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from .expressions import (
 )
 from .manifest import PLATFORMS
 from .plan import find_cycle
+from .records import replace
 from .toolchain import (
     PARAM_TYPES,
     ParamSpec,

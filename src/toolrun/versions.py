@@ -11,9 +11,9 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from .errors import UsageError
+from .records import record
 
 MAX_NAME = 100  # a name becomes a folder name; file systems stop at 255 bytes
 MAX_SPEC = 200
@@ -85,7 +85,7 @@ _TESTS = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Comparator:
     """One ``OP VERSION`` clause of a version constraint."""
 
@@ -96,7 +96,7 @@ class Comparator:
         return bool(_TESTS[self.op](key, self.key))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ToolSpec:
     """What a user asked for: a tool name and which of its versions are acceptable."""
 

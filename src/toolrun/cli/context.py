@@ -5,11 +5,11 @@ Imports happen inside the properties: a command pays only for what it uses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from ..paths import Paths
+from ..records import field, record
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .remote import RemoteRuns
 
 
-@dataclass
+@record
 class Context:
     """What a command works with, each part built on first use."""
 

@@ -137,8 +137,7 @@ def rerun(
 
 
 def rerun_handle(ctx: Context, run_id: str, *, from_failed: bool = False) -> RunHandle:
-    from dataclasses import replace
-
+    from ..records import replace
     from ..reruns import plan_rerun
 
     toolchain, params, options = plan_rerun(

@@ -10,15 +10,15 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 
 from ..config import TOKEN_SCOPES, TokenRef
+from ..records import record
 
 SCOPE_RANK = {scope: rank for rank, scope in enumerate(TOKEN_SCOPES)}
 PREFIX = "trk_"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Caller:
     """Who a request comes from: a token's holder, or anyone on loopback when no token exists."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from ..errors import (
     ToolrunError,
     UsageError,
 )
+from ..records import record, replace
 from ..sandbox import check_relative_arg
 from ..store import check_run_id
 from ..toolchain import Toolchain
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 RETRY_AFTER_SECONDS = 5
 
 
-@dataclass
+@record
 class DaemonSettings:
     host: str = "127.0.0.1"
     port: int = 8080

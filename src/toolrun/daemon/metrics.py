@@ -7,15 +7,15 @@ run durations as a histogram, and gauges of the runs going and waiting now.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 
+from ..records import field, record
 from .runs import RunManager, Transition
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 ENDED = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
 
 
-@dataclass
+@record
 class Metrics:
     runs: Counter[tuple[str, str]] = field(default_factory=Counter)
     bucket_counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))

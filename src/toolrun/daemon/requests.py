@@ -6,10 +6,10 @@ Pure functions over bytes and dicts: every problem becomes a BadRequest naming t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..records import field, record
 from ..versions import MAX_NAME, MAX_SPEC, is_tool_name
 
 MAX_BODY = 1024 * 1024
@@ -24,7 +24,7 @@ class BadRequest(UsageError):
         self.status = status
 
 
-@dataclass
+@record
 class RunRequest:
     """One tool (``cmd``) or one toolchain (``toolchain``), with what the caller gave it."""
 

@@ -13,12 +13,12 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import Engine, RunHandle, RunOptions
 from ..errors import ToolrunError
 from ..events import RUN_FINISHED, Event
+from ..records import field, record
 from ..resolver import WouldInstall
 from ..store import RunRecord
 from ..toolchain import Toolchain
@@ -32,7 +32,7 @@ class ShuttingDown(ToolrunError):
     """The daemon is stopping and takes no new runs."""
 
 
-@dataclass
+@record
 class Transition:
     """A run changing state, as /api/v1/events and the logs report it."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App, ComposeResult
@@ -11,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
 from ..events import read_events
+from ..records import record
 from .confirm import Confirm
 from .history_table import HistoryTable
 from .run_screen import RunScreen
@@ -25,7 +25,7 @@ REFRESH_SECONDS = 1.0
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Filter:
     """What the filter box asks for: ``failed export-job d01`` or ``status:failed``."""
 
@@ -92,7 +92,7 @@ class HistoryApp(App[int]):
     # -- filtering -----------------------------------------------------------------------------
 
     def apply_filter(self, wanted: Filter) -> None:
-        from dataclasses import replace
+        from ..records import replace
 
         query = replace(
             self.base_query, status=wanted.status, toolchain=wanted.toolchain, text=wanted.text
@@ -123,7 +123,7 @@ class HistoryApp(App[int]):
 
     def on_data_table_header_selected(self, message: DataTable.HeaderSelected) -> None:
         """A click on a column heading sorts by it; a second click reverses the order."""
-        from dataclasses import replace
+        from ..records import replace
 
         table = self.query_one(HistoryTable)
         if message.data_table is not table or table.query_ is None:

@@ -64,7 +64,7 @@ class HistoryTable(DataTable[str]):
 
     def show(self, query: HistoryQuery) -> None:
         """Replace the rows with the first page of ``query``."""
-        from dataclasses import replace
+        from ..records import replace
 
         self.query_ = replace(query, limit=PAGE, offset=0)
         self.runs = []
@@ -75,7 +75,7 @@ class HistoryTable(DataTable[str]):
     def load_more(self) -> None:
         if self.query_ is None or self.exhausted:
             return
-        from dataclasses import replace
+        from ..records import replace
 
         page = list(self.fetch(replace(self.query_, offset=len(self.runs))))
         self.exhausted = len(page) < PAGE
@@ -87,7 +87,7 @@ class HistoryTable(DataTable[str]):
         """Re-read the runs still going on this page, so they update live."""
         if self.query_ is None or not any(run.is_active for run in self.runs):
             return
-        from dataclasses import replace
+        from ..records import replace
 
         fresh = {
             run.id: run for run in self.fetch(replace(self.query_, offset=0, limit=len(self.runs)))

@@ -7,16 +7,16 @@ as a list, which stays legible at any width where a drawn graph would not.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from textual.widgets import DataTable
 
 from ..describe import ICONS, format_duration
+from ..records import record
 
 COLUMNS = (("icon", ""), ("step", "step"), ("tool", "tool"), ("tries", "tries"), ("time", "time"))
 
 
-@dataclass
+@record
 class StepView:
     """What the table shows of one step; the app updates it from events."""
 
