@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, write_tool
 
 from toolrun import __version__
 from toolrun.cli.completion import SHELLS
@@ -259,6 +259,23 @@ def test_exec_and_the_cli_module_never_import_textual(registry: Path, workdir: P
         [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True
     )
     assert "TEXTUAL False CODE 0" in result.stderr, result.stderr
+
+
+def test_exec_ends_at_once_with_everything_written(
+    registry: Path, workdir: Path, toolrun_home: Path, toolrun
+) -> None:  # type: ignore[no-untyped-def]
+    """exec skips Python's teardown: its output, its run and the store must be complete first."""
+    write_tool(registry, "many", "1.0.0", script="for n in range(20000):\n    print('line', n)\n")
+    result = toolrun("exec", "many")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [f"line {n}" for n in range(20000)]
+    (run,) = json.loads(toolrun("history", "--json").stdout)
+    assert run["status"] == "succeeded"
+    events = (toolrun_home / "runs" / run["id"] / "events.jsonl").read_text().splitlines()
+    assert json.loads(events[-1])["kind"] == "run_finished"
+    # Closed, not abandoned: an open store would leave its write-ahead log for the next
+    # toolrun to read through and recover.
+    assert not (toolrun_home / "history.db-wal").exists()
 
 
 def test_exec_imports_none_of_the_slow_modules(registry: Path, workdir: Path, toolrun) -> None:  # type: ignore[no-untyped-def]

@@ -98,7 +98,10 @@ def call(command: Callable[..., None], *args: Any, offline: bool = False, **kwar
 
     def action() -> None:
         ctx = Context.from_environment(offline=offline, **GLOBAL_OPTIONS)
-        command(ctx, *args, **kwargs)
+        try:
+            command(ctx, *args, **kwargs)
+        finally:
+            ctx.close()
 
     call_plain(action)
 

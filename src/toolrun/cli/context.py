@@ -96,6 +96,13 @@ class Context:
         self.interrupted = mark_interrupted(store)
         return store
 
+    def close(self) -> None:
+        """Close the store if the command opened it. Python would not at exit: the objects
+        toolrun made are frozen out of the last collection (see __main__), and a store left
+        open makes the next toolrun read through its write-ahead log to recover it."""
+        if "store" in self.__dict__:
+            self.store.close()
+
     @cached_property
     def engine(self) -> Engine:
         from ..engine import Engine, EngineSettings

@@ -121,6 +121,10 @@ def try_fast_path(args: list[str]) -> int | None:
                 return None
             command, offline = found
             with handled() as outcome:
-                command(Context.from_environment(offline=offline))
+                ctx = Context.from_environment(offline=offline)
+                try:
+                    command(ctx)
+                finally:
+                    ctx.close()
             return outcome[0]
     return None
