@@ -1,6 +1,15 @@
 from __future__ import annotations
 
-from toolrun.process import MAX_LINE, LineSplitter, exit_description
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from toolrun.process import MAX_LINE, LineSplitter, ThreadedStepProcess, exit_description
 
 
 def test_lines_split_across_reads_and_multibyte_characters() -> None:
@@ -48,3 +57,90 @@ def test_an_argument_with_a_nul_byte_is_a_start_error_not_a_crash(tmp_path) -> N
     )
     with pytest.raises(StartError, match="cannot start"):
         asyncio.run(process.start())
+
+
+PROBE = Path(__file__).parent / "tools" / "probe.py"
+
+
+def pumped(
+    *args: str, use_threads: bool, stop_after: float | None = None
+) -> tuple[dict[str, list[str]], int, float]:
+    """The probe run through ThreadedStepProcess as threaded_run does: lines, exit code, time."""
+    got: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    raw: list[bytes] = []
+    process = ThreadedStepProcess(
+        [sys.executable, str(PROBE), *args],
+        cwd=PROBE.parent,
+        env=dict(os.environ),
+        encoding="utf-8",
+        on_lines=lambda stream, lines: got[stream].extend(lines),
+        on_raw=lambda stream, data: raw.append(data),
+        orphan_grace=0.5,
+        kill_grace=1.0,
+        use_threads=use_threads,
+    )
+    started = time.monotonic()
+    process.start()
+    while not process.done:
+        process.pump(0.05)
+        if stop_after is not None and time.monotonic() - started > stop_after:
+            process.terminate(grace=1.0)
+            stop_after = None
+    code = process.finish()
+    assert b"".join(raw).decode("utf-8", "replace").count("\n") >= len(got["stdout"])
+    return got, code, time.monotonic() - started
+
+
+READERS = pytest.mark.parametrize("use_threads", [False, True], ids=["selector", "threads"])
+
+
+@READERS
+def test_both_readers_deliver_every_line_and_the_exit_code(use_threads: bool) -> None:
+    got, code, _ = pumped("lines", "100000", use_threads=use_threads)
+    assert code == 0
+    assert len(got["stdout"]) == 100000 and got["stdout"][-1] == "line 99999 of the probe's output"
+    got, code, _ = pumped("stderr", "to err", use_threads=use_threads)
+    assert got == {"stdout": [], "stderr": ["to err"]} and code == 0
+    got, code, _ = pumped("binary", use_threads=use_threads)
+    assert got["stdout"][1] == "second" and code == 0
+
+
+@READERS
+def test_both_readers_see_signals_early_closes_and_orphans(
+    use_threads: bool, tmp_path: Path
+) -> None:
+    _, code, _ = pumped("signal", use_threads=use_threads)
+    assert code == -9
+    got, code, took = pumped("close-stdout", use_threads=use_threads)
+    assert got["stdout"] == ["closing"] and code == 0 and took >= 0.5
+    pid_file = tmp_path / "orphan"
+    got, code, took = pumped("orphan", str(pid_file), use_threads=use_threads)
+    assert code == 0 and "parent done" in got["stdout"] and took < 10
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the orphan outlived its step"
+        time.sleep(0.05)
+
+
+@READERS
+def test_both_readers_end_a_process_told_to_stop(use_threads: bool) -> None:
+    got, _, took = pumped("sleep", "30", use_threads=use_threads, stop_after=0.5)
+    assert got["stdout"] == ["sleeping"] and took < 10  # never "woke"
+
+
+def test_the_selector_reader_starts_no_thread() -> None:
+    before = threading.active_count()
+    seen: list[int] = []
+    process = ThreadedStepProcess(
+        [sys.executable, str(PROBE), "echo", "x"],
+        cwd=PROBE.parent,
+        env=dict(os.environ),
+        encoding="utf-8",
+        on_lines=lambda stream, lines: seen.append(threading.active_count()),
+        use_threads=False,
+    )
+    process.start()
+    while not process.done:
+        process.pump(0.05)
+    assert process.finish() == 0 and seen == [before]
