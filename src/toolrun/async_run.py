@@ -51,6 +51,7 @@ class AsyncExecution(RunBook):
         while True:
             await asyncio.sleep(ev.FLUSH_SECONDS)
             self.channel.log.flush()
+            self.check_storage()
 
     async def _watch_timeout(self, timeout: float) -> None:
         await asyncio.sleep(timeout)
@@ -158,9 +159,14 @@ class AsyncExecution(RunBook):
         )
         cancelled.cancel()
         stopped = None
-        if running not in done:
-            stopped = self.stopped(step, by_cancel=cancelled in done)
-            grace = 0.0 if self.handle.force else self.settings.kill_grace
-            await process.terminate(grace=grace, forced=lambda: self.handle.force)
-        returncode = await running
+        try:
+            if running not in done:
+                stopped = self.stopped(step, by_cancel=cancelled in done)
+                grace = 0.0 if self.handle.force else self.settings.kill_grace
+                await process.terminate(grace=grace, forced=lambda: self.handle.force)
+            returncode = await running
+        except BaseException:
+            # The books failed (the store cannot be written): no tool outlives its run.
+            await asyncio.shield(process.terminate(grace=0.0))
+            raise
         return self.attempt_finished(step, attempt, launch, returncode, stopped)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 
 from .digests import sha256_hex
-from .errors import ToolrunError, UsageError
+from .errors import StorageError, ToolrunError, UsageError
 from .events import EventLog, RunChannel
 from .expressions import Context
 from .installer import InstalledTool
@@ -91,7 +91,10 @@ class RunHandle:
     # event loop learns of a cancel through ``on_cancel``.
     cancel_event: threading.Event = field(default_factory=threading.Event)
     force: bool = False
-    cancel_reason: str = "cancelled"  # or "timed_out"
+    cancel_reason: str = "cancelled"  # or "timed_out", or "failed" (storage_error)
+    # The run's log could not be written (a full disk): the run was stopped, and front ends
+    # that can report it as toolrun's own error (the CLI: exit code 6) do.
+    storage_error: StorageError | None = None
     # Front ends that pass output straight through (toolrun exec) get the raw bytes here.
     on_raw: Callable[[str, bytes], None] | None = None
     on_cancel: list[Callable[[], None]] = field(default_factory=list)

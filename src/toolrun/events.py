@@ -8,6 +8,7 @@ process replays the file and keeps reading it as it grows, until the run has fin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -89,6 +90,9 @@ class EventLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # A write that failed (a full disk): the run's books see it and stop the run. What
+        # could not be written is dropped rather than kept in memory, and so is what follows.
+        self.failure: OSError | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._last_flush = time.monotonic()
@@ -105,19 +109,23 @@ class EventLog:
             self.flush()
 
     def flush(self) -> None:
-        if self._buffer and self._fd >= 0:
+        if self._buffer and self._fd >= 0 and self.failure is None:
             view = memoryview(b"".join(self._buffer))
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            self._buffer.clear()
-            self._buffered = 0
+            try:
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            except OSError as exc:
+                self.failure = exc
+        self._buffer.clear()
+        self._buffered = 0
         self._last_flush = time.monotonic()
 
     def close(self) -> None:
         self.flush()
         if self._fd >= 0:
-            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
             self._fd = -1
 
 

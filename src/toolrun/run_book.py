@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import events as ev
-from .errors import UsageError
+from .errors import StorageError, UsageError
 from .expressions import STATUS_FUNCTIONS, Context, calls, truthy
 from .manifest import current_platform
 from .plan import needs_outcome
@@ -180,12 +180,14 @@ class RunBook:
         self.channel.log.close()
         if self.text_log is not None:
             self.text_log.close()
+        error = self.handle.storage_error
         self.store.update_run(
             self.run_id,
             status=status,
             finished_at=now,
             exit_code=EXIT_CODES[status],
             size_bytes=self.store.folder_size(self.run_id),
+            **({"error": error.message} if error is not None else {}),
         )
         self.handle.owner.release()
         return self.store.require_run(self.run_id)
@@ -360,7 +362,23 @@ class RunBook:
 
     # -- output -------------------------------------------------------------------------------
 
+    def check_storage(self) -> None:
+        """Stop the run, once, if its log could not be written: a run whose output is lost
+        as it goes must not go on unrecorded."""
+        failure = self.channel.log.failure
+        if failure is None or self.handle.storage_error is not None:
+            return
+        reason = failure.strerror or str(failure)
+        error = StorageError(
+            f"cannot write {self.channel.log.path}: {reason}",
+            hint="free some space (toolrun history prune removes old runs), then run it again",
+        )
+        self.handle.storage_error = error
+        self.channel.emit(ev.MESSAGE, level="error", text=f"{error.message}: run stopped")
+        self.handle.cancel(reason="failed")
+
     def output(self, step_id: str, attempt: int, stream: str, lines: list[str]) -> None:
+        self.check_storage()
         if self.truncated:
             return
         size = sum(map(len, lines)) + len(lines)

@@ -48,6 +48,7 @@ class ThreadedExecution(RunBook):
     def _watch(self) -> None:
         """What the event loop's watchers do: flush, time the run out, look for a cancel."""
         self.channel.log.flush()
+        self.check_storage()
         now = time.monotonic()
         if self._deadline is not None and now >= self._deadline:
             self._deadline = None
@@ -105,16 +106,21 @@ class ThreadedExecution(RunBook):
         self.process_started(step, process.pid)
         step_deadline = launch.started + step.timeout if step.timeout else None
         stopped = None
-        while not process.done:
-            process.pump(ev.FLUSH_SECONDS)
-            self._watch()
-            if stopped is not None or process.returncode is not None:
-                continue
-            if self.handle.cancel_event.is_set():
-                stopped = self.stopped(step, by_cancel=True)
-            elif step_deadline is not None and time.monotonic() >= step_deadline:
-                stopped = self.stopped(step, by_cancel=False)
-            if stopped is not None:
-                grace = 0.0 if self.handle.force else self.settings.kill_grace
-                process.terminate(grace=grace, forced=lambda: self.handle.force)
+        try:
+            while not process.done:
+                process.pump(ev.FLUSH_SECONDS)
+                self._watch()
+                if stopped is not None or process.returncode is not None:
+                    continue
+                if self.handle.cancel_event.is_set():
+                    stopped = self.stopped(step, by_cancel=True)
+                elif step_deadline is not None and time.monotonic() >= step_deadline:
+                    stopped = self.stopped(step, by_cancel=False)
+                if stopped is not None:
+                    grace = 0.0 if self.handle.force else self.settings.kill_grace
+                    process.terminate(grace=grace, forced=lambda: self.handle.force)
+        except BaseException:
+            # The books failed (the store cannot be written): no tool outlives its run.
+            process.terminate(grace=0.0)
+            raise
         return self.attempt_finished(step, attempt, launch, process.finish(), stopped)

@@ -101,6 +101,8 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = Non
 
     handle.on_raw = passthrough
     final = _execute(ctx.engine, handle, lambda event: None)
+    if handle.storage_error is not None:
+        raise handle.storage_error
     raise ExitCode(exec_exit_code(final, ctx.store.steps(final.id)[0]))
 
 
@@ -158,12 +160,14 @@ def run_live(handle: RunHandle, ctx: Context, *, as_json: bool) -> RunRecord:
 
         final = _execute(ctx.engine, handle, emit)
         sys.stdout.flush()
-        return final
-    printer = PlainPrinter(prefix=len(handle.steps) > 1)
-    printer.set_steps([p.id for p in handle.steps])
-    final = _execute(ctx.engine, handle, printer)
-    printer.flush()
-    summary(final, ctx.store.steps(final.id))
+    else:
+        printer = PlainPrinter(prefix=len(handle.steps) > 1)
+        printer.set_steps([p.id for p in handle.steps])
+        final = _execute(ctx.engine, handle, printer)
+        printer.flush()
+        summary(final, ctx.store.steps(final.id))
+    if handle.storage_error is not None:
+        raise handle.storage_error  # after the summary, so the error is the last word
     return final
 
 
