@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_toolrun
+import pytest
+from conftest import run_toolrun, write_tool
 
 LONG = "a" * 300
 
@@ -129,3 +130,86 @@ def test_many_failures_are_each_reported_and_offline_keeps_folders(
     home_file = tmp_path / "home-is-a-file"
     home_file.write_text("x")
     check(run_toolrun("tool", "list", env={"TOOLRUN_HOME": str(home_file)}), 6, "Not a directory")
+
+
+# A tool that fills the log well past the limit below, then stays: the run must end it.
+FLOOD_AND_STAY = """import os, sys, time
+with open(sys.argv[1], "w") as file:
+    file.write(str(os.getpid()))
+for n in range(60000):
+    print("line", n, "of a flood that fills the disk")
+sys.stdout.flush()
+time.sleep(600)
+"""
+
+
+def _full_disk() -> None:
+    # The file size limit stands in for a full disk: writes past it fail with EFBIG as
+    # they would with ENOSPC, in the same places. SIGXFSZ would end toolrun instead.
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+
+# exec; a run of one step (threaded_run); a run of two (async_run, the event loop's driver).
+@pytest.mark.parametrize("command", ["exec", "run", "run-two"])
+def test_a_full_disk_stops_the_run_says_so_and_leaves_no_tool(
+    registry: Path, workdir: Path, toolrun_home: Path, tmp_path: Path, command: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    write_tool(registry, "flood", "1.0.0", script=FLOOD_AND_STAY)
+    assert run_toolrun("tool", "install", "flood", cwd=workdir).returncode == 0
+    pid_file = tmp_path / "pid"
+    args = ["exec", "flood", "--"] if command == "exec" else ["run", "--plain", "flood"]
+    if command == "exec":
+        args.append(str(pid_file))
+    else:
+        (workdir / "toolchains").mkdir()
+        (workdir / "toolchains" / "flood.yaml").write_text(
+            f"toolchain:\n  - flood: {{cmd: flood, args: [{json.dumps(str(pid_file))}]}}\n"
+            + ("  - later: {cmd: hello}\n" if command == "run-two" else "")
+        )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "toolrun", *args],
+        cwd=workdir,
+        env={**os.environ, "TOOLRUN_HOME": str(toolrun_home)},
+        preexec_fn=_full_disk,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=60,
+    )
+    check(result, 6, "events.jsonl", "File too large", "history prune")
+    assert time.monotonic() - started < 30
+    pid = int(pid_file.read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    (run,) = json.loads(run_toolrun("history", "--json", cwd=workdir).stdout)
+    assert run["status"] == "failed" and "File too large" in run["error"]
+    # What was written before the disk filled is intact and readable.
+    shown = run_toolrun("logs", run["id"], cwd=workdir)
+    assert shown.returncode == 0 and "line 0 of a flood" in shown.stdout
+
+
+def test_a_registry_url_with_a_password_is_refused_without_showing_it(
+    toolrun, toolrun_home: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # urllib would take "user:secret@host" for a host name, and every message naming the
+    # registry would carry the password.
+    result = toolrun("registry", "add", "team", "https://ci:s3cret@registry.example/tools/")
+    check(result, 2, "user name or password", "ci:***@registry.example")
+    assert "s3cret" not in result.stderr
+    (toolrun_home / "config.toml").write_text(
+        '[[registries]]\nname = "team"\nlocation = "https://ci:s3cret@registry.example/"\n'
+    )
+    result = toolrun("tool", "list", "--available")
+    check(result, 3, "user name or password", "registry remove team")
+    assert "s3cret" not in result.stderr

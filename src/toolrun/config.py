@@ -37,8 +37,13 @@ class RegistryRef:
         return self.location.startswith(("http://", "https://"))
 
 
-def url_problem(url: str) -> str | None:
-    """What is wrong with an http(s) registry URL, or None when it can be asked."""
+def url_problem(url: str, *, credentials: bool = False) -> str | None:
+    """What is wrong with an http(s) URL, or None when it can be asked.
+
+    A registry's URL may not hold a user name or password: urllib, which fetches from
+    registries, would take them for part of the host name, and every message naming the
+    registry would show the password. (``--remote`` passes ``credentials``: httpx sends them.)
+    """
     from urllib.parse import urlsplit
 
     if any(char.isspace() or ord(char) < 32 for char in url):
@@ -50,7 +55,23 @@ def url_problem(url: str) -> str | None:
         return f"is not a URL: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "needs http:// or https:// and a host"
+    if not credentials and (parts.username or parts.password):
+        return "holds a user name or password, which toolrun does not send to registries"
     return None
+
+
+def shown_url(url: str) -> str:
+    """``url`` as messages may show it: without the password it may hold."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 @record(frozen=True)
@@ -238,7 +259,7 @@ def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:
         problem = url_problem(location) if ref.is_http else None
         if problem:
             raise ConfigError(
-                f"{where}: 'location' {location!r} {problem}",
+                f"{where}: 'location' {shown_url(location)!r} {problem}",
                 hint=f"fix it: toolrun registry remove {name}, then registry add",
             )
         registries.append(ref)

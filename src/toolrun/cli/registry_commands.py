@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ConfigEditor, url_problem
+from ..config import ConfigEditor, shown_url, url_problem
 from ..errors import UsageError
 from ..manifest import MANIFEST_NAME
 from ..publish import build_registry, rehash
@@ -17,7 +17,7 @@ def add(ctx: Context, name: str, location: str) -> None:
     if location.startswith(("http://", "https://")):
         problem = url_problem(location)
         if problem:
-            raise UsageError(f"registry URL {location!r} {problem}")
+            raise UsageError(f"registry URL {shown_url(location)!r} {problem}")
     else:
         folder = Path(location.removeprefix("file://")).expanduser()
         if not location.strip() or not folder.is_dir():

@@ -29,11 +29,11 @@ class RemoteRuns:
     def __init__(self, url: str, token: str | None) -> None:
         import httpx
 
-        from ..config import url_problem
+        from ..config import shown_url, url_problem
 
-        problem = url_problem(url)
+        problem = url_problem(url, credentials=True)
         if problem:
-            raise UsageError(f"--remote {url!r} {problem}")
+            raise UsageError(f"--remote {shown_url(url)!r} {problem}")
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._httpx = httpx
