@@ -157,6 +157,19 @@ def test_params_are_checked_before_anything_runs() -> None:
         bind_params(toolchain, {})
 
 
+def test_a_param_whose_default_is_not_a_choice_or_required_is_not_a_boolean_is_refused() -> None:
+    found = problems(
+        "params:\n"
+        "  mode: {default: fast, choices: [slow, medium]}\n"
+        "  flag: {type: string, required: maybe}\n"
+        "  n: {type: integer, default: 2, choices: [1, 2]}\n"
+        "toolchain:\n  - a: {cmd: probe}\n"
+    )
+    assert "2:9: params.mode.default 'fast' is not one of slow, medium" in found
+    assert "3:9: params.flag.required must be true or false" in found
+    assert "params.n" not in found
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("90", 90), ("1h30m", 5400), ("2.5m", 150), ("5s", 5), (7, 7)]
 )

@@ -252,7 +252,14 @@ class _Checker:
             if not isinstance(choices, list | tuple):
                 self.problem(value_node, f"{where}.choices must be a list")
                 choices = ()
-            required = bool(raw.get("required", default is None))
+            if choices and default is not None and default not in choices:
+                listed = ", ".join(map(str, choices))
+                self.problem(value_node, f"{where}.default {default!r} is not one of {listed}")
+                continue
+            required = raw.get("required", default is None)
+            if not isinstance(required, bool):
+                self.problem(value_node, f"{where}.required must be true or false")
+                continue
             params[name] = ParamSpec(
                 name, type_, default, required, str(raw.get("description", "")), tuple(choices)
             )
