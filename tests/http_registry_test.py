@@ -26,6 +26,10 @@ def published(registry: Path, tmp_path: Path, toolrun, serve) -> str:  # type: i
     out = tmp_path / "published"
     result = toolrun("registry", "build", str(registry), str(out))
     assert result.returncode == 0, result.stderr
+    # Published a minute ago, as a registry usually is: its date can vouch for the index.
+    # (One sent in the second it was written cannot: see test_an_index_dated_as_it_is_sent...)
+    minute_ago = time.time() - 60
+    os.utime(out / "index.json", (minute_ago, minute_ago))
     url = serve(out)
     assert toolrun("registry", "add", "team", url).returncode == 0
     (registry.parent / "registry").rename(registry.parent / "source")  # only HTTP from now on
@@ -218,6 +222,28 @@ def test_a_version_published_after_the_index_was_kept_is_found_when_asked_for(
     listed = toolrun("tool", "versions", "hello")
     assert "4.0.0" in listed.stdout
     assert len(_index_requests(serve)) == requests_before + 1
+
+
+def test_an_index_dated_as_it_is_sent_is_fetched_whole_next_time(
+    published: str, toolrun, serve, tmp_path: Path, workdir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # Rebuilt in the second it is then fetched, and again within that second: asked "modified
+    # since?" with that date, the registry would answer 304 and keep 4.0.0 hidden.
+    # The file's date is set a little ahead, so that "the same second" holds on a slow machine.
+    written = time.time() + 5
+    index = tmp_path / "published" / "index.json"
+    write_tool(workdir / "source", "hello", "4.0.0")
+    assert toolrun("registry", "build", str(workdir / "source"), str(tmp_path / "published"))
+    os.utime(index, (written, written))
+    assert toolrun("config", "set", "registry_cache", "0").returncode == 0
+    assert toolrun("exec", "hello").stdout == "hello 4.0.0\n"
+    write_tool(workdir / "source", "hello", "5.0.0")
+    assert toolrun("registry", "build", str(workdir / "source"), str(tmp_path / "published"))
+    os.utime(index, (written, written))
+    found = toolrun("exec", "hello")
+    assert found.stdout == "hello 5.0.0\n", found.stderr
+    status, headers = _index_requests(serve)[-1]
+    assert status == 200 and "If-Modified-Since" not in headers
 
 
 def test_a_pinned_installed_version_needs_no_registry(published: str, toolrun, serve) -> None:  # type: ignore[no-untyped-def]

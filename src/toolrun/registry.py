@@ -231,7 +231,7 @@ class HttpRegistry:
             with response:
                 body = self._read(response, url)
                 etag = response.headers.get("ETag")
-                last_modified = response.headers.get("Last-Modified")
+                last_modified = _strong_date(response.headers)
             try:
                 data = json.loads(body)
             except ValueError:
@@ -368,3 +368,24 @@ def open_registry(ref: RegistryRef, config: Config, *, cache_dir: Path | None = 
         # Relative folders in config.toml mean relative to the config file.
         root = config.path.parent / root
     return FolderRegistry(ref.name, root)
+
+
+def _strong_date(headers: Any) -> str | None:
+    """The response's Last-Modified, if it can tell a later change from this one.
+
+    Dates count whole seconds: an index sent in the second it was written may be rewritten
+    within that second, and asked "modified since?" the registry would answer 304 with the
+    old copy kept. Such a date is not sent back (RFC 9110 calls it weak); the next check is a
+    plain GET.
+    """
+    from email.utils import parsedate_to_datetime
+
+    last_modified, sent = headers.get("Last-Modified"), headers.get("Date")
+    try:
+        if last_modified and sent:
+            age = parsedate_to_datetime(sent) - parsedate_to_datetime(last_modified)
+            if age.total_seconds() >= 1:
+                return str(last_modified)
+    except (TypeError, ValueError):
+        pass
+    return None
