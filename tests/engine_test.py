@@ -494,3 +494,30 @@ def test_run_ids_are_unique_across_processes(probe, toolrun, workdir, toolrun_ho
     assert len(runs) == 200
     assert len({r["id"] for r in runs}) == 200
     assert all(r["status"] == "succeeded" for r in runs)
+
+
+@pytest.mark.parametrize("command", ["exec", "run", "run --json"])
+def test_a_reader_that_goes_away_cancels_the_run_quietly(
+    probe, toolchain, workdir, toolrun, command: str
+) -> None:  # type: ignore[no-untyped-def]
+    """`toolrun run X | head`: toolrun ends like a pipeline's writer, and the run is recorded."""
+    toolchain("many", "toolchain:\n  - many: {cmd: probe, args: [lines, '2000000']}\n")
+    args = {
+        "exec": ["exec", "probe", "--", "lines", "2000000"],
+        "run": ["run", "--plain", "many"],
+        "run --json": ["run", "--json", "many"],
+    }[command]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolrun", *args],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 141, err
+    assert b"Traceback" not in err and b"Broken pipe" not in err, err
+    run = only_run(toolrun)
+    assert run["status"] == "cancelled"

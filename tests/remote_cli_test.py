@@ -178,6 +178,32 @@ def test_ctrl_c_cancels_the_remote_run_and_exits_130(remote, tmp_path: Path) -> 
     assert "cancelling run" in err
 
 
+def test_a_reader_that_goes_away_cancels_the_remote_run_quietly(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "toolrun", "--remote", remote.server.url),
+            *("exec", "probe", "drip", "600", "0.05"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "TOOLRUN_HOME": str(tmp_path / "elsewhere" / "home")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"drip 0\n"
+    process.stdout.close()
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 141, err
+    assert b"Traceback" not in err and b"Broken pipe" not in err, err
+    (run,) = json.loads(remote("history", "--json", "--limit", "1").stdout)
+    deadline = time.monotonic() + 15
+    while run["status"] not in ("cancelled", "succeeded", "failed"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.2)
+        (run,) = json.loads(remote("history", "--json", "--limit", "1").stdout)
+    assert run["status"] == "cancelled"
+
+
 def _view_lines(app) -> list[str]:  # type: ignore[no-untyped-def]
     from toolrun.tui.log_view import LogView
 

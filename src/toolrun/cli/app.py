@@ -299,8 +299,8 @@ def config_unset(key: Annotated[str, typer.Argument(help="A key.")]) -> None:
 # -- runs -------------------------------------------------------------------------------------
 
 RUN_EXIT_CODES = (
-    "Exit codes: 0 succeeded, 1 failed, 124 timed out, 130 cancelled; "
-    "2 usage, 3 toolchain or config error, 4 unknown tool or toolchain."
+    "Exit codes: 0 succeeded, 1 failed, 124 timed out, 130 cancelled, 141 output closed; "
+    "2 usage, 3 toolchain or config error, 4 unknown tool or toolchain, 6 storage."
 )
 Timeout = Annotated[
     str | None,

@@ -28,6 +28,14 @@ class ExitCode(Exception):
         self.code = code
 
 
+def closed_stdout() -> ExitCode:
+    """The exit for a command whose stdout's reader went away (``toolrun run X | head``): as a
+    pipeline's writer, 128 + SIGPIPE and no message. Anything more toolrun would write there
+    (a summary, Python's last flush) goes nowhere instead of meeting the broken pipe again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return ExitCode(141)
+
+
 def report(error: ToolrunError) -> int:
     if os.environ.get("TOOLRUN_DEBUG") == "1":
         import traceback

@@ -17,7 +17,7 @@ from ..events import OUTPUT, Event, EventLog
 from ..run_book import EXIT_CODES
 from ..store import RunRecord
 from .context import Context
-from .errors import ExitCode
+from .errors import ExitCode, closed_stdout
 from .printer import PlainPrinter, summary
 from .run_commands import exec_exit_code, wants_tui
 
@@ -198,6 +198,9 @@ def _follow_events(
                 else:
                     on_data(event.kind, event.data)
             break
+        except BrokenPipeError:  # `toolrun --remote URL run X | head`: as a local run does
+            remote.cancel(run_id)
+            raise closed_stdout() from None
         except KeyboardInterrupt:
             if cancelled:
                 print(f"\ntoolrun: stopped following run {run_id}", file=sys.stderr)

@@ -13,7 +13,7 @@ from ..run_book import EXIT_CODES
 from ..store import RunRecord, StepRecord
 from ..toolchain import parse_assignments, parse_duration
 from .context import Context
-from .errors import ExitCode
+from .errors import ExitCode, closed_stdout
 from .printer import PlainPrinter, summary
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -99,8 +99,10 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = Non
         target.write(data)
         target.flush()
 
-    handle.on_raw = passthrough
+    output = PipeOutput(handle)
+    handle.on_raw = output.guard(passthrough)
     final = _execute(ctx.engine, handle, lambda event: None)
+    output.end()
     if handle.storage_error is not None:
         raise handle.storage_error
     raise ExitCode(exec_exit_code(final, ctx.store.steps(final.id)[0]))
@@ -153,22 +155,52 @@ def run_live(handle: RunHandle, ctx: Context, *, as_json: bool) -> RunRecord:
         print(f"installed {tool.name} {tool.version} from {tool.source}", file=sys.stderr)
     for message in ctx.resolver.warnings:
         print(f"toolrun: warning: {message}", file=sys.stderr)
+    output = PipeOutput(handle)
     if as_json:
 
         def emit(event: Event) -> None:
             sys.stdout.write(event.to_json() + "\n")
 
-        final = _execute(ctx.engine, handle, emit)
-        sys.stdout.flush()
+        final = _execute(ctx.engine, handle, output.guard(emit))
+        output.guard(sys.stdout.flush)()
+        output.end()
     else:
         printer = PlainPrinter(prefix=len(handle.steps) > 1)
         printer.set_steps([p.id for p in handle.steps])
-        final = _execute(ctx.engine, handle, printer)
-        printer.flush()
+        final = _execute(ctx.engine, handle, output.guard(printer))
+        output.guard(printer.flush)()
+        output.end()
         summary(final, ctx.store.steps(final.id))
     if handle.storage_error is not None:
         raise handle.storage_error  # after the summary, so the error is the last word
     return final
+
+
+class PipeOutput:
+    """toolrun's stdout as a run writes to it. When its reader goes away (``toolrun run X |
+    head``), the run is cancelled, its tools ended, as the rest of a pipeline expects, rather
+    than toolrun failing with a broken pipe and leaving the run unrecorded."""
+
+    def __init__(self, handle: RunHandle) -> None:
+        self.handle = handle
+        self.closed = False
+
+    def guard(self, write: Callable[..., None]) -> Callable[..., None]:
+        def guarded(*args: object) -> None:
+            if self.closed:
+                return
+            try:
+                write(*args)
+            except BrokenPipeError:
+                self.closed = True
+                self.handle.cancel()
+
+        return guarded
+
+    def end(self) -> None:
+        """After the run: exit as a pipeline's writer does once its reader is gone."""
+        if self.closed:
+            raise closed_stdout()
 
 
 def _execute(engine: Engine, handle: RunHandle, on_event: Callable[[Event], None]) -> RunRecord:
