@@ -213,3 +213,26 @@ def test_a_registry_url_with_a_password_is_refused_without_showing_it(
     result = toolrun("tool", "list", "--available")
     check(result, 3, "user name or password", "registry remove team")
     assert "s3cret" not in result.stderr
+
+
+def test_a_listing_whose_reader_goes_away_ends_quietly(
+    registry: Path, workdir: Path, toolrun
+) -> None:  # type: ignore[no-untyped-def]
+    """`toolrun logs ID | head -1`: exit 141 as a pipeline's writer, not "Broken pipe"."""
+    import subprocess
+    import sys
+
+    write_tool(registry, "many", "1.0.0", script="for n in range(50000):\n    print('line', n)\n")
+    assert toolrun("exec", "many").returncode == 0
+    (run,) = json.loads(toolrun("history", "--json").stdout)
+    for args in (["logs", run["id"]], ["logs", run["id"], "--format", "json"]):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "toolrun", *args],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stdout.readline()
+        process.stdout.close()
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 141 and err == b"", (args, process.returncode, err)

@@ -60,6 +60,8 @@ def handled() -> Iterator[list[int]]:
         outcome[0] = report(error)
     except ExitCode as exit_code:
         outcome[0] = exit_code.code
+    except BrokenPipeError:  # `toolrun history --json | head -1`
+        outcome[0] = closed_stdout().code
     except OSError as error:
         # What the file system or the system refused and no command foresaw (a full disk, a
         # name too long, a folder where a file should be): the environment, not a bug, so a
