@@ -163,13 +163,13 @@ def run_live(handle: RunHandle, ctx: Context, *, as_json: bool) -> RunRecord:
 
         final = _execute(ctx.engine, handle, output.guard(emit))
         output.guard(sys.stdout.flush)()
-        output.end()
     else:
         printer = PlainPrinter(prefix=len(handle.steps) > 1)
         printer.set_steps([p.id for p in handle.steps])
         final = _execute(ctx.engine, handle, output.guard(printer))
         output.guard(printer.flush)()
-        output.end()
+    output.end()
+    if not as_json:
         summary(final, ctx.store.steps(final.id))
     if handle.storage_error is not None:
         raise handle.storage_error  # after the summary, so the error is the last word
