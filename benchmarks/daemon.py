@@ -24,6 +24,10 @@ fresh one for each repetition of the rate/submit part and of the fan-out. Every 
 repeated (3 times by default) and the median is reported beside each repetition's figure. The
 clients run on the same machine as the daemon and share its cores; their CPU time is printed.
 Exits 1 when a target is missed.
+
+With `--baseline DIR` (another commit's source tree: `git worktree add /tmp/before REV`) only
+the run rate and the submit latency are measured, for this tree's daemon and that one's in
+turn (`python -m toolrun daemon` from each tree's src/), `--repeats` pairs.
 """
 
 from __future__ import annotations
@@ -107,15 +111,23 @@ while sent < total:
 class Daemon:
     """`toolrun daemon` in a scratch home; its JSON log goes to a file (one line a request)."""
 
-    def __init__(self, root: Path, cwd: Path, name: str, max_parallel: int) -> None:
+    def __init__(
+        self, root: Path, cwd: Path, name: str, max_parallel: int, source: Path | None = None
+    ) -> None:
+        """``source``: another source tree's toolrun (``python -m toolrun`` from its src/)."""
         self.home = root / f"home-{name}"
         self.log = root / f"daemon-{name}.log"
-        argv = [*DAEMON_ARGV, "-p", "0", "--max-parallel", str(max_parallel), "--queue", str(QUEUE)]
+        env = environment(self.home)
+        launcher = DAEMON_ARGV
+        if source is not None:
+            env["PYTHONPATH"] = str(source / "src")
+            launcher = [PYTHON, "-m", "toolrun", "daemon"]
+        argv = [*launcher, "-p", "0", "--max-parallel", str(max_parallel), "--queue", str(QUEUE)]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 argv,
                 cwd=cwd,
-                env=environment(self.home),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
@@ -677,12 +689,7 @@ def rate_and_submit(daemon: Daemon) -> dict[str, Any]:
     ceiling = asyncio.run(closed_loop(host, port, "/healthz", 3.0))
     out["ceiling_raw"], out["healthz_p50"] = ceiling["rate"], ceiling["p50"]
     out["ceiling_httpx"] = asyncio.run(httpx_ceiling(daemon.url, 3.0))
-    cpu, busy = daemon.cpu_seconds(), machine_busy_seconds()
-    rate = asyncio.run(closed_loop(host, port, "/cmd/nothing", RATE_SECONDS))
-    rate["cpu_ms_per_run"] = (daemon.cpu_seconds() - cpu) / max(rate["count"], 1) * 1000
-    rate["machine_ms_per_run"] = (machine_busy_seconds() - busy) / max(rate["count"], 1) * 1000
-    rate["answered"], rate["recorded"] = check_recorded(daemon, rate.pop("ids"))
-    out["rate"] = rate
+    out["rate"] = run_rate(daemon)
     busy = machine_busy_seconds()
     out["bare"], out["bare_cpu"] = asyncio.run(
         bare_spawn_rate([shutil.which("true") or "/bin/true"], BARE_SECONDS)
@@ -700,12 +707,70 @@ def rate_and_submit(daemon: Daemon) -> dict[str, Any]:
     )
     light["answered"], light["recorded"] = check_recorded(daemon, light.pop("ids"))
     out["light"] = light
-    submit = asyncio.run(
-        open_loop(host, port, "/cmd/nothing?onlyid=true", SUBMIT_RATE, SUBMIT_SECONDS)
-    )
-    submit["answered"], submit["recorded"] = check_recorded(daemon, submit.pop("ids"))
-    out["submit"] = submit
+    out["submit"] = submit_latency(daemon)
     return out
+
+
+def run_rate(daemon: Daemon) -> dict[str, Any]:
+    cpu, busy = daemon.cpu_seconds(), machine_busy_seconds()
+    rate = asyncio.run(closed_loop(daemon.host, daemon.port, "/cmd/nothing", RATE_SECONDS))
+    rate["cpu_ms_per_run"] = (daemon.cpu_seconds() - cpu) / max(rate["count"], 1) * 1000
+    rate["machine_ms_per_run"] = (machine_busy_seconds() - busy) / max(rate["count"], 1) * 1000
+    rate["answered"], rate["recorded"] = check_recorded(daemon, rate.pop("ids"))
+    return rate
+
+
+def submit_latency(daemon: Daemon) -> dict[str, Any]:
+    path = "/cmd/nothing?onlyid=true"
+    submit = asyncio.run(open_loop(daemon.host, daemon.port, path, SUBMIT_RATE, SUBMIT_SECONDS))
+    submit["answered"], submit["recorded"] = check_recorded(daemon, submit.pop("ids"))
+    return submit
+
+
+def paired(baseline: Path, repeats: int, root: Path, cwd: Path, max_parallel: int) -> int:
+    """This tree's daemon and another tree's, alternating (ABBA), the run rate and the submit
+    latency of each: on a machine whose speed drifts, only pairs tell the code from the noise."""
+    trees = {"this tree": Path(__file__).resolve().parent.parent, "baseline": baseline.resolve()}
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label in trees}
+    for repeat in range(repeats):
+        order = list(trees.items()) if repeat % 2 == 0 else list(trees.items())[::-1]
+        for label, tree in order:
+            daemon = Daemon(root, cwd, f"{label[0]}{repeat}", max_parallel, source=tree)
+            try:
+                asyncio.run(closed_loop(daemon.host, daemon.port, "/cmd/nothing", 1.0, workers=4))
+                daemon.wait_idle()
+                result = {"rate": run_rate(daemon)}
+                daemon.wait_idle()
+                result["submit"] = submit_latency(daemon)
+            finally:
+                daemon.stop()
+            results[label].append(result)
+            rate, submit = result["rate"], result["submit"]
+            print(
+                f"  {label}: {rate['rate']:.0f} runs/s, p99 {rate['p99']:.0f} ms, daemon CPU "
+                f"{rate['cpu_ms_per_run']:.2f} ms/run, machine {rate['machine_ms_per_run']:.2f}; "
+                f"onlyid p99 {submit['p99']:.1f} ms; recorded {rate['recorded']}/"
+                f"{rate['answered']}",
+                flush=True,
+            )
+    print(f"\nmedians of {repeats} each (each run in brackets)")
+    for key, sub, label, unit in (
+        ("rate", "rate", "GET /cmd/nothing, 16 clients", "runs/s"),
+        ("rate", "p99", "  latency p99", "ms"),
+        ("rate", "cpu_ms_per_run", "  daemon CPU per run", "ms"),
+        ("rate", "machine_ms_per_run", "  the machine's CPU per run", "ms"),
+        ("submit", "p99", "onlyid=true at 100/s, p99", "ms"),
+    ):
+        for tree in trees:
+            row(f"{label}: {tree}", [r[key][sub] for r in results[tree]], unit, "{:.2f}")
+    complete = all(
+        r[key]["recorded"] == r[key]["answered"]
+        for rows in results.values()
+        for r in rows
+        for key in ("rate", "submit")
+    )
+    print(f"every run recorded: {verdict(complete)}")
+    return 0 if complete else 1
 
 
 def med(values: list[float]) -> float:
@@ -723,6 +788,9 @@ def main() -> int:
     parser.add_argument("--max-parallel", type=int, default=MAX_PARALLEL)
     parser.add_argument("--only", choices=["rate", "fanout"], default=None)
     parser.add_argument("--sse-client", nargs=4, metavar=("HOST", "PORT", "RUN", "COUNT"))
+    parser.add_argument(
+        "--baseline", type=Path, help="another commit's source tree: run rate and submit, paired"
+    )
     args = parser.parse_args()
     if args.sse_client:
         host, port, run_id, count = args.sse_client
@@ -741,6 +809,8 @@ def main() -> int:
         (registry / "nothing" / "1.0.0" / "tool.toml").write_text(NOTHING_TOML)
         write_tool(registry, "noop", "1.0.0", "pass\n")
         write_tool(registry, "ticker", "1.0.0", TICKER)
+        if args.baseline:
+            return paired(args.baseline, args.repeats, root, cwd, args.max_parallel)
         for repeat in range(args.repeats):
             if args.only in (None, "rate"):
                 daemon = Daemon(root, cwd, f"rate{repeat}", args.max_parallel)

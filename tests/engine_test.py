@@ -70,7 +70,16 @@ toolchain:
     assert details["steps"][0]["outputs"] == {"WORD": "héllo wörld", "SPACED": "a b"}
     workspace = toolrun_home / "runs" / run["id"] / "work"
     assert (workspace / "data.txt").read_text(encoding="utf-8") == "héllo wörld and a b"
-    assert (toolrun_home / "runs" / run["id"] / "toolchain.yaml").read_text().startswith("\nparams")
+    folder = toolrun_home / "runs" / run["id"]
+    assert (folder / "toolchain.yaml").read_text().startswith("\nparams")
+    # Only the step that wrote outputs has a file for them: each new file costs (ownership.py).
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "events.jsonl",
+        "outputs.make.1.env",
+        "owner.lock",
+        "toolchain.yaml",
+        "work",
+    ]
 
 
 def test_failures_skip_dependents_unless_allowed(probe, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]

@@ -29,15 +29,81 @@ def test_ids_in_one_second_count_up(tmp_path: Path) -> None:
         assert seqs == list(range(1, len(seqs) + 1))
 
 
-def test_a_run_whose_owner_let_go_is_interrupted(tmp_path: Path) -> None:
+OWNER = """\
+import sys, time
+from pathlib import Path
+from toolrun.store import Store
+
+store = Store(Path(sys.argv[1]))
+for _ in range(3):
+    record, owner = store.create_run(toolchain="t", params={}, steps=[])
+    store.update_run(record.id, status="running")
+    print(record.id, flush=True)
+sys.stdin.read()  # owns its runs until the test closes stdin or kills it
+"""
+
+
+def start_owner(home: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(home)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert owner.stdout is not None
+    return owner, [owner.stdout.readline().strip() for _ in range(3)]
+
+
+@pytest.mark.parametrize("how", ["exits", "is killed"])
+def test_the_runs_of_a_process_that_ended_are_interrupted(tmp_path: Path, how: str) -> None:
+    owner, ids = start_owner(tmp_path)
     store = Store(tmp_path)
-    held, owner = store.create_run(toolchain="t", params={}, steps=[])
-    store.update_run(held.id, status="running")
+    assert store.mark_interrupted() == []  # alive: its runs are left alone
+    if how == "exits":
+        assert owner.stdin is not None
+        owner.stdin.close()
+    else:
+        owner.kill()
+    owner.wait(timeout=30)
+    assert sorted(store.mark_interrupted()) == ids
+    for run_id in ids:
+        run = store.require_run(run_id)
+        assert run.status == "interrupted" and "ended unexpectedly" in (run.error or "")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows keeps a lock per run")
+def test_the_runs_of_one_process_share_one_lock_through_hard_links(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    first, first_owner = store.create_run(toolchain="t", params={}, steps=[])
+    second, _ = store.create_run(toolchain="t", params={}, steps=[])
+    locks = [tmp_path / "runs" / run_id / "owner.lock" for run_id in (first.id, second.id)]
+    assert locks[0].stat().st_ino == locks[1].stat().st_ino
+    store.update_run(second.id, status="running")
+    first_owner.release()  # the first run ends: the lock its successors link to stays held
+    store.update_run(first.id, status="succeeded")
     assert store.mark_interrupted() == []
-    owner.release()
-    assert store.mark_interrupted() == [held.id]
-    run = store.require_run(held.id)
-    assert run.status == "interrupted" and "ended unexpectedly" in (run.error or "")
+    # The first run's lock is gone (its folder pruned): a later run takes one of its own.
+    locks[0].unlink()
+    third, _ = store.create_run(toolchain="t", params={}, steps=[])
+    store.update_run(third.id, status="running")
+    third_lock = tmp_path / "runs" / third.id / "owner.lock"
+    assert third_lock.stat().st_ino != locks[1].stat().st_ino
+    assert store.mark_interrupted() == []
+
+
+def test_a_toolchain_run_again_links_its_snapshot(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    ids = [finished_run(store) for _ in range(3)]
+    paths = [tmp_path / "runs" / run_id / "toolchain.yaml" for run_id in ids]
+    store.save_toolchain(ids[0], "steps: []\n", "a" * 64)
+    store.save_toolchain(ids[1], "steps: []\n", "a" * 64)
+    assert paths[1].read_text() == "steps: []\n"
+    if sys.platform != "win32":
+        assert paths[0].stat().st_ino == paths[1].stat().st_ino
+    paths[0].write_text("steps: [edited by hand]\n")
+    store.save_toolchain(ids[2], "steps: []\n", "a" * 64)  # not linked to the edited copy
+    assert paths[2].read_text() == "steps: []\n"
+    assert paths[0].stat().st_ino != paths[2].stat().st_ino
 
 
 def test_big_prunes_delete_folders_in_the_background(tmp_path: Path) -> None:

@@ -177,6 +177,7 @@ class Engine:
         if problems:
             # The first problem's kind decides the exit code; the message lists them all.
             raise first_error("nothing was run:\n" + "\n".join(problems))
+        digest = toolchain.sha256
         record, owner = self.store.create_run(
             toolchain=toolchain.name,
             params=params,
@@ -186,12 +187,11 @@ class Engine:
             },
             origin=options.origin,
             requester=options.requester,
-            toolchain_sha256=toolchain.sha256,
+            toolchain_sha256=digest,
             rerun_of=options.rerun_of,
         )
         run_dir = self.store.run_dir(record.id)
-        (run_dir / "toolchain.yaml").write_text(toolchain.text, encoding="utf-8")
-        (run_dir / "outputs").mkdir()
+        self.store.save_toolchain(record.id, toolchain.text, digest)
         if options.workspace_from:
             import shutil
 

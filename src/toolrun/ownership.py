@@ -2,6 +2,13 @@
 
 The operating system drops the lock when its holder dies, however it dies, so a run whose
 lock can be taken has lost its owner. Unlike a pid, a lock cannot be confused by pid reuse.
+
+On POSIX a process's runs share one lock: the first run's ``owner.lock`` stays locked for as
+long as the process lives, and every later run's ``owner.lock`` is a hard link to it. Probing
+any link probes that one lock. A link costs no new inode: on the build machines' ext4 creating
+a file takes 0.15-0.3 ms of CPU and a link 0.014 ms, and the daemon starts hundreds of runs a
+second. Windows keeps a lock per run, released when the run ends, because a file held open
+there cannot be deleted, and pruning a finished run deletes its folder.
 """
 
 from __future__ import annotations
@@ -32,6 +39,35 @@ class OwnerLock:
             _unlock(self._fd)
             os.close(self._fd)
             self._fd = None
+
+
+class RunOwnership:
+    """The owner locks of the runs this process starts (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._source: Path | None = None
+        self._pid = 0
+        self._held: list[OwnerLock] = []  # every lock some run of ours may still link to
+
+    def claim(self, path: Path) -> OwnerLock:
+        """Make ``path`` (in a new run folder) locked for as long as its run is ours; the
+        returned lock's ``release`` ends that at the run's end."""
+        if self._source is not None and self._pid == os.getpid():
+            try:
+                os.link(self._source, path)
+                return OwnerLock(path)  # holds nothing: releasing it leaves the shared lock
+            except OSError:
+                pass  # the first run was pruned, or this file system has no hard links
+        lock = OwnerLock(path)
+        if not lock.try_acquire():
+            raise OSError(f"{path} is locked by another process")
+        if IS_WINDOWS:
+            return lock
+        if self._pid != os.getpid():
+            self._held = []  # a forked child holds none of its parent's locks
+        self._source, self._pid = path, os.getpid()
+        self._held.append(lock)
+        return OwnerLock(path)
 
 
 def owner_alive(path: Path) -> bool:

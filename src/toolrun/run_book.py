@@ -249,8 +249,9 @@ class RunBook:
         step, tool = plan.step, plan.tool
         assert tool is not None
         context = self.context(step)
-        output_file = self.run_dir / "outputs" / f"{step.id}.{attempt}.env"
-        output_file.touch()
+        # Not created here: the step creates it if it has something to say (a new file costs
+        # more than the rest of a launch, see ownership.py).
+        output_file = self.run_dir / f"outputs.{step.id}.{attempt}.env"
         argv = tool.manifest.command_for(
             current_platform(), tool_dir=tool.path, python=self.settings.python
         ) + [arg.render(context) for arg in step.args]

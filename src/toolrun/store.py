@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import NotFoundError, StorageError, UsageError
-from .ownership import OwnerLock, owner_alive
+from .ownership import OwnerLock, RunOwnership, owner_alive
 from .records import field, record
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -212,6 +212,8 @@ class Store:
         self._lock = threading.RLock()
         self._text_index = False
         self._stop_checkpoints = threading.Event()
+        self._ownership = RunOwnership()
+        self._snapshots: dict[str, Path] = {}  # toolchain sha256 -> a run's toolchain.yaml
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -360,13 +362,34 @@ class Store:
     def _take_ownership(self, run_id: str) -> OwnerLock:
         folder = self.runs_dir / run_id
         try:
-            (folder / "work").mkdir(parents=True)
-            lock = OwnerLock(folder / "owner.lock")
-            acquired = lock.try_acquire()
+            try:
+                folder.mkdir()
+            except FileNotFoundError:
+                folder.mkdir(parents=True)  # the store's first run
+            (folder / "work").mkdir()
+            return self._ownership.claim(folder / "owner.lock")
         except OSError as exc:
-            raise StorageError(f"cannot create the run folder {folder}: {exc.strerror}") from None
-        assert acquired, "a new run's lock is free"
-        return lock
+            reason = exc.strerror or str(exc)
+            raise StorageError(f"cannot create the run folder {folder}: {reason}") from None
+
+    def save_toolchain(self, run_id: str, text: str, sha256: str) -> None:
+        """The run's ``toolchain.yaml``. A run of a toolchain this store has saved before gets a
+        hard link to that copy: no new inode, which is what costs (see ownership.py)."""
+        path = self.runs_dir / run_id / "toolchain.yaml"
+        data = text.encode("utf-8")
+        earlier = self._snapshots.get(sha256)
+        if earlier is not None:
+            try:
+                # The size guards against a copy edited by hand since.
+                if os.stat(earlier).st_size == len(data):
+                    os.link(earlier, path)
+                    return
+            except OSError:
+                pass  # pruned since, or no hard links on this file system
+        path.write_bytes(data)
+        if len(self._snapshots) >= 256:
+            self._snapshots.clear()
+        self._snapshots[sha256] = path
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         self._update("runs", "id = ?", (run_id,), fields)
