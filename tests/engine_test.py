@@ -362,8 +362,13 @@ def test_following_a_run_whose_runner_dies_ends_its_tools(
         (["fail", "7"], "failed", "exit 7"),
         (["close-stdout"], "succeeded", "closing"),
         (["binary"], "succeeded", "ok \ufffd\ufffd\x00 bytes"),
+        # What a step leaves at $TOOLRUN_OUTPUT is read only if it is a file, and only so much.
+        (["output-as", "dir"], "succeeded", "not a file, ignored"),
+        (["output-as", "fifo"], "succeeded", "not a file, ignored"),
+        (["output-as", "link"], "succeeded", "not a file, ignored"),
+        (["output-as", "big"], "succeeded", "only the lines in its first 1024 KiB were read"),
     ],
-    ids=["signal", "exit-code", "closes-stdout", "binary"],
+    ids=["signal", "exit-code", "closes-stdout", "binary", "dir", "fifo", "link", "big"],
 )
 def test_misbehaving_tools(probe, toolrun, toolrun_home, args, status, expect) -> None:  # type: ignore[no-untyped-def]
     result = toolrun("exec", "probe", "--", *args)
@@ -373,6 +378,11 @@ def test_misbehaving_tools(probe, toolrun, toolrun_home, args, status, expect) -
     assert json.dumps(expect, ensure_ascii=False)[1:-1] in text
     if args[0] == "signal":
         assert result.returncode == 128 + 9
+    if args == ["output-as", "big"]:
+        outputs = shown(toolrun, run["id"])["steps"][0]["outputs"]
+        assert "K0" in outputs and "K19999" not in outputs and len(outputs) > 9000
+    if args == ["output-as", "link"]:
+        assert shown(toolrun, run["id"])["steps"][0]["outputs"] == {}
 
 
 def test_a_tool_that_cannot_start(probe, toolrun, toolrun_home) -> None:  # type: ignore[no-untyped-def]

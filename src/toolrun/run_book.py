@@ -9,6 +9,7 @@ blocks for long.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -304,7 +305,9 @@ class RunBook:
             status, error = "succeeded", None
         else:
             status, error = "failed", exit_description(returncode)
-        outputs = _read_outputs(launch.output_file)
+        outputs, problem = read_outputs(launch.output_file)
+        if problem is not None:
+            self.channel.emit(ev.MESSAGE, step.id, attempt, level="warning", text=problem)
         self.channel.emit(
             ev.STEP_FINISHED,
             step.id,
@@ -412,15 +415,33 @@ class RunBook:
             self.text_log.write("".join(f"{prefix}{line}\n" for line in lines))
 
 
-def _read_outputs(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines a step wrote to ``$TOOLRUN_OUTPUT``."""
-    outputs: dict[str, str] = {}
+OUTPUTS_LIMIT = 1024 * 1024  # bytes of $TOOLRUN_OUTPUT read into the history (GitHub's too)
+
+
+def read_outputs(path: Path) -> tuple[dict[str, str], str | None]:
+    """``KEY=VALUE`` lines a step wrote to ``$TOOLRUN_OUTPUT``, and what was wrong with the
+    file if something was. The step makes the file (or not), so it may have made anything
+    there: only a regular file is read (a FIFO would block the run, a link could point
+    anywhere), and only its first ``OUTPUTS_LIMIT`` bytes."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        return outputs
-    for line in text.splitlines():
+        return {}, None
+    except OSError:
+        return {}, f"{path}: not a file, ignored"  # a symbolic link (ELOOP) or worse
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return {}, f"{path}: not a file, ignored"
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(OUTPUTS_LIMIT + 1)
+    problem = None
+    if len(data) > OUTPUTS_LIMIT:
+        data = data[: data.rfind(b"\n", 0, OUTPUTS_LIMIT) + 1]
+        problem = f"{path}: only the lines in its first {OUTPUTS_LIMIT // 1024} KiB were read"
+    outputs: dict[str, str] = {}
+    for line in data.decode("utf-8", errors="replace").splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() and not key.lstrip().startswith("#"):
             outputs[key.strip()] = value
-    return outputs
+    return outputs, problem

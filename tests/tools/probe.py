@@ -12,6 +12,7 @@ probe bigline N               write one line of N characters
 probe close-stdout            close stdout, then keep running for a moment and exit 0
 probe signal                  kill ourselves with SIGKILL
 probe output KEY=VALUE...     write KEY=VALUE lines to $TOOLRUN_OUTPUT
+probe output-as KIND          make $TOOLRUN_OUTPUT a dir, fifo, link (to a file) or big (2 MiB)
 probe flaky COUNTER N         fail until called N times (counting in the file COUNTER)
 probe stderr TEXT             print TEXT to stderr
 probe cwd                     print the working directory
@@ -111,6 +112,18 @@ def main(argv: list[str]) -> int:
         with open(os.environ["TOOLRUN_OUTPUT"], "a", encoding="utf-8") as file:
             for pair in args:
                 file.write(pair + "\n")
+    elif mode == "output-as":
+        path = os.environ["TOOLRUN_OUTPUT"]
+        if args[0] == "dir":
+            os.mkdir(path)
+        elif args[0] == "fifo":
+            os.mkfifo(path)
+        elif args[0] == "link":
+            Path("target.env").write_text("SECRET=1\n")
+            os.symlink(os.path.abspath("target.env"), path)
+        else:
+            with open(path, "w") as file:
+                file.writelines(f"K{i}={'x' * 100}\n" for i in range(20_000))
     elif mode == "flaky":
         path, needed = args[0], int(args[1])
         calls = int(Path(path).read_text()) + 1 if os.path.exists(path) else 1
