@@ -27,7 +27,9 @@ Exits 1 when a target is missed.
 
 With `--baseline DIR` (another commit's source tree: `git worktree add /tmp/before REV`) only
 the run rate and the submit latency are measured, for this tree's daemon and that one's in
-turn (`python -m toolrun daemon` from each tree's src/), `--repeats` pairs.
+turn (`python -m toolrun daemon` from each tree's src/), `--repeats` pairs. With `--split N`
+only the run rate is measured, of N daemons side by side (each with a home of its own and
+16/N of the clients) and of one daemon, in turn: the ceiling of a daemon of N processes here.
 """
 
 from __future__ import annotations
@@ -727,6 +729,56 @@ def submit_latency(daemon: Daemon) -> dict[str, Any]:
     return submit
 
 
+async def side_by_side(daemons: list[Daemon], workers: int) -> list[dict[str, Any]]:
+    loops = (closed_loop(d.host, d.port, "/cmd/nothing", RATE_SECONDS, workers) for d in daemons)
+    return list(await asyncio.gather(*loops))
+
+
+def split(count: int, repeats: int, root: Path, cwd: Path, max_parallel: int) -> int:
+    """The run rate of ``count`` daemons side by side, each in a home of its own, sharing the
+    16 clients: the most a daemon of several processes could reach on this machine, since
+    these share neither a store nor anything else. One daemon alone is measured beside, in
+    the same way, in turn."""
+    totals: dict[int, list[float]] = {1: [], count: []}
+    machine: dict[int, list[float]] = {1: [], count: []}
+    for repeat in range(repeats):
+        for how_many in (count, 1) if repeat % 2 == 0 else (1, count):
+            daemons = [
+                Daemon(root, cwd, f"split{repeat}-{how_many}-{i}", max_parallel)
+                for i in range(how_many)
+            ]
+            try:
+                for daemon in daemons:
+                    asyncio.run(
+                        closed_loop(daemon.host, daemon.port, "/cmd/nothing", 1.0, workers=4)
+                    )
+                    daemon.wait_idle()
+                busy = machine_busy_seconds()
+                results = asyncio.run(side_by_side(daemons, CONCURRENCY // how_many))
+                busy = machine_busy_seconds() - busy
+                runs = sum(r["count"] for r in results)
+                recorded = sum(
+                    check_recorded(d, r.pop("ids"))[1]
+                    for d, r in zip(daemons, results, strict=True)
+                )
+            finally:
+                for daemon in daemons:
+                    daemon.stop()
+            rate = sum(r["rate"] for r in results)
+            totals[how_many].append(rate)
+            machine[how_many].append(busy / max(runs, 1) * 1000)
+            print(
+                f"  {how_many} daemon(s): {rate:.0f} runs/s, the machine's CPU "
+                f"{machine[how_many][-1]:.2f} ms a run, recorded {recorded}/{runs}",
+                flush=True,
+            )
+    print(f"\nmedians of {repeats} (each run in brackets)")
+    for how_many in (1, count):
+        row(f"{how_many} daemon(s), {CONCURRENCY} clients in all", totals[how_many], "runs/s")
+        row("  the machine's CPU per run", machine[how_many], "ms", "{:.2f}")
+    return 0
+
+
 def paired(baseline: Path, repeats: int, root: Path, cwd: Path, max_parallel: int) -> int:
     """This tree's daemon and another tree's, alternating (ABBA), the run rate and the submit
     latency of each: on a machine whose speed drifts, only pairs tell the code from the noise."""
@@ -789,6 +841,9 @@ def main() -> int:
     parser.add_argument("--only", choices=["rate", "fanout"], default=None)
     parser.add_argument("--sse-client", nargs=4, metavar=("HOST", "PORT", "RUN", "COUNT"))
     parser.add_argument(
+        "--split", type=int, metavar="N", help="N daemons side by side against one: run rate"
+    )
+    parser.add_argument(
         "--baseline", type=Path, help="another commit's source tree: run rate and submit, paired"
     )
     args = parser.parse_args()
@@ -809,6 +864,8 @@ def main() -> int:
         (registry / "nothing" / "1.0.0" / "tool.toml").write_text(NOTHING_TOML)
         write_tool(registry, "noop", "1.0.0", "pass\n")
         write_tool(registry, "ticker", "1.0.0", TICKER)
+        if args.split:
+            return split(args.split, args.repeats, root, cwd, args.max_parallel)
         if args.baseline:
             return paired(args.baseline, args.repeats, root, cwd, args.max_parallel)
         for repeat in range(args.repeats):
