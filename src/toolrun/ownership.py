@@ -5,10 +5,11 @@ lock can be taken has lost its owner. Unlike a pid, a lock cannot be confused by
 
 On POSIX a process's runs share one lock: the first run's ``owner.lock`` stays locked for as
 long as the process lives, and every later run's ``owner.lock`` is a hard link to it. Probing
-any link probes that one lock. A link costs no new inode: on the build machines' ext4 creating
-a file takes 0.15-0.3 ms of CPU and a link 0.014 ms, and the daemon starts hundreds of runs a
-second. Windows keeps a lock per run, released when the run ends, because a file held open
-there cannot be deleted, and pruning a finished run deletes its folder.
+any link probes that one lock. A link costs no new inode: on the ext4 of the machine toolrun
+is measured on, creating a file takes 0.1 to 1 ms of CPU and a link 0.014 ms, and the daemon
+starts hundreds of runs a second. Windows keeps a lock per run, released when the run ends,
+because a file held open there cannot be deleted, and pruning a finished run deletes its
+folder.
 """
 
 from __future__ import annotations
