@@ -729,6 +729,12 @@ def submit_latency(daemon: Daemon) -> dict[str, Any]:
     return submit
 
 
+def warm_up(daemon: Daemon) -> None:
+    """The tool installed by its first run, the paths cached; then nothing left running."""
+    asyncio.run(closed_loop(daemon.host, daemon.port, "/cmd/nothing", 1.0, workers=4))
+    daemon.wait_idle()
+
+
 async def side_by_side(daemons: list[Daemon], workers: int) -> list[dict[str, Any]]:
     loops = (closed_loop(d.host, d.port, "/cmd/nothing", RATE_SECONDS, workers) for d in daemons)
     return list(await asyncio.gather(*loops))
@@ -741,6 +747,7 @@ def split(count: int, repeats: int, root: Path, cwd: Path, max_parallel: int) ->
     the same way, in turn."""
     totals: dict[int, list[float]] = {1: [], count: []}
     machine: dict[int, list[float]] = {1: [], count: []}
+    complete = True
     for repeat in range(repeats):
         for how_many in (count, 1) if repeat % 2 == 0 else (1, count):
             daemons = [
@@ -749,10 +756,7 @@ def split(count: int, repeats: int, root: Path, cwd: Path, max_parallel: int) ->
             ]
             try:
                 for daemon in daemons:
-                    asyncio.run(
-                        closed_loop(daemon.host, daemon.port, "/cmd/nothing", 1.0, workers=4)
-                    )
-                    daemon.wait_idle()
+                    warm_up(daemon)
                 busy = machine_busy_seconds()
                 results = asyncio.run(side_by_side(daemons, CONCURRENCY // how_many))
                 busy = machine_busy_seconds() - busy
@@ -764,6 +768,7 @@ def split(count: int, repeats: int, root: Path, cwd: Path, max_parallel: int) ->
             finally:
                 for daemon in daemons:
                     daemon.stop()
+            complete &= recorded == runs
             rate = sum(r["rate"] for r in results)
             totals[how_many].append(rate)
             machine[how_many].append(busy / max(runs, 1) * 1000)
@@ -776,7 +781,8 @@ def split(count: int, repeats: int, root: Path, cwd: Path, max_parallel: int) ->
     for how_many in (1, count):
         row(f"{how_many} daemon(s), {CONCURRENCY} clients in all", totals[how_many], "runs/s")
         row("  the machine's CPU per run", machine[how_many], "ms", "{:.2f}")
-    return 0
+    print(f"every run recorded: {verdict(complete)}")
+    return 0 if complete else 1
 
 
 def paired(baseline: Path, repeats: int, root: Path, cwd: Path, max_parallel: int) -> int:
@@ -789,8 +795,7 @@ def paired(baseline: Path, repeats: int, root: Path, cwd: Path, max_parallel: in
         for label, tree in order:
             daemon = Daemon(root, cwd, f"{label[0]}{repeat}", max_parallel, source=tree)
             try:
-                asyncio.run(closed_loop(daemon.host, daemon.port, "/cmd/nothing", 1.0, workers=4))
-                daemon.wait_idle()
+                warm_up(daemon)
                 result = {"rate": run_rate(daemon)}
                 daemon.wait_idle()
                 result["submit"] = submit_latency(daemon)
