@@ -145,7 +145,13 @@ def probe(workdir: Path) -> Path:
     """./registry holding the misbehaving `probe` tool (1.0.0 and 2.0.0)."""
     root = workdir / "registry"
     for version in ("1.0.0", "2.0.0"):
-        write_tool(root, "probe", version, script=PROBE.read_text(encoding="utf-8"))
+        write_tool(
+            root,
+            "probe",
+            version,
+            script=PROBE.read_text(encoding="utf-8"),
+            manifest_extra='accept_env = ["GREETING", "A", "PROBE_*"]',
+        )
     return root
 
 
@@ -169,6 +175,10 @@ class DaemonProcess:
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         import json
 
+        if "--loop" not in args:
+            # asyncio's own loop, as a plain `pip install toolrun` runs; daemon_loop_test.py
+            # runs the daemon under uvloop as well.
+            args = ["--loop", "asyncio", *args]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "toolrun", "daemon", "-p", "0", *args],
             cwd=cwd,

@@ -211,9 +211,16 @@ BAD_POSTS = [
     ("/cmd", "cmd: probe\nargs: [cwd, /etc/passwd]", 400, "args"),
     ("/cmd", "cmd: probe\nargs: [read, ../../secret]", 400, "args"),
     ("/cmd", "cmd: probe\nargs: ['--out=C:\\\\x']", 400, "args"),
-    ("/cmd", "cmd: probe\nenv: {LD_PRELOAD: /x.so}", 400, "env"),
+    ("/cmd", "cmd: probe\nargs: [read, '-o/etc/passwd']", 400, "args"),
+    ("/cmd", "cmd: probe\nargs: [read, '--meta:/etc/passwd']", 400, "args"),
+    ("/cmd", "cmd: probe\nargs: [read, '@/etc/passwd']", 400, "args"),
+    ("/cmd", "cmd: probe\nargs: [read, 'a,/etc/passwd']", 400, "args"),
+    ("/cmd", "cmd: probe\nargs: [read, 'file:///etc/passwd']", 400, "args"),
+    ("/cmd", "cmd: probe\nargs: [read, '@../../x']", 400, "args"),
+    ("/cmd", "cmd: probe\nenv: {LD_PRELOAD: /x.so}", 400, "env.LD_PRELOAD"),
     ("/cmd?body=json", '{"cmd": "probe", "args": ["echo", "a\\u0000b"]}', 400, "args"),
-    ("/cmd", "cmd: probe\nenv: {PATH: /tmp}", 400, "env"),
+    ("/cmd", "cmd: probe\nenv: {PATH: /tmp}", 400, "env.PATH"),
+    ("/cmd", "cmd: probe\nenv: {GIT_SSH_COMMAND: x}", 400, "env.GIT_SSH_COMMAND"),
     ("/cmd", "cmd: probe\ncolour: red", 400, "colour"),
     ("/cmd", "cmd: probe\ntimeout: soon", 400, "timeout"),
     ("/cmd?onlyid=maybe", "cmd: probe", 400, "onlyid"),
@@ -374,7 +381,7 @@ def test_a_body_framed_twice_is_refused(daemon) -> None:  # type: ignore[no-unty
     server = daemon()
     host, port = server.url.removeprefix("http://").split(":")
     request = (
-        b"POST /cmd HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+        b"POST /cmd HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n5\r\ncmd: \r\n0\r\n\r\n"
     )
     with socket.create_connection((host, int(port)), timeout=10) as connection:

@@ -230,7 +230,7 @@ def test_an_older_store_gets_the_process_columns(tmp_path: Path) -> None:
     record, owner = store.create_run(toolchain="t", params={}, steps=[("a", "p", "p")])
     store.update_step(record.id, "a", status="cancelled", pid=os.getpid(), pid_started=1.5)
     owner.release()
-    assert store.processes_left([record.id]) == [(os.getpid(), 1.5)]
+    assert store.processes_left([record.id]) == [(os.getpid(), 1.5, None)]
     Store(tmp_path).list_runs(HistoryQuery())  # a second opening finds the columns there
 
 

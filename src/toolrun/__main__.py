@@ -45,6 +45,10 @@ def _dispatch(args: list[str]) -> int:
 
         print(f"toolrun {__version__}")
         return 0
+    if len(args) == 2 and args[0] in ("-v", "--version") and args[1] == "--verbose":
+        from .cli.about import print_about
+
+        return print_about()
     from .cli.fast import try_fast_path
 
     code = try_fast_path(args)

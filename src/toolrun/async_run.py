@@ -140,6 +140,7 @@ class AsyncExecution(RunBook):
             encoding=launch.encoding,
             on_lines=lambda stream, lines: self.output(step.id, attempt, stream, lines),
             on_raw=self.handle.on_raw,
+            label=self.attempt_label(step, attempt),
         )
         try:
             await process.start()
@@ -147,7 +148,7 @@ class AsyncExecution(RunBook):
             return self.start_failed(
                 step, attempt, launch.argv, f"cannot start {exc}", emitted=True
             )
-        self.process_started(step, process.pid)
+        self.process_started(step, process.pid, process.box.ref if process.box else None)
         running = asyncio.ensure_future(
             process.run(
                 orphan_grace=self.settings.orphan_grace, kill_grace=self.settings.kill_grace

@@ -92,7 +92,7 @@ TOKEN_SCOPES = ("read", "run", "admin")
 class Setting:
     """A scalar key ``config get/set`` knows, with its parser and default."""
 
-    parse: Callable[[str], Any]
+    parse: Callable[[Any], Any]
     default: Any
     help: str
 
@@ -142,6 +142,34 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+def _text_list(value: Any) -> tuple[str, ...]:
+    """A list from config.toml, or ``a,b`` from ``config set``."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError("a list of strings")
+    return tuple(value)
+
+
+def _host_list(value: Any) -> tuple[str, ...]:
+    hosts = _text_list(value)
+    for host in hosts:
+        if not host or any(ch.isspace() or ch in "/@?#" for ch in host):
+            raise ValueError(f"a list of host names (such as build01.example.com), not {host!r}")
+    return hosts
+
+
+def _env_patterns(value: Any) -> tuple[str, ...]:
+    from .sandbox import env_pattern_problem
+
+    patterns = _text_list(value)
+    for pattern in patterns:
+        problem = env_pattern_problem(pattern)
+        if problem:
+            raise ValueError(f"a list of variable names or PREFIX_* patterns: {problem}")
+    return patterns
+
+
 def _log_format(text: str) -> str:
     if text not in ("json", "text", "both"):
         raise ValueError("json, text or both")
@@ -165,6 +193,16 @@ SETTINGS: dict[str, Setting] = {
     ),
     "kill_grace": Setting(
         _positive_seconds, 5.0, "seconds between asking a tool to stop and forcing it"
+    ),
+    "allow_hosts": Setting(
+        _host_list,
+        (),
+        "the daemon: more names it answers to beside loopback (.example.com: a domain; *: any)",
+    ),
+    "accept_env": Setting(
+        _env_patterns,
+        (),
+        "the daemon: env names remote callers may set for every tool (NAME or PREFIX_*)",
     ),
 }
 
@@ -329,7 +367,7 @@ class ConfigEditor:
         except ValueError as exc:
             raise UsageError(f"config key {key!r} must be {exc}, not {raw_value!r}") from None
         # tomlkit places a new scalar above the first table, where TOML needs it.
-        self.document[key] = value
+        self.document[key] = list(value) if isinstance(value, tuple) else value
         return value
 
     def unset(self, key: str) -> None:

@@ -23,9 +23,9 @@ from .manifest import current_platform
 from .ownership import OwnerLock
 from .records import field, record
 from .resolver import ToolResolver
-from .sandbox import check_relative_arg, check_remote_env
+from .sandbox import AcceptedEnv, check_relative_arg, check_remote_env
 from .store import RunRecord, StepRecord, Store
-from .toolchain import Step, Toolchain, bind_params
+from .toolchain import ADHOC_MARK, Step, Toolchain, bind_params
 from .versions import parse_spec
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -46,6 +46,7 @@ class EngineSettings:
     orphan_grace: float = 1.0  # seconds a finished step's children may keep its output open
     cancel_poll: float = 0.5  # seconds between checks for a cancel from another process
     python: str = sys.executable
+    accept_env: tuple[str, ...] = ()  # env names any remote caller may set (config.toml)
 
 
 @record(frozen=True)
@@ -144,8 +145,6 @@ class Engine:
         options = options or RunOptions()
         params = bind_params(toolchain, given)
         platform = current_platform()
-        if options.remote:
-            check_remote_env(options.caller_env)
         planned: list[PlannedStep] = []
         problems: list[str] = []
         first_error: type[ToolrunError] = UsageError
@@ -177,6 +176,8 @@ class Engine:
         if problems:
             # The first problem's kind decides the exit code; the message lists them all.
             raise first_error("nothing was run:\n" + "\n".join(problems))
+        if options.remote:
+            check_remote_env(options.caller_env, self.accepted_env(toolchain, planned))
         digest = toolchain.sha256
         record, owner = self.store.create_run(
             toolchain=toolchain.name,
@@ -217,6 +218,19 @@ class Engine:
         channel = RunChannel(EventLog(run_dir / "events.jsonl"))
         return RunHandle(record, toolchain, params, planned, options, channel, owner)
 
+    def accepted_env(self, toolchain: Toolchain, planned: list[PlannedStep]) -> AcceptedEnv:
+        tools = {
+            (f"{p.tool.name} {p.tool.version}", p.tool.manifest.accept_env)
+            for p in planned
+            if p.tool is not None
+        }
+        return AcceptedEnv(
+            config=self.settings.accept_env,
+            toolchain=toolchain.accept_env,
+            toolchain_name="" if toolchain.is_adhoc else toolchain.name,
+            tools=tuple(sorted(tools)),
+        )
+
     # -- running ------------------------------------------------------------------------------
 
     async def execute(self, handle: RunHandle) -> RunRecord:
@@ -256,7 +270,7 @@ def exec_toolchain(spec_text: str, args: list[str]) -> Toolchain:
         needs=(),
     )
     text = (
-        f"# toolrun exec {spec_text}\ntoolchain:\n  - {spec.name}:\n      cmd: {spec.name}\n"
+        f"{ADHOC_MARK}{spec_text}\ntoolchain:\n  - {spec.name}:\n      cmd: {spec.name}\n"
         f"      version: {json.dumps(spec.constraint or 'latest')}\n"
         f"      args: {json.dumps(args, ensure_ascii=False)}\n"
     )

@@ -27,6 +27,7 @@ _TOP_KEYS = {
     "env",
     "platform",
     "files",
+    "accept_env",
 }
 _PLATFORM_KEYS = {"command", "env"}
 
@@ -65,6 +66,7 @@ class Manifest:
     env: dict[str, str] = field(default_factory=dict)
     platforms: dict[str, PlatformOverride] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative posix path -> sha256
+    accept_env: tuple[str, ...] = ()  # env names remote callers may set (NAME, PREFIX_*)
 
     @property
     def is_system(self) -> bool:
@@ -166,6 +168,16 @@ def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:
             problem(f"files.{relative}", "must be a relative path inside the tool folder")
     if kind == "system" and files:
         problem("files", "a system tool wraps a program on PATH and ships no files")
+    accept_env = data.get("accept_env", [])
+    if not isinstance(accept_env, list) or not all(isinstance(v, str) for v in accept_env):
+        problem("accept_env", 'must be a list of variable names or patterns, ["NAME", "PREFIX_*"]')
+        accept_env = []
+    from .sandbox import env_pattern_problem
+
+    for pattern in accept_env:
+        why = env_pattern_problem(pattern)
+        if why:
+            problem("accept_env", why)
 
     if problems:
         raise ConfigError("\n".join(problems) if len(problems) > 1 else problems[0])
@@ -180,6 +192,7 @@ def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:
         env=env or {},
         platforms=platforms,
         files=files,
+        accept_env=tuple(accept_env),
     )
 
 
@@ -205,6 +218,7 @@ def manifest_from_receipt(data: dict[str, Any]) -> Manifest:
             for name, raw in data.get("platform", {}).items()
         },
         files=data.get("files", {}),
+        accept_env=tuple(data.get("accept_env", ())),
     )
 
 
@@ -228,6 +242,8 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
             }
             for name, o in manifest.platforms.items()
         }
+    if manifest.accept_env:
+        data["accept_env"] = list(manifest.accept_env)
     data["files"] = dict(manifest.files)
     return data
 

@@ -83,11 +83,11 @@ def owner_alive(path: Path) -> bool:
 
 
 def _lock(fd: int) -> bool:
-    if IS_WINDOWS:
+    if sys.platform == "win32":
         import msvcrt
 
         try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         except OSError:
             return False
         return True
@@ -101,11 +101,11 @@ def _lock(fd: int) -> bool:
 
 
 def _unlock(fd: int) -> None:
-    if IS_WINDOWS:
+    if sys.platform == "win32":
         import msvcrt
 
         os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
         return
     import fcntl
 

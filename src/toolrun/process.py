@@ -1,15 +1,15 @@
 """Starting a step's process, reading its output as lines, and ending its whole tree.
 
-POSIX: the process leads a new session, so its process group holds its children; ending it
-signals the group and every descendant psutil can still see. Windows: a new process group,
-CTRL_BREAK first, then psutil ends the tree. The Windows branches stay small; the logic they
-call (``LineSplitter``, ``exit_description``) is plain and tested everywhere.
+Every attempt starts inside a container of its own (``containment.py``: a cgroup on Linux
+where the machine allows one, a Job Object on Windows, else its own session and process
+group), which is how its whole tree is ended on a cancel or a timeout, and how what it left
+running is ended when it exits. The Windows branches stay small; the logic they call
+(``LineSplitter``, ``exit_description``) is plain and tested everywhere.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import os
 import signal
 import subprocess
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import selectors
     from typing import IO, Any
 
-    import psutil
+    from .containment import Box
 
 IS_WINDOWS = sys.platform.startswith("win")
 READ_SIZE = 1024 * 1024
@@ -86,17 +86,21 @@ def exit_description(returncode: int) -> str:
     return f"exit {returncode}"
 
 
-def _popen_options() -> dict[str, Any]:
+def _popen_options(*, pipesize: bool = True) -> dict[str, Any]:
     """The step leads a new session (POSIX) or process group (Windows) of its own: its whole
-    tree can be ended, and a Ctrl-C at the terminal reaches toolrun only."""
+    tree can be ended, and a Ctrl-C at the terminal reaches toolrun only.
+
+    ``pipesize`` is Popen's; event loops that spawn by other means (uvloop) refuse it.
+    """
     options: dict[str, Any] = {
         "stdin": subprocess.DEVNULL,
         "stdout": subprocess.PIPE,
         "stderr": subprocess.PIPE,
-        "pipesize": PIPE_SIZE if sys.platform.startswith("linux") else -1,
     }
-    if IS_WINDOWS:
-        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+    if pipesize:
+        options["pipesize"] = PIPE_SIZE if sys.platform.startswith("linux") else -1
+    if sys.platform == "win32":
+        options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
     else:
         options["start_new_session"] = True
     return options
@@ -124,6 +128,7 @@ class StepProcess:
         encoding: str,
         on_lines: Callable[[str, list[str]], None],
         on_raw: Callable[[str, bytes], None] | None = None,
+        label: str = "step",
     ) -> None:
         self.argv = argv
         self.cwd = cwd
@@ -131,17 +136,35 @@ class StepProcess:
         self.encoding = encoding
         self.on_lines = on_lines
         self.on_raw = on_raw
-        self.process: asyncio.subprocess.Process | None = None
+        self.label = label
+        self.process: asyncio.subprocess.Process | _Child | None = None
+        self.box: Box | None = None
 
     async def start(self) -> None:
         import asyncio
 
+        from .containment import new_box
+
+        self.box = box = new_box(self.label)
         try:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.argv, cwd=self.cwd, env=self.env, limit=READ_SIZE, **_popen_options()
-            )
+            if sys.platform.startswith("linux"):
+                # Spawned here rather than by asyncio: the spawn must happen inside the box
+                # (a cgroup), which asyncio's machinery gives no moment for, and uvloop's
+                # would not take Popen's options. The loop only reads the pipes and the pidfd.
+                with box.spawning():
+                    popen = subprocess.Popen(
+                        self.argv, cwd=self.cwd, env=self.env, **_popen_options()
+                    )
+                self.process = await _Child.attach(popen)
+            else:
+                options = _popen_options(pipesize=is_stdlib_loop(asyncio.get_running_loop()))
+                self.process = await asyncio.create_subprocess_exec(
+                    *self.argv, cwd=self.cwd, env=self.env, limit=READ_SIZE, **options
+                )
         except (OSError, ValueError) as exc:
+            box.close()
             raise _start_error(self.argv[0], exc) from None
+        box.adopt(self.process.pid)
 
     @property
     def pid(self) -> int | None:
@@ -151,38 +174,36 @@ class StepProcess:
         """Read all output and wait for the exit; returns the return code.
 
         When the program exits while children it left behind still hold its output open,
-        they get ``orphan_grace`` seconds to finish, then the tree is ended.
+        they get ``orphan_grace`` seconds to finish, then the tree is ended; what is left
+        running once the output is closed is ended too, so nothing of a step outlives it.
         """
         import asyncio
 
-        process = self.process
+        process, box = self.process, self.box
         assert process is not None and process.stdout is not None and process.stderr is not None
+        assert box is not None
         readers = [
             asyncio.ensure_future(self._read("stdout", process.stdout)),
             asyncio.ensure_future(self._read("stderr", process.stderr)),
         ]
-        # asyncio's wait() returns only once the pipes are closed too, which children that
-        # outlive the program may never do: watch the program's own exit as well.
+        # asyncio's own wait() returns only once the pipes are closed too, which children
+        # that outlive the program may never do: watch the program's exit itself as well.
         finished = asyncio.ensure_future(process.wait())
         try:
-            while not finished.done():
+            while process.returncode is None:
                 await asyncio.wait([finished], timeout=0.1)
-                if not finished.done() and process.returncode is not None:
-                    await asyncio.wait([finished], timeout=orphan_grace)
-                    if not finished.done():
-                        await kill_tree(process.pid, grace=kill_grace)
-                        await asyncio.wait([finished], timeout=kill_grace)
-                    break
-            # Children that closed their output (daemonised helpers) end with the step too,
-            # so nothing of a step outlives it. One cheap check in the usual case.
-            if _group_exists(process.pid):
-                await kill_tree(process.pid, grace=0.5)
-            await asyncio.wait(readers, timeout=kill_grace)
+            _, reading = await asyncio.wait(readers, timeout=orphan_grace)
+            if reading:
+                await self._end(kill_grace)
+                await asyncio.wait(readers, timeout=kill_grace)
+            if not box.is_empty():
+                await self._end(0.5)
+            await asyncio.wait([finished], timeout=kill_grace)
         finally:
             for task in (*readers, finished):
                 task.cancel()
             await asyncio.gather(*readers, finished, return_exceptions=True)
-        assert process.returncode is not None
+            box.close()
         return process.returncode
 
     async def _read(self, stream: str, reader: asyncio.StreamReader) -> None:
@@ -200,9 +221,82 @@ class StepProcess:
         if rest:
             self.on_lines(stream, rest)
 
+    async def _end(self, grace: float, forced: Callable[[], bool] | None = None) -> None:
+        import asyncio
+
+        from .containment import end
+
+        assert self.box is not None
+        await asyncio.to_thread(end, self.box, grace=grace, forced=forced)
+
     async def terminate(self, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
-        if self.process is not None and self.process.returncode is None:
-            await kill_tree(self.process.pid, grace=grace, forced=forced)
+        if self.process is not None and self.box is not None and not self.box.is_empty():
+            await self._end(grace, forced)
+
+
+class _Child:
+    """A process spawned by toolrun itself, followed by the running event loop: its pipes as
+    StreamReaders and its exit through a pidfd (Linux), so no child watcher is involved."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        import asyncio
+
+        self.popen = popen
+        self.pid = popen.pid
+        self.stdout: asyncio.StreamReader | None = None
+        self.stderr: asyncio.StreamReader | None = None
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    @classmethod
+    async def attach(cls, popen: subprocess.Popen[bytes]) -> _Child:
+        import asyncio
+
+        child = cls(popen)
+        loop = asyncio.get_running_loop()
+        try:
+            child.stdout = await _reader(loop, popen.stdout)
+            child.stderr = await _reader(loop, popen.stderr)
+            child._watch_exit(loop)
+        except BaseException:
+            popen.kill()
+            popen.wait()
+            raise
+        return child
+
+    def _watch_exit(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            if sys.platform != "linux":
+                raise OSError("pidfds are Linux's")
+            pidfd = os.pidfd_open(self.pid)
+        except OSError:
+            # No pidfds (an old kernel, a sandbox that refuses them): a thread waits instead.
+            waiting = loop.run_in_executor(None, self.popen.wait)
+            waiting.add_done_callback(lambda done: self._exit(None, loop))
+            return
+        loop.add_reader(pidfd, self._exit, pidfd, loop)
+
+    def _exit(self, pidfd: int | None, loop: asyncio.AbstractEventLoop) -> None:
+        if pidfd is not None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        code = self.popen.wait()  # it has exited: this only reaps it
+        if not self._exited.done():
+            self._exited.set_result(code)
+
+    async def wait(self) -> int:
+        return await self._exited
+
+
+async def _reader(loop: asyncio.AbstractEventLoop, pipe: IO[bytes] | None) -> asyncio.StreamReader:
+    import asyncio
+
+    reader = asyncio.StreamReader(limit=READ_SIZE)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
 
 
 class ThreadedStepProcess:
@@ -227,8 +321,11 @@ class ThreadedStepProcess:
         orphan_grace: float = 1.0,
         kill_grace: float = 5.0,
         use_threads: bool = IS_WINDOWS,
+        label: str = "step",
     ) -> None:
         self.argv = argv
+        self.label = label
+        self.box: Box | None = None
         self.cwd = cwd
         self.env = env
         self.on_lines = on_lines
@@ -246,12 +343,18 @@ class ThreadedStepProcess:
         self._orphans_ended_at: float | None = None
 
     def start(self) -> None:
+        from .containment import new_box
+
+        self.box = new_box(self.label)
         try:
-            self.process = subprocess.Popen(
-                self.argv, cwd=self.cwd, env=self.env, **_popen_options()
-            )
+            with self.box.spawning():
+                self.process = subprocess.Popen(
+                    self.argv, cwd=self.cwd, env=self.env, **_popen_options()
+                )
         except (OSError, ValueError) as exc:
+            self.box.close()
             raise _start_error(self.argv[0], exc) from None
+        self.box.adopt(self.process.pid)
         assert self.process.stdout is not None and self.process.stderr is not None
         pipes = (("stdout", self.process.stdout), ("stderr", self.process.stderr))
         if not self.use_threads:
@@ -295,8 +398,7 @@ class ThreadedStepProcess:
             return
         now = time.monotonic()
         if self._orphans_ended_at is None and now - self._exited_at > self.orphan_grace:
-            assert self.process is not None
-            end_tree(self.process.pid, grace=self.kill_grace)
+            self._end(self.kill_grace)
             self._orphans_ended_at = time.monotonic()
         elif self._orphans_ended_at is not None and now - self._orphans_ended_at > self.kill_grace:
             self._open.clear()
@@ -304,17 +406,25 @@ class ThreadedStepProcess:
     def finish(self) -> int:
         """After ``done``: end what the program left running, so nothing outlives its step."""
         assert self.process is not None and self.returncode is not None
+        assert self.box is not None
         if self._selector is not None:
             for key in list(self._selector.get_map().values()):
                 key.fileobj.close()  # type: ignore[union-attr]  # given up on: see pump
             self._selector.close()
-        if _group_exists(self.process.pid):
-            end_tree(self.process.pid, grace=0.5)
+        if not self.box.is_empty():
+            self._end(0.5)
+        self.box.close()
         return self.returncode
 
     def terminate(self, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
-        if self.process is not None and self.returncode is None:
-            end_tree(self.process.pid, grace=grace, forced=forced)
+        if self.box is not None and not self.box.is_empty():
+            self._end(grace, forced)
+
+    def _end(self, grace: float, forced: Callable[[], bool] | None = None) -> None:
+        from .containment import end
+
+        assert self.box is not None
+        end(self.box, grace=grace, forced=forced)
 
     def _pump_queued(self, timeout: float) -> None:
         import queue
@@ -408,106 +518,26 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
-def end_left_processes(processes: list[tuple[int, float]], *, grace: float = 2.0) -> None:
-    """End the trees of steps whose runner died: where their leader is still the process
-    that was recorded (not a later one with the same number), or, the leader gone, where its
-    process group still exists. POSIX never gives a process the number of a group that still
-    has members, so that group is the step's (on Windows there is none to find)."""
-    for pid, started in processes:
+def end_left_processes(processes: list[tuple[int, float, str | None]]) -> None:
+    """End the trees of attempts whose runner died: their cgroup where they had one;
+    otherwise where their leader is still the process that was recorded (not a later one
+    with the same number), or, the leader gone, where its process group still exists. POSIX
+    never gives a process the number of a group that still has members, so that group is
+    the step's (on Windows there is none to find, and the Job Object ended with toolrun)."""
+    from .containment import GroupBox, end, end_left_cgroup, group_exists
+
+    for pid, started, cgroup in processes:
+        if cgroup:
+            end_left_cgroup(Path(cgroup))
+            continue
         now_started = process_start_time(pid)
-        if now_started == started or (now_started is None and _group_exists(pid)):
-            end_tree(pid, grace=grace)
+        if now_started == started or (now_started is None and group_exists(pid)):
+            box = GroupBox()
+            box.adopt(pid)
+            end(box, grace=2.0)
 
 
-def wait_for_children_with_pidfds() -> None:
-    """Have the running event loop wait for step processes through Linux pidfds.
-
-    Python 3.11's default waits for each child in a thread of its own, started for it; a
-    pidfd lets the loop itself wait. Python 3.12 chooses pidfds by itself where it can.
-    """
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    import asyncio
-
-    try:
-        os.close(os.pidfd_open(os.getpid()))  # a kernel or sandbox may refuse pidfds
-    except OSError:
-        return
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(asyncio.get_running_loop())
-    asyncio.get_event_loop_policy().set_child_watcher(watcher)
-
-
-async def kill_tree(pid: int, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
-    """``end_tree`` without holding up the event loop."""
-    import asyncio
-
-    await asyncio.to_thread(end_tree, pid, grace=grace, forced=forced)
-
-
-def end_tree(pid: int, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
-    """End ``pid`` and all it started: politely, then by force after ``grace`` seconds, or
-    as soon as ``forced()`` says so (a second Ctrl-C)."""
-    import psutil
-
-    members: list[psutil.Process] = []
-    with contextlib.suppress(psutil.NoSuchProcess):
-        leader = psutil.Process(pid)
-        members = [leader, *leader.children(recursive=True)]
-    members.extend(_group_members(pid, members))
-    if not members and not _group_exists(pid):
-        return
-    _signal_all(pid, members, polite=True)
-    alive = members
-    deadline = time.monotonic() + grace
-    while alive and (remaining := deadline - time.monotonic()) > 0:
-        if forced is not None and forced():
-            break
-        _gone, alive = psutil.wait_procs(alive, timeout=min(remaining, 0.1))
-    if alive or _group_exists(pid):
-        _signal_all(pid, alive, polite=False)
-        psutil.wait_procs(alive, timeout=5)
-
-
-def _group_members(pgid: int, known: list[psutil.Process]) -> list[psutil.Process]:
-    """Processes still in the step's process group whose parent already exited (POSIX)."""
-    if IS_WINDOWS:
-        return []
-    import psutil
-
-    known_pids = {p.pid for p in known}
-    members = []
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, OSError):
-            if process.pid not in known_pids and os.getpgid(process.pid) == pgid:
-                members.append(process)
-    return members
-
-
-def _group_exists(pgid: int) -> bool:
-    if IS_WINDOWS:
-        return False
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
-def _signal_all(pgid: int, members: list[psutil.Process], *, polite: bool) -> None:
-    import psutil
-
-    if IS_WINDOWS:
-        for process in members:
-            with contextlib.suppress(psutil.Error):
-                if polite:
-                    process.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-                else:
-                    process.kill()
-        return
-    sig = signal.SIGTERM if polite else signal.SIGKILL
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-    for process in members:
-        with contextlib.suppress(psutil.Error):
-            process.send_signal(sig)
+def is_stdlib_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    """An event loop of the standard library, whose subprocesses are Popen's (not uvloop's,
+    which spawns through libuv and takes fewer options)."""
+    return type(loop).__module__.startswith("asyncio.")

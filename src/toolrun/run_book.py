@@ -277,11 +277,16 @@ class RunBook:
             argv, env, self.workspace, tool.manifest.encoding, output_file, time.monotonic()
         )
 
-    def process_started(self, step: Step, pid: int | None) -> None:
-        """Recorded so that, should this toolrun die, the next one can end the process."""
+    def attempt_label(self, step: Step, attempt: int) -> str:
+        """How the system names an attempt's container (a cgroup's folder)."""
+        return f"{self.run_id}-{step.id}-{attempt}"
+
+    def process_started(self, step: Step, pid: int | None, box: str | None = None) -> None:
+        """Recorded so that, should this toolrun die, the next one can end the process (and
+        everything in its cgroup, ``box``)."""
         if pid is not None:
             started = process_start_time(pid)
-            self.store.update_step(self.run_id, step.id, pid=pid, pid_started=started)
+            self.store.update_step(self.run_id, step.id, pid=pid, pid_started=started, cgroup=box)
 
     def stopped(self, step: Step, *, by_cancel: bool) -> tuple[str, str]:
         """Status and error of an attempt ended early: by a cancel or by the step's timeout."""
@@ -299,8 +304,11 @@ class RunBook:
         returncode: int,
         stopped: tuple[str, str] | None,
     ) -> Outcome:
+        exit_code: int | None = returncode
         if stopped is not None:
+            # Ended by toolrun: what the tool exited with says nothing of the tool.
             status, error = stopped
+            exit_code = None
         elif returncode == 0:
             status, error = "succeeded", None
         else:
@@ -313,12 +321,12 @@ class RunBook:
             step.id,
             attempt,
             status=status,
-            exit_code=returncode,
+            exit_code=exit_code,
             error=error,
             duration=round(time.monotonic() - launch.started, 3),
             outputs=outputs,
         )
-        return status, returncode, error, outputs
+        return status, exit_code, error, outputs
 
     def start_failed(
         self, step: Step, attempt: int, argv: list[str], error: str, *, emitted: bool = False

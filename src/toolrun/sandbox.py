@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 
 from .errors import UsageError
+from .records import record
 
 # Passed through from toolrun's own environment: what programs need to find things and to
 # speak the user's language on every OS, nothing that changes how they load code.
@@ -112,36 +113,126 @@ def step_env(*layers: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def check_remote_env(names: Iterable[str]) -> None:
-    """Refuse env names a remote caller may not set (UsageError naming them)."""
-    bad = []
-    for name in names:
+def env_pattern_problem(pattern: str) -> str | None:
+    """What is wrong with an ``accept_env`` entry (``NAME`` or ``PREFIX_*``), or None."""
+    body = pattern[:-1] if pattern.endswith("*") else pattern
+    if not body or not _NAME_RE.match(body):
+        return f"{pattern!r} is neither a variable name nor a PREFIX_* pattern"
+    return None
+
+
+def env_accepted(name: str, patterns: Iterable[str]) -> bool:
+    """Whether ``accept_env`` patterns admit ``name`` (compared ignoring case, as Windows
+    does; on POSIX that admits no name the pattern's author did not mean)."""
+    upper = name.upper()
+    for pattern in patterns:
+        pattern = pattern.upper()
+        if upper == pattern or (pattern.endswith("*") and upper.startswith(pattern[:-1])):
+            return True
+    return False
+
+
+@record(frozen=True)
+class AcceptedEnv:
+    """Who accepts which env names from remote callers: the daemon's config and the
+    toolchain for every step, each tool's manifest for its own steps."""
+
+    config: tuple[str, ...] = ()
+    toolchain: tuple[str, ...] = ()
+    toolchain_name: str = ""
+    tools: tuple[tuple[str, tuple[str, ...]], ...] = ()  # ("uexp 0.1.0", its accept_env)
+
+    def refusal(self, name: str) -> str | None:
+        """Why a remote caller may not set ``name``, or None when it may."""
         upper = name.upper()
         if not _NAME_RE.match(name):
-            bad.append(f"{name!r} is not a valid variable name")
-        elif upper in FORBIDDEN_REMOTE or upper.startswith(FORBIDDEN_REMOTE_PREFIXES):
-            bad.append(f"{name!r} may not be set by a remote caller")
-    if bad:
-        raise UsageError("env: " + "; ".join(bad))
+            return f"{name!r} is not a valid variable name"
+        if upper in FORBIDDEN_REMOTE or upper.startswith(FORBIDDEN_REMOTE_PREFIXES):
+            return f"{name!r} may never be set by a remote caller"
+        if env_accepted(name, self.config) or env_accepted(name, self.toolchain):
+            return None
+        refusing = [tool for tool, patterns in self.tools if not env_accepted(name, patterns)]
+        if self.tools and not refusing:
+            return None
+        places = [f"the daemon's config.toml (toolrun config set accept_env {name})"]
+        if self.toolchain_name:
+            places.insert(0, f"the toolchain {self.toolchain_name!r} (accept_env: [{name}])")
+        places.insert(0, "tool.toml of " + ", ".join(refusing or ["the tool"]))
+        return (
+            f"{name!r} is not accepted from remote callers; accept it with accept_env in "
+            + ", or in ".join(places)
+        )
+
+
+def check_remote_env(names: Iterable[str], accepted: AcceptedEnv) -> None:
+    """Refuse env names a remote caller may not set (UsageError naming the first)."""
+    for name in names:
+        why = accepted.refusal(name)
+        if why is not None:
+            raise UsageError(f"env: {why}", field=f"env.{name}")
+
+
+_SEPARATORS = re.compile(r"[=,;]")  # --out=x, a,b, a;b
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_LONG_OPTION = re.compile(r"^--?[A-Za-z0-9][A-Za-z0-9_-]*:")  # --meta:/x, -o:/x
+_SHORT_OPTION = re.compile(r"^-[A-Za-z0-9]")  # -o/x, -I../x
+
+
+def path_pieces(arg: str) -> list[str]:
+    """The parts of an argument that a tool may take for a path: the argument itself, what
+    follows ``=``, ``,`` and ``;``, an option's value glued to its name (``-o/x``,
+    ``--meta:/x``), a response file (``@/x``), a ``file:`` URL's path, and each entry of a
+    ``:``-separated list. Other URLs (``https://...``) name no local path."""
+    pieces: list[str] = []
+    for part in _SEPARATORS.split(arg):
+        _add_pieces(part, pieces)
+    return pieces
+
+
+def _add_pieces(text: str, pieces: list[str]) -> None:
+    text = text.lstrip("@")
+    scheme = _SCHEME.match(text)
+    is_file = scheme is not None and scheme[1].lower() == "file"
+    # C:\x is a drive, not a scheme; key:value is neither.
+    if scheme and len(scheme[1]) > 1 and (is_file or text[scheme.end() :].startswith("//")):
+        if not is_file:
+            return  # https://host/x: another machine's path
+        path = text[scheme.end() :]
+        if path.startswith("//"):
+            path = "/" + path[2:].partition("/")[2]  # file://host/path
+        pieces.append(path or "/")
+        return
+    option = _LONG_OPTION.match(text) or (
+        _SHORT_OPTION.match(text) if not text.startswith("--") else None
+    )
+    if option:
+        _add_pieces(text[option.end() :].lstrip(":"), pieces)
+        return
+    if re.match(r"^[A-Za-z]:", text):
+        pieces.append(text)  # a drive letter: absolute (or drive-relative) on Windows
+        return
+    pieces.extend(text.split(":") if ":" in text else [text])
 
 
 def check_relative_arg(arg: str) -> None:
-    """Refuse an argument that names an absolute path or climbs out of the workspace with ``..``.
+    """Refuse an argument that names an absolute path or climbs out of the workspace with
+    ``..``, in any of its ``path_pieces``.
 
     The seed's rule for remote runs: "use ``.``, not absolute paths". Both POSIX and Windows
     forms are checked whatever the OS, since the caller's and the worker's may differ.
     """
-    candidates = [arg]
-    if "=" in arg:
-        candidates.append(arg.split("=", 1)[1])  # --out=/etc/x
-    for text in candidates:
+    for text in path_pieces(arg):
         posix = PurePosixPath(text)
         windows = PureWindowsPath(text)
-        if posix.is_absolute() or windows.is_absolute() or windows.drive or text.startswith("\\"):
-            raise UsageError(f"argument {arg!r} is an absolute path; use paths relative to '.'")
-        parts = text.replace("\\", "/").split("/")
+        if (
+            posix.is_absolute()
+            or windows.is_absolute()
+            or windows.drive
+            or text.startswith(("\\", "~"))
+        ):
+            raise UsageError(f"argument {arg!r} names an absolute path; use paths relative to '.'")
         depth = 0
-        for part in parts:
+        for part in text.replace("\\", "/").split("/"):
             if part == "..":
                 depth -= 1
                 if depth < 0:

@@ -85,6 +85,7 @@ CREATE TABLE IF NOT EXISTS steps (
     allowed_failure INTEGER NOT NULL DEFAULT 0,
     pid INTEGER,  -- the running attempt's process, and when it started (process_start_time)
     pid_started REAL,
+    cgroup TEXT,  -- the running attempt's cgroup, where it has one
     PRIMARY KEY (run_id, step_id)
 );
 """
@@ -518,19 +519,19 @@ class Store:
                 )
         return dead
 
-    def processes_left(self, run_ids: list[str]) -> list[tuple[int, float]]:
-        """The processes of steps cut short in these runs (pid, start time): after their
-        runner died, nothing else will end them."""
+    def processes_left(self, run_ids: list[str]) -> list[tuple[int, float, str | None]]:
+        """The processes of steps cut short in these runs (pid, start time, cgroup): after
+        their runner died, nothing else will end them."""
         if not run_ids:
             return []
         marks = ", ".join("?" * len(run_ids))
         with self.connect() as db:
             rows = db.execute(
-                f"SELECT pid, pid_started FROM steps WHERE run_id IN ({marks})"
+                f"SELECT pid, pid_started, cgroup FROM steps WHERE run_id IN ({marks})"
                 " AND status = 'cancelled' AND pid IS NOT NULL AND pid_started IS NOT NULL",
                 run_ids,
             ).fetchall()
-        return [(row[0], row[1]) for row in rows]
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def delete_run(self, run_id: str) -> None:
         run = self.require_run(run_id)
@@ -610,19 +611,22 @@ class Store:
         return total
 
 
-def _add_process_columns(db: sqlite3.Connection) -> None:
-    """Stores made before steps recorded their process get the two columns, once."""
+_LATER_COLUMNS = (("pid", "INTEGER"), ("pid_started", "REAL"), ("cgroup", "TEXT"))
 
-    def missing() -> bool:
-        return "pid" not in {row[1] for row in db.execute("PRAGMA table_info(steps)")}
+
+def _add_process_columns(db: sqlite3.Connection) -> None:
+    """Stores made before steps recorded their process get those columns, once."""
+
+    def missing() -> list[tuple[str, str]]:
+        have = {row[1] for row in db.execute("PRAGMA table_info(steps)")}
+        return [(name, kind) for name, kind in _LATER_COLUMNS if name not in have]
 
     if not missing():
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        if missing():  # another process may have added them while this one waited
-            db.execute("ALTER TABLE steps ADD COLUMN pid INTEGER")
-            db.execute("ALTER TABLE steps ADD COLUMN pid_started REAL")
+        for name, kind in missing():  # another process may have added some while we waited
+            db.execute(f"ALTER TABLE steps ADD COLUMN {name} {kind}")
     except BaseException:
         db.execute("ROLLBACK")
         raise
@@ -747,8 +751,8 @@ def delete_in_background(folder: Path) -> None:
 
     code = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
     options: dict[str, Any] = {}
-    if sys.platform.startswith("win"):
-        options["creationflags"] = subprocess.DETACHED_PROCESS  # type: ignore[attr-defined]
+    if sys.platform == "win32":
+        options["creationflags"] = subprocess.DETACHED_PROCESS
     else:
         options["start_new_session"] = True
     subprocess.Popen(

@@ -94,6 +94,7 @@ class ThreadedExecution(RunBook):
             encoding=launch.encoding,
             on_lines=lambda stream, lines: self.output(step.id, attempt, stream, lines),
             on_raw=self.handle.on_raw,
+            label=self.attempt_label(step, attempt),
             orphan_grace=self.settings.orphan_grace,
             kill_grace=self.settings.kill_grace,
         )
@@ -103,7 +104,7 @@ class ThreadedExecution(RunBook):
             return self.start_failed(
                 step, attempt, launch.argv, f"cannot start {exc}", emitted=True
             )
-        self.process_started(step, process.pid)
+        self.process_started(step, process.pid, process.box.ref if process.box else None)
         step_deadline = launch.started + step.timeout if step.timeout else None
         stopped = None
         try:

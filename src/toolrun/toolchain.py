@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 PARAM_TYPES = ("string", "boolean", "integer", "number")
+ADHOC_MARK = "# toolrun exec "  # the first line of a one-tool run's toolchain text
 _DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -111,6 +112,12 @@ class Toolchain:
     env: dict[str, Template] = field(default_factory=dict)
     timeout: float | None = None
     max_parallel: int = 4
+    accept_env: tuple[str, ...] = ()  # env names remote callers may set (NAME, PREFIX_*)
+
+    @property
+    def is_adhoc(self) -> bool:
+        """One tool run by itself (``toolrun exec``, ``/cmd``), not a toolchain file."""
+        return self.text.startswith(ADHOC_MARK)
 
     @property
     def sha256(self) -> str:

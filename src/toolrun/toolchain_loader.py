@@ -23,6 +23,7 @@ from .expressions import (
 from .manifest import PLATFORMS
 from .plan import find_cycle
 from .records import replace
+from .sandbox import env_pattern_problem
 from .toolchain import (
     PARAM_TYPES,
     ParamSpec,
@@ -39,7 +40,15 @@ from .toolchain import (
 from .versions import is_tool_name, parse_spec
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_TOP_KEYS = ("description", "params", "env", "timeout", "max_parallel", "toolchain")
+_TOP_KEYS = (
+    "description",
+    "params",
+    "env",
+    "accept_env",
+    "timeout",
+    "max_parallel",
+    "toolchain",
+)
 _STEP_KEYS = (
     "cmd",
     "version",
@@ -138,6 +147,7 @@ class _Checker:
                 self.problem(value_node, "max_parallel must be a whole number of 1 or more")
             else:
                 max_parallel = value
+        accept_env = self.env_patterns(top.get("accept_env"))
         if "toolchain" not in top:
             self.problem(node, "missing 'toolchain:', the list of steps")
             return None
@@ -152,9 +162,28 @@ class _Checker:
             env=env,
             timeout=timeout,
             max_parallel=max_parallel,
+            accept_env=accept_env,
         )
         self.check_references(toolchain, top["toolchain"][1])
         return toolchain
+
+    def env_patterns(self, item: tuple[yaml.Node, yaml.Node] | None) -> tuple[str, ...]:
+        """``accept_env``: the env names remote callers may set (NAME or PREFIX_*)."""
+        if item is None:
+            return ()
+        node = item[1]
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, "accept_env must be a list of names: [NAME, PREFIX_*]")
+            return ()
+        patterns = []
+        for entry in node.value:
+            value = self.value(entry)
+            why = env_pattern_problem(value) if isinstance(value, str) else "not a string"
+            if why:
+                self.problem(entry, f"accept_env: {why}")
+            else:
+                patterns.append(value)
+        return tuple(patterns)
 
     def string(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> str | None:
         if item is None:

@@ -19,6 +19,8 @@ probe cwd                     print the working directory
 probe write NAME TEXT         write TEXT to the file NAME (relative to the working directory)
 probe read NAME               print the file NAME
 probe drip N SECONDS          print N numbered lines, SECONDS apart
+probe daemonize PIDFILE [S]   start a daemon (double fork, setsid, stdio closed) that sleeps;
+                              write its pid; then sleep S seconds (default 0) and exit 0
 """
 
 import os
@@ -143,6 +145,22 @@ def main(argv: list[str]) -> int:
         for index in range(int(args[0])):
             print(f"drip {index}", flush=True)
             time.sleep(float(args[1]))
+    elif mode == "daemonize":
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                with open(args[0] + ".tmp", "w") as file:
+                    file.write(f"{os.getpid()}\n")
+                os.replace(args[0] + ".tmp", args[0])
+                time.sleep(600)
+            os._exit(0)
+        while not os.path.exists(args[0]):
+            time.sleep(0.01)
+        print("daemon started", flush=True)
+        time.sleep(float(args[1]) if len(args) > 1 else 0)
     elif mode == "read":
         with open(args[0], encoding="utf-8") as file:
             print(file.read(), flush=True)

@@ -528,6 +528,18 @@ def daemon(
     log_file: Annotated[
         Path | None, typer.Option("--log-file", help="Also append the JSON log lines here.")
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            help="Answer requests sent to this name too (beside loopback and the --host "
+            "address; .example.com: a whole domain; repeat the option).",
+        ),
+    ] = None,
+    loop: Annotated[
+        str,
+        typer.Option("--loop", help="Event loop: auto (uvloop if installed), asyncio or uvloop."),
+    ] = "auto",
     offline: Offline = False,
 ) -> None:
     """Serve runs over HTTP until SIGTERM or Ctrl+C (runs going are given --grace to end)."""
@@ -543,6 +555,8 @@ def daemon(
         tls_cert=tls_cert,
         tls_key=tls_key,
         log_file=log_file,
+        allow_hosts=tuple(allow_host or ()),
+        loop=loop,
         offline=offline,
     )
 

@@ -40,6 +40,8 @@ def unset(ctx: Context, key: str) -> None:
 
 
 def _show(value: object) -> str:
+    if isinstance(value, tuple | list):
+        return ", ".join(map(_show, value)) or "(none)"
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and value.is_integer():

@@ -112,6 +112,7 @@ class Context:
             output_cap=int(config.get("output_cap")),
             log_format=str(config.get("log_format")),
             kill_grace=float(config.get("kill_grace")),
+            accept_env=tuple(config.get("accept_env")),
         )
         return Engine(self.store, self.resolver, settings)
 

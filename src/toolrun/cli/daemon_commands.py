@@ -24,7 +24,10 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     log_file: Path | None,
+    allow_hosts: tuple[str, ...] = (),
+    loop: str = "auto",
 ) -> None:
+    from ..config import SETTINGS
     from ..daemon.core import DaemonSettings
     from ..daemon.server import serve as run_server
 
@@ -34,6 +37,10 @@ def serve(
         raise UsageError(f"--grace must be {exc}, not {grace!r}") from None
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, not {port}")
+    try:
+        SETTINGS["allow_hosts"].parse(list(allow_hosts))
+    except ValueError as exc:
+        raise UsageError(f"--allow-host must be {exc}") from None
     settings = DaemonSettings(
         host=host,
         port=port,
@@ -43,6 +50,8 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         log_file=log_file,
+        allow_hosts=allow_hosts,
+        loop=loop,
     )
     run_server(ctx, settings)
 

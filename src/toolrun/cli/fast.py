@@ -52,6 +52,12 @@ def _exec(args: list[str]) -> tuple[Command, bool] | None:
         rest = rest[1:]
     elif any(arg.startswith("-") for arg in rest):
         return None  # what an option before "--" means is typer's call
+    import os
+
+    if not os.environ.get("TOOLRUN_REMOTE"):
+        from ..containment import get_ready
+
+        get_ready()  # making the tool's cgroup takes the kernel a while: start it now
     from . import run_commands
 
     return (lambda ctx: run_commands.exec_(ctx, spec, rest)), offline

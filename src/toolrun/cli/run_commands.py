@@ -89,6 +89,9 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = Non
 
         remote_run.exec_(ctx, spec, args, timeout=_timeout(timeout))
         return
+    from ..containment import get_ready
+
+    get_ready()  # the slow part of making the tool's cgroup, while the run is recorded
     toolchain = exec_toolchain(spec, args)
     options = RunOptions(timeout=_timeout(timeout), requester=_user())
     handle = ctx.engine.prepare(toolchain, {}, options)

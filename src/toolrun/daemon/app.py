@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import ToolrunError
 from . import api, seed
 from .core import Daemon, HttpError, http_error_for
+from .origin import ServedHosts, refusal
 
 
 def create_app(daemon: Daemon) -> Starlette:
@@ -62,7 +63,7 @@ def create_app(daemon: Daemon) -> Starlette:
     # /api/v1/runs/ is not /api/v1/runs: a 404, not a redirect whose Location the Host header
     # would choose.
     app.router.redirect_slashes = False
-    app.add_middleware(RequestGuard)
+    app.add_middleware(RequestGuard, hosts=daemon.hosts)
     app.add_middleware(RequestLog, daemon=daemon)
     return app
 
@@ -98,25 +99,37 @@ def _streams_or_runs(path: str) -> bool:
 class RequestGuard:
     """Refuses what no endpoint should see, before any endpoint does.
 
+    - A request sent to a name the daemon does not serve (DNS rebinding), or coming from
+      another site through a browser (see ``origin.py``).
     - HEAD where GET starts a run or streams until a run ends: Starlette answers HEAD like
       GET, so a link checker would have started tools.
     - A body framed twice (Content-Length and Transfer-Encoding): a proxy in front may read
       it one way and uvicorn the other, which is how requests get smuggled.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hosts: ServedHosts) -> None:
         self.app = app
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            refusal = self.refusal(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send)
+            answer = self.refusal(scope)
+            if answer is not None:
+                await answer(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    @staticmethod
-    def refusal(scope: Scope) -> Response | None:
+    def refusal(self, scope: Scope) -> Response | None:
+        wanted = {b"host", b"origin", b"sec-fetch-site"}
+        headers = {
+            name.lower().decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name.lower() in wanted
+        }
+        refused = refusal(scope["path"], scope["scheme"], headers, self.hosts)
+        if refused is not None:
+            code, message = refused
+            return HttpError(403, code, message).response()
         if scope["method"] == "HEAD" and _streams_or_runs(scope["path"]):
             return JSONResponse(
                 {"error": "method_not_allowed", "message": f"HEAD {scope['path']}: use GET"},

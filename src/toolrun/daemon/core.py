@@ -31,6 +31,7 @@ from ..versions import is_tool_name
 from .auth import Caller, TokenBook
 from .journal import Journal
 from .metrics import Metrics
+from .origin import WILDCARDS, ServedHosts, machine_names, normal_host, served_hosts
 from .requests import BadRequest, RunRequest
 from .runs import QueueFull, RunManager, ShuttingDown, Transition
 
@@ -50,6 +51,8 @@ class DaemonSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     log_file: Path | None = None
+    allow_hosts: tuple[str, ...] = ()  # --allow-host, beside allow_hosts in config.toml
+    loop: str = "auto"  # uvicorn's: uvloop where it is installed, else asyncio's own
 
 
 class HttpError(Exception):
@@ -122,6 +125,7 @@ class Daemon:
             ctx.engine, max_parallel=settings.max_parallel, queue=settings.queue
         )
         self.tokens = TokenBook(ctx.config.tokens)
+        self.hosts = daemon_hosts(settings, ctx.config.get("allow_hosts"))
         self.metrics = Metrics()
         self.journal = journal or Journal(settings.log_file)
         self.watchers: set[asyncio.Queue[Transition | None]] = set()
@@ -260,6 +264,16 @@ class Daemon:
             "running": len(self.manager.running),
             "queued": self.manager.queued,
         }
+
+
+def daemon_hosts(settings: DaemonSettings, configured: tuple[str, ...]) -> ServedHosts:
+    """The names this daemon answers to: see ``origin.py``."""
+    wildcard = normal_host(settings.host) in WILDCARDS
+    return served_hosts(
+        settings.host,
+        (*settings.allow_hosts, *configured),
+        machine_names() if wildcard else (),
+    )
 
 
 def is_loopback(host: str) -> bool:

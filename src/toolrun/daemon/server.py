@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from ..errors import ToolrunError, UsageError
-from ..process import wait_for_children_with_pidfds
 from .app import create_app
 from .core import Daemon, DaemonSettings, is_loopback
 from .journal import Journal, JournalHandler
@@ -37,7 +36,6 @@ class DaemonServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
-        wait_for_children_with_pidfds()
         await super().startup(sockets)
         # What start-up built lives as long as the daemon: frozen, the collector's full passes
         # no longer walk it.
@@ -62,6 +60,9 @@ class DaemonServer(uvicorn.Server):
         self.should_exit = True
 
 
+LOOPS = ("auto", "asyncio", "uvloop")
+
+
 def check_settings(settings: DaemonSettings, token_count: int) -> None:
     if not is_loopback(settings.host) and token_count == 0:
         raise UsageError(
@@ -74,6 +75,14 @@ def check_settings(settings: DaemonSettings, token_count: int) -> None:
     for path in (settings.tls_cert, settings.tls_key):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such file")
+    if settings.loop not in LOOPS:
+        raise UsageError(f"--loop must be one of {', '.join(LOOPS)}, not {settings.loop!r}")
+    if settings.loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            message = "--loop uvloop: uvloop is not installed (pip install uvloop)"
+            raise UsageError(message) from None
     if settings.max_parallel < 1 or settings.queue < 0:
         raise UsageError("--max-parallel must be at least 1 and --queue at least 0")
 
@@ -116,6 +125,7 @@ def serve(ctx: Context, settings: DaemonSettings) -> None:
         server_header=False,
         timeout_graceful_shutdown=3,
         lifespan="on",
+        loop=settings.loop,
     )
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.tls_cert else "http"
