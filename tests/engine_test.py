@@ -312,7 +312,11 @@ def test_a_killed_runner_leaves_an_interrupted_run_with_its_events(
     assert any(e["kind"] == "output" and e["lines"] == ["tree started"] for e in stored)
     run = only_run(toolrun)  # any toolrun start marks it, and ends what its step left running
     assert run["status"] == "interrupted"
-    assert events_of(toolrun_home, run_id) == stored
+    # The log is kept as it was, and closed with the run_finished its toolrun never wrote.
+    *kept, final = events_of(toolrun_home, run_id)
+    assert kept == stored
+    assert final["kind"] == "run_finished" and final["status"] == "interrupted"
+    assert final["seq"] == stored[-1]["seq"] + 1
     tree_is_gone(pid_file)
 
 

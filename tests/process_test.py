@@ -55,7 +55,7 @@ def test_an_argument_with_a_nul_byte_is_a_start_error_not_a_crash(tmp_path) -> N
         encoding="utf-8",
         on_lines=lambda stream, lines: None,
     )
-    with pytest.raises(StartError, match="cannot start"):
+    with pytest.raises(StartError, match="null byte"):
         asyncio.run(process.start())
 
 

@@ -55,7 +55,7 @@ def test_run_prints_the_steps_and_exits_as_a_local_run_would(remote) -> None:  #
 def test_bad_input_keeps_local_exit_codes(remote) -> None:  # type: ignore[no-untyped-def]
     unknown_param = remote("run", "two", "colour=red")
     assert unknown_param.returncode == 2 and "colour" in unknown_param.stderr
-    assert remote("run", "nope").returncode == 2  # an unknown toolchain is a bad request
+    assert remote("run", "nope").returncode == 4  # an unknown toolchain: as the local command
     missing = remote("show", "20990101000000-1")
     assert missing.returncode == 4 and "no run" in missing.stderr
     assert remote("show", "../etc").returncode == 4  # never a path on the daemon

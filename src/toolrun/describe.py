@@ -65,3 +65,50 @@ def display_lines(event: Event, *, prefix: bool) -> list[str]:
         return [lead + line for line in event.lines]
     text = describe_event(event)
     return [text] if text else []
+
+
+class EndingNote:
+    """What toolrun itself knows went wrong in a run, as the last line of a plain log
+    (``toolrun: ...``): a tool that could not start, a timeout, a cancel, the output cap,
+    a full disk, a runner that died. A tool's own failure is for the tool to say: its exit
+    code goes in the status, not in a line of its output."""
+
+    def __init__(self, *, steps: bool = False) -> None:
+        self.steps = steps  # name the step in each note (a run of several)
+        self.notes: list[str] = []
+        self.status: str | None = None
+        self.exit_code: int | None = None  # the run's
+        self.tool_exit_code: int | None = None  # the last step attempt's, when it had one
+
+    def see(self, event: Event) -> str | None:
+        """Take in an event; at ``run_finished``, the last line to write (or None)."""
+        data = event.data
+        if event.kind == ev.STEP_FINISHED:
+            self.tool_exit_code = data.get("exit_code")
+            error = str(data.get("error") or "")
+            # A run's own timeout is said by its message, with its length.
+            if error == "run timed out":
+                pass
+            elif data.get("status") == "timed_out" or error.startswith("cannot start"):
+                where = f"step {event.step}: " if self.steps and event.step else ""
+                self._note(where + error)
+        elif event.kind == ev.OUTPUT_TRUNCATED or (
+            event.kind == ev.MESSAGE and data.get("level") == "error"
+        ):
+            self._note(str(data.get("text", "")))
+        elif event.kind == ev.RUN_FINISHED:
+            self.status = str(data.get("status", "failed"))
+            code = data.get("exit_code")
+            self.exit_code = code if isinstance(code, int) else None
+            if self.status == "interrupted":
+                why = str(data.get("error") or "the toolrun process running it ended")
+                return f"toolrun: run interrupted: {'; '.join([*self.notes, why])}"
+            if self.status == "cancelled" and not self.notes:
+                return "toolrun: run cancelled"
+            if self.notes:
+                return f"toolrun: {'; '.join(self.notes)} (run {self.status})"
+        return None
+
+    def _note(self, text: str) -> None:
+        if text and text not in self.notes:
+            self.notes.append(text)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 
 from .digests import sha256_hex
-from .errors import StorageError, ToolrunError, UsageError
+from .errors import NotFoundError, StorageError, ToolrunError, UsageError
 from .events import EventLog, RunChannel
 from .expressions import Context
 from .installer import InstalledTool
@@ -165,6 +165,11 @@ class Engine:
                 first_error = type(exc) if not problems else first_error
                 problems.append(f"step {step.id!r} ({step.spec_text}): {exc.message}")
                 continue
+            missing = missing_program(tool, step, toolchain, platform)
+            if missing is not None:
+                first_error = NotFoundError if not problems else first_error
+                problems.append(f"step {step.id!r} ({step.spec_text}): {missing}")
+                continue
             if options.remote:
                 for arg in step.args:
                     if arg.is_plain:
@@ -244,6 +249,23 @@ class Engine:
         from .threaded_run import ThreadedExecution
 
         return ThreadedExecution(self, handle).run()
+
+
+def missing_program(
+    tool: InstalledTool, step: Step, toolchain: Toolchain, platform: str
+) -> str | None:
+    """Why a system tool's program cannot be started here (not on PATH), known before any
+    step runs; None when it can, or when PATH is the toolchain's to decide at run time."""
+    if not tool.manifest.is_system or "PATH" in step.env or "PATH" in toolchain.env:
+        return None
+    import os
+    import shutil
+
+    program = tool.manifest.command_for(platform, tool_dir=tool.path, python=sys.executable)[0]
+    path = tool.manifest.env_for(platform).get("PATH", os.environ.get("PATH", os.defpath))
+    if shutil.which(program, path=path) is not None:
+        return None
+    return f"{program}: not found on PATH (the system tool {tool.name} {tool.version} wraps it)"
 
 
 def can_execute_here(handle: RunHandle) -> bool:

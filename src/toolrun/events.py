@@ -32,6 +32,16 @@ STEP_FINISHED = "step_finished"
 STEP_SKIPPED = "step_skipped"
 MESSAGE = "message"
 RUN_FINISHED = "run_finished"
+KINDS = (
+    RUN_STARTED,
+    STEP_STARTED,
+    OUTPUT,
+    OUTPUT_TRUNCATED,
+    STEP_FINISHED,
+    STEP_SKIPPED,
+    MESSAGE,
+    RUN_FINISHED,
+)
 
 FLUSH_BYTES = 256 * 1024
 BIG_BATCH = 32  # output events with more lines than this are encoded with orjson
@@ -129,8 +139,15 @@ class EventLog:
             self._fd = -1
 
 
-def read_events(path: Path, *, after: int = 0, damaged: list[int] | None = None) -> Iterator[Event]:
-    """Stored events with ``seq > after``; a torn last line (a killed writer) is left out.
+def read_events(
+    path: Path,
+    *,
+    after: int = 0,
+    damaged: list[int] | None = None,
+    torn: list[int] | None = None,
+) -> Iterator[Event]:
+    """Stored events with ``seq > after``; a torn last line (a killed writer) is left out, and
+    the byte where it starts added to ``torn`` when given.
 
     A line that is not an event (the NUL bytes a power cut leaves, an edit by hand) is
     skipped, and its number added to ``damaged`` when given, so one bad line never costs the
@@ -141,15 +158,65 @@ def read_events(path: Path, *, after: int = 0, damaged: list[int] | None = None)
     except FileNotFoundError:
         return
     with file:
+        offset = 0
         for number, line in enumerate(file, 1):
             if not line.endswith(b"\n"):
+                if torn is not None:
+                    torn.append(offset)
                 break
+            offset += len(line)
             event = stored_event(line)
             if event is None:
                 if damaged is not None:
                     damaged.append(number)
             elif event.seq > after:
                 yield event
+
+
+TAIL_BLOCK = 64 * 1024
+
+
+def last_event(path: Path) -> Event | None:
+    """The log's last complete event, read from its end (logs run to gigabytes)."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with file:
+        end = file.seek(0, os.SEEK_END)
+        tail = b""
+        while end > 0:
+            start = max(0, end - TAIL_BLOCK)
+            file.seek(start)
+            tail = file.read(end - start) + tail
+            end = start
+            lines = tail.split(b"\n")
+            # The first piece may be cut by the block's start, the last by a torn write.
+            for line in reversed(lines[1:-1] if end > 0 else lines[:-1]):
+                event = stored_event(line)
+                if event is not None:
+                    return event
+            tail = lines[0] if end > 0 else b""
+    return None
+
+
+def append_final(path: Path, kind: str, **data: Any) -> Event | None:
+    """Close the log of a run whose writer is gone with one more event (``run_finished``),
+    numbered after the last. A torn last line is ended first, so it stays a line of its own
+    (reported as damaged) rather than swallowing this one. None if the log cannot be written."""
+    last = last_event(path)
+    event = Event((last.seq if last else 0) + 1, time.time(), kind, data=data)
+    try:
+        with path.open("ab") as file:
+            if file.tell() > 0:
+                with path.open("rb") as reading:
+                    reading.seek(-1, os.SEEK_END)
+                    if reading.read(1) != b"\n":
+                        file.write(b"\n")
+            file.write(event.to_bytes() + b"\n")
+    except OSError:
+        return None
+    return event
 
 
 def stored_event(line: bytes) -> Event | None:

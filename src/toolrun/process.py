@@ -112,8 +112,8 @@ def _start_error(argv0: str, exc: Exception) -> StartError:
     if isinstance(exc, PermissionError):
         return StartError(f"{argv0}: not executable (permission denied)")
     if isinstance(exc, OSError):
-        return StartError(f"{argv0}: cannot start: {exc.strerror or exc}")
-    return StartError(f"{argv0}: cannot start: {exc}")  # a NUL byte in an argument, for one
+        return StartError(f"{argv0}: {exc.strerror or exc}")
+    return StartError(f"{argv0}: {exc}")  # a NUL byte in an argument, for one
 
 
 class StepProcess:

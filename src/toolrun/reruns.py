@@ -15,6 +15,10 @@ from .store import Store
 from .toolchain import Toolchain, find_toolchain, parse_toolchain
 
 
+class NothingToRerun(UsageError):
+    """``--from-failed`` of a run that did not fail (409 over HTTP)."""
+
+
 def plan_rerun(
     store: Store, run_id: str, *, from_failed: bool, toolchain_dirs: list[Path]
 ) -> tuple[Toolchain, dict[str, Any], RunOptions]:
@@ -35,7 +39,7 @@ def plan_rerun(
     if from_failed:
         carried = {s.step_id: s for s in steps if s.status == "succeeded"}
         if len(carried) == len(steps):
-            raise UsageError(f"every step of run {run_id} succeeded; nothing to run again")
+            raise NothingToRerun(f"every step of run {run_id} succeeded; nothing to run again")
     options = RunOptions(
         pinned=pinned,
         carried=carried,

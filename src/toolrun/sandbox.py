@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import PurePosixPath, PureWindowsPath
 
 from .errors import UsageError
 from .records import record
@@ -172,70 +171,37 @@ def check_remote_env(names: Iterable[str], accepted: AcceptedEnv) -> None:
             raise UsageError(f"env: {why}", field=f"env.{name}")
 
 
-_SEPARATORS = re.compile(r"[=,;]")  # --out=x, a,b, a;b
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_LONG_OPTION = re.compile(r"^--?[A-Za-z0-9][A-Za-z0-9_-]*:")  # --meta:/x, -o:/x
-_SHORT_OPTION = re.compile(r"^-[A-Za-z0-9]")  # -o/x, -I../x
-
-
-def path_pieces(arg: str) -> list[str]:
-    """The parts of an argument that a tool may take for a path: the argument itself, what
-    follows ``=``, ``,`` and ``;``, an option's value glued to its name (``-o/x``,
-    ``--meta:/x``), a response file (``@/x``), a ``file:`` URL's path, and each entry of a
-    ``:``-separated list. Other URLs (``https://...``) name no local path."""
-    pieces: list[str] = []
-    for part in _SEPARATORS.split(arg):
-        _add_pieces(part, pieces)
-    return pieces
-
-
-def _add_pieces(text: str, pieces: list[str]) -> None:
-    text = text.lstrip("@")
-    scheme = _SCHEME.match(text)
-    is_file = scheme is not None and scheme[1].lower() == "file"
-    # C:\x is a drive, not a scheme; key:value is neither.
-    if scheme and len(scheme[1]) > 1 and (is_file or text[scheme.end() :].startswith("//")):
-        if not is_file:
-            return  # https://host/x: another machine's path
-        path = text[scheme.end() :]
-        if path.startswith("//"):
-            path = "/" + path[2:].partition("/")[2]  # file://host/path
-        pieces.append(path or "/")
-        return
-    option = _LONG_OPTION.match(text) or (
-        _SHORT_OPTION.match(text) if not text.startswith("--") else None
-    )
-    if option:
-        _add_pieces(text[option.end() :].lstrip(":"), pieces)
-        return
-    if re.match(r"^[A-Za-z]:", text):
-        pieces.append(text)  # a drive letter: absolute (or drive-relative) on Windows
-        return
-    pieces.extend(text.split(":") if ":" in text else [text])
+_ABSOLUTE = r"(?:/|\\|~|[A-Za-z]:)"  # /x, \\host\x, ~/x, C:\x
+_CLIMB = r"(?:^|[/\\=,;:@])\.\.(?:$|[/\\=,;:])"
+# One rule for remote arguments, as one pattern: the daemon applies it and its OpenAPI quotes
+# it. An argument is refused when any part a tool may take for a path is absolute or is
+# "..": the argument itself, what follows = , ; or :, an option's value glued to its name
+# (-o/x), a response file (@/x), any file: URL. A URL of another scheme (https://host/x)
+# names no path here.
+FORBIDDEN_ARG_PATTERN = "|".join(
+    [
+        rf"^@*{_ABSOLUTE}",
+        rf"[=,;]@*{_ABSOLUTE}",
+        rf"^-[A-Za-z0-9]:?@*{_ABSOLUTE}",
+        r":@*(?:/(?!/)|\\|~|[A-Za-z]:)",
+        r"[Ff][Ii][Ll][Ee]:",
+        _CLIMB,
+        r"^-[A-Za-z0-9]\.\.(?:$|[/\\])",
+    ]
+)
+_FORBIDDEN_RE = re.compile(FORBIDDEN_ARG_PATTERN)
+_CLIMB_RE = re.compile(rf"{_CLIMB}|^-[A-Za-z0-9]\.\.(?:$|[/\\])")
 
 
 def check_relative_arg(arg: str) -> None:
-    """Refuse an argument that names an absolute path or climbs out of the workspace with
-    ``..``, in any of its ``path_pieces``.
+    """Refuse an argument that names an absolute path, or a ``..``, in any part a tool may
+    read as a path (see ``FORBIDDEN_ARG_PATTERN``).
 
     The seed's rule for remote runs: "use ``.``, not absolute paths". Both POSIX and Windows
     forms are checked whatever the OS, since the caller's and the worker's may differ.
     """
-    for text in path_pieces(arg):
-        posix = PurePosixPath(text)
-        windows = PureWindowsPath(text)
-        if (
-            posix.is_absolute()
-            or windows.is_absolute()
-            or windows.drive
-            or text.startswith(("\\", "~"))
-        ):
-            raise UsageError(f"argument {arg!r} names an absolute path; use paths relative to '.'")
-        depth = 0
-        for part in text.replace("\\", "/").split("/"):
-            if part == "..":
-                depth -= 1
-                if depth < 0:
-                    raise UsageError(f"argument {arg!r} climbs out of the workspace with '..'")
-            elif part not in ("", "."):
-                depth += 1
+    if _FORBIDDEN_RE.search(arg) is None:
+        return
+    if _CLIMB_RE.search(arg):
+        raise UsageError(f"argument {arg!r} climbs with '..'; stay inside the workspace, '.'")
+    raise UsageError(f"argument {arg!r} names an absolute path; use paths relative to '.'")

@@ -51,17 +51,19 @@ def run_json(run: RunRecord, steps: list[StepRecord] | None = None) -> dict[str,
     return data
 
 
-def tool_json(tool: InstalledTool) -> dict[str, Any]:
-    return {
+def tool_json(tool: InstalledTool, *, private: bool = True) -> dict[str, Any]:
+    """``private``: with where it is and where it came from (this machine's paths)."""
+    data: dict[str, Any] = {
         "name": tool.name,
         "version": tool.version,
         "kind": tool.manifest.kind,
         "description": tool.manifest.description,
-        "path": str(tool.path),
-        "source": tool.source,
         "installed_at": tool.installed_at,
         "archive_sha256": tool.archive_sha256,
     }
+    if private:
+        data.update(path=str(tool.path), source=tool.source)
+    return data
 
 
 def toolchain_json(toolchain: Toolchain) -> dict[str, object]:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import NotFoundError, StorageError, UsageError
+from .events import RUN_FINISHED, Event, append_final, last_event
 from .ownership import OwnerLock, RunOwnership, owner_alive
 from .records import field, record
 
@@ -504,20 +505,27 @@ class Store:
             and not owner_alive(self.runs_dir / row["id"] / "owner.lock")
         ]
         now = time.time()
+        marked = []
         for run_id in dead:
             with self.connect(write=True) as db:
-                db.execute(
-                    "UPDATE runs SET status = 'interrupted', finished_at = ?,"
-                    " error = 'the toolrun process running it ended unexpectedly'"
-                    " WHERE id = ? AND status IN ('queued', 'running')",
-                    (now, run_id),
-                )
+                changed = db.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ?, exit_code = 1,"
+                    " error = ? WHERE id = ? AND status IN ('queued', 'running')",
+                    (now, INTERRUPTED, run_id),
+                ).rowcount
                 db.execute(
                     "UPDATE steps SET status = 'cancelled', finished_at = ?"
                     " WHERE run_id = ? AND status IN ('running', 'pending')",
                     (now, run_id),
                 )
-        return dead
+            if changed:  # another toolrun may have found it first
+                marked.append(run_id)
+                record = self.get_run(run_id)
+                assert record is not None
+                # Every run's log ends with run_finished: readers that follow it stop there.
+                final = run_finished_data(record)
+                append_final(self.runs_dir / run_id / "events.jsonl", RUN_FINISHED, **final)
+        return marked
 
     def processes_left(self, run_ids: list[str]) -> list[tuple[int, float, str | None]]:
         """The processes of steps cut short in these runs (pid, start time, cgroup): after
@@ -612,6 +620,37 @@ class Store:
 
 
 _LATER_COLUMNS = (("pid", "INTEGER"), ("pid_started", "REAL"), ("cgroup", "TEXT"))
+
+
+INTERRUPTED = "the toolrun process running it ended unexpectedly"
+
+
+def run_finished_data(record: RunRecord) -> dict[str, Any]:
+    """What a ``run_finished`` event says of a run the store has seen end."""
+    return {
+        "status": record.status,
+        "exit_code": record.exit_code if record.exit_code is not None else 1,
+        "duration": round(record.duration, 3) if record.duration is not None else None,
+        "error": record.error,
+    }
+
+
+def with_ending(events: Iterator[Event], record: RunRecord, log: Path) -> Iterator[Event]:
+    """A finished run's stored events, ending with ``run_finished`` as every replay does: one
+    made from the store when the log ``log`` has none (its writer died before it could say).
+    ``events`` may start after some seq: then none is added if the log ended already."""
+    ended = False
+    for event in events:
+        yield event
+        ended = ended or event.kind == RUN_FINISHED
+    if ended or record.is_active:
+        return
+    last = last_event(log)
+    if last is not None and last.kind == RUN_FINISHED:
+        return
+    data = {**run_finished_data(record), "recovered": True}
+    seq = last.seq + 1 if last is not None else 1
+    yield Event(seq, record.finished_at or time.time(), RUN_FINISHED, data=data)
 
 
 def _add_process_columns(db: sqlite3.Connection) -> None:

@@ -30,6 +30,13 @@ _PARTIAL_RE = re.compile(
     r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?)?)?$"
 )
 _COMPARATOR_RE = re.compile(r"^(?P<op>==|!=|>=|<=|>|<|=|\^|~)\s*(?P<version>\S+)$")
+_N = "(?:0|[1-9][0-9]*)"
+_PARTIAL = rf"v?{_N}(?:\.{_N}(?:\.{_N}(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?)?)?"
+_COMPARATOR = rf"(?:==|!=|>=|<=|>|<|=|\^|~) *{_PARTIAL}"
+# What a version constraint may be, as one pattern the daemon checks and its OpenAPI quotes.
+CONSTRAINT_PATTERN = rf"^(?:latest|\*|{_PARTIAL}|{_COMPARATOR}(?: *, *{_COMPARATOR})*)$"
+_CONSTRAINT_RE = re.compile(CONSTRAINT_PATTERN)
+NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}$"  # is_tool_name's rule
 
 VersionKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
 
@@ -155,8 +162,9 @@ def parse_spec(text: str, *, version: str | None = None) -> ToolSpec:
     ``version:`` field) and must not be combined with one inside ``text``.
     """
     text = text.strip()
-    if len(text) > MAX_SPEC or (version is not None and len(str(version)) > MAX_SPEC):
-        raise UsageError(f"tool spec {text[:40]!r}... is too long: at most {MAX_SPEC} characters")
+    longest = MAX_NAME + 1 + MAX_SPEC  # NAME@CONSTRAINT
+    if len(text) > longest or (version is not None and len(str(version)) > MAX_SPEC):
+        raise UsageError(f"tool spec {text[:40]!r}... is too long: at most {longest} characters")
     match = _SPEC_RE.match(text)
     if match is None:
         raise UsageError(
@@ -167,6 +175,8 @@ def parse_spec(text: str, *, version: str | None = None) -> ToolSpec:
     if len(name) > MAX_NAME:
         raise UsageError(f"tool name {name[:40]!r}... is too long: at most {MAX_NAME} characters")
     constraint = match["after_at"].strip() if match["at"] else (match["ops"] or "").strip()
+    if len(constraint) > MAX_SPEC:
+        raise UsageError(f"the version in {text[:40]!r}... is over {MAX_SPEC} characters")
     if version is not None:
         if constraint:
             raise UsageError(f"{text!r} names a version and so does 'version: {version}'")
@@ -252,3 +262,8 @@ def sorted_versions(versions: Iterable[str]) -> list[str]:
 
 def is_tool_name(text: str) -> bool:
     return len(text) <= MAX_NAME and _NAME_RE.fullmatch(text) is not None
+
+
+def is_constraint(text: str) -> bool:
+    """A version constraint as callers write one: ``0.1.0``, ``^1.2``, ``>=1,<2``, ``latest``."""
+    return len(text) <= MAX_SPEC and _CONSTRAINT_RE.fullmatch(text) is not None

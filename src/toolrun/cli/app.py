@@ -90,7 +90,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tabl
 
 
 # --remote and --token, given before the command; TOOLRUN_REMOTE and TOOLRUN_TOKEN otherwise.
-GLOBAL_OPTIONS: dict[str, str | None] = {"remote": None, "token": None}
+GLOBAL_OPTIONS: dict[str, Any] = {"remote": None, "token": None, "cacert": None, "insecure": False}
 
 
 def call(command: Callable[..., None], *args: Any, offline: bool = False, **kwargs: Any) -> None:
@@ -141,9 +141,22 @@ def main(
         str | None,
         typer.Option("--token", envvar="TOOLRUN_TOKEN", help="The token for --remote."),
     ] = None,
+    cacert: Annotated[
+        str | None,
+        typer.Option(
+            "--cacert",
+            envvar="TOOLRUN_CACERT",
+            help="Trust the daemon's certificate when this CA (PEM) signed it (--remote "
+            "https://...; SSL_CERT_FILE is honoured too).",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="With --remote https://, do not check the certificate."),
+    ] = False,
 ) -> None:
     """Run versioned command-line tools and toolchains."""
-    GLOBAL_OPTIONS.update(remote=remote, token=token)
+    GLOBAL_OPTIONS.update(remote=remote, token=token, cacert=cacert, insecure=insecure)
 
 
 # -- tool -------------------------------------------------------------------------------------

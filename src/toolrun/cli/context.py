@@ -35,10 +35,18 @@ class Context:
     interrupted: list[str] = field(default_factory=list)  # runs found orphaned on opening
     remote: str | None = None  # a daemon's URL: runs are read and started there
     token: str | None = None
+    cacert: str | None = None  # a CA file to trust for the daemon's certificate
+    insecure: bool = False  # trust any certificate (a self-signed one, for trying it out)
 
     @classmethod
     def from_environment(
-        cls, *, offline: bool = False, remote: str | None = None, token: str | None = None
+        cls,
+        *,
+        offline: bool = False,
+        remote: str | None = None,
+        token: str | None = None,
+        cacert: str | None = None,
+        insecure: bool = False,
     ) -> Context:
         import os
 
@@ -48,6 +56,8 @@ class Context:
             offline,
             remote=remote or os.environ.get("TOOLRUN_REMOTE") or None,
             token=token or os.environ.get("TOOLRUN_TOKEN") or None,
+            cacert=cacert or os.environ.get("TOOLRUN_CACERT") or None,
+            insecure=insecure,
         )
 
     @cached_property
@@ -55,7 +65,7 @@ class Context:
         from .remote import RemoteRuns
 
         assert self.remote is not None
-        return RemoteRuns(self.remote, self.token)
+        return RemoteRuns(self.remote, self.token, cacert=self.cacert, insecure=self.insecure)
 
     @property
     def runs(self) -> Store | RemoteRuns:

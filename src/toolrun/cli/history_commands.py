@@ -5,14 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
-from ..describe import display_lines, format_duration
+from ..describe import EndingNote, display_lines, format_duration
 from ..errors import StorageError, UsageError
-from ..events import OUTPUT, Event, follow_file, read_events
+from ..events import OUTPUT, RUN_FINISHED, Event, follow_file, read_events
 from ..moments import parse_age, parse_when
 from ..run_book import EXIT_CODES
 from ..shapes import run_json
-from ..store import RUN_STATES, HistoryQuery, RunRecord
+from ..store import RUN_STATES, HistoryQuery, RunRecord, with_ending
 from .context import Context, mark_interrupted
 from .errors import ExitCode
 from .output import info, print_json, print_table
@@ -162,11 +163,16 @@ def result(ctx: Context, run_id: str) -> None:
         print(f"toolrun: run {run_id} is still {run.status}", file=sys.stderr)
         raise ExitCode(75)  # EX_TEMPFAIL: the seed's HTTP 202, "still running"
     prefix = len(ctx.runs.steps(run_id)) > 1
+    note = EndingNote(steps=prefix)
     out = sys.stdout
+    last = None
     for event in _events(ctx, run, follow=False):
         if event.kind == OUTPUT:
             out.writelines(line + "\n" for line in display_lines(event, prefix=prefix))
+        last = note.see(event) or last
     out.flush()
+    if last:
+        print(last, file=sys.stderr)  # what toolrun knows went wrong; stdout is the tool's
     raise ExitCode(EXIT_CODES.get(run.status, 1))
 
 
@@ -226,13 +232,9 @@ def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
         raise StorageError(f"run {run.id}: its log is missing ({path})")
     if not follow or not run.is_active:
         damaged: list[int] = []
-        yield from read_events(path, damaged=damaged)
-        if damaged:
-            lines = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
-            print(
-                f"toolrun: warning: {path}: skipped {len(damaged)} damaged line(s) ({lines})",
-                file=sys.stderr,
-            )
+        torn: list[int] = []
+        yield from with_ending(read_events(path, damaged=damaged, torn=torn), run, path)
+        warn_damage(path, damaged, torn)
         return
 
     def finished() -> bool:
@@ -240,7 +242,29 @@ def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
         current = ctx.store.get_run(run.id)
         return current is None or not current.is_active
 
-    yield from follow_file(path, finished)
+    ended = False
+    for event in follow_file(path, finished):
+        ended = event.kind == RUN_FINISHED
+        yield event
+    current = ctx.store.get_run(run.id)
+    if not ended and current is not None:
+        yield from with_ending(iter(()), current, path)
+
+
+def warn_damage(path: Path, damaged: list[int], torn: list[int]) -> None:
+    """Say what of a finished run's log could not be read: nothing is lost silently."""
+    if damaged:
+        lines = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
+        print(
+            f"toolrun: warning: {path}: skipped {len(damaged)} damaged line(s) ({lines})",
+            file=sys.stderr,
+        )
+    if torn:
+        print(
+            f"toolrun: warning: {path} ends early: its last line is cut short at byte "
+            f"{torn[0]} (its writer was stopped mid-write)",
+            file=sys.stderr,
+        )
 
 
 def _local(timestamp: float | None) -> str:

@@ -19,6 +19,8 @@ from ..shapes import run_from_json, steps_from_json
 from ..store import HistoryQuery, RunRecord, StepRecord, check_run_id
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 MAX_PAGE = 100
@@ -26,7 +28,9 @@ RECONNECTS = 20  # a followed run survives this many dropped connections in a ro
 
 
 class RemoteRuns:
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(
+        self, url: str, token: str | None, *, cacert: str | None = None, insecure: bool = False
+    ) -> None:
         import httpx
 
         from ..config import shown_url, url_problem
@@ -37,8 +41,14 @@ class RemoteRuns:
         self.url = url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._httpx = httpx
+        # trust_env=False: a proxy from the environment must not see the token; the CA file
+        # it could name is honoured here instead.
         self.client = httpx.Client(
-            base_url=self.url, headers=headers, timeout=httpx.Timeout(30.0), trust_env=False
+            base_url=self.url,
+            headers=headers,
+            timeout=httpx.Timeout(30.0),
+            trust_env=False,
+            verify=tls_verify(cacert, insecure=insecure),
         )
         self._bodies: dict[str, dict[str, Any]] = {}
 
@@ -149,6 +159,24 @@ class RemoteRuns:
                 if failures > RECONNECTS:
                     raise ToolrunError(f"lost the daemon at {self.url}: {exc}") from None
             time.sleep(min(0.2 * 2**failures, 5.0))
+
+
+def tls_verify(cacert: str | None, *, insecure: bool = False) -> ssl.SSLContext | bool:
+    """How the daemon's certificate is checked: against ``cacert`` (--cacert), else the file
+    SSL_CERT_FILE names, else the system's CAs; not at all with ``insecure``."""
+    import os
+    import ssl
+
+    if insecure:
+        return False
+    cafile = cacert or os.environ.get("SSL_CERT_FILE") or None
+    if cafile is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        where = "--cacert" if cacert else "SSL_CERT_FILE"
+        raise UsageError(f"{where} {cafile}: not a CA certificate file: {exc}") from None
 
 
 def _parse_sse(lines: Iterator[str]) -> Iterator[Event]:

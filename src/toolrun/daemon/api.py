@@ -21,26 +21,41 @@ from ..errors import ToolrunError, UsageError
 from ..events import OUTPUT, read_events
 from ..moments import parse_when
 from ..shapes import run_json, tool_json, toolchain_json
-from ..store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord
+from ..store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord, with_ending
 from ..toolchain import list_toolchain_files, load_toolchain
-from .core import Daemon, HttpError, last_event_id, query_flag
+from .core import Daemon, HttpError, last_event_id, query_flag, query_value
 from .requests import BadRequest, decode_body_off_loop, run_request
-from .seed import RUN_ID_HEADER, SSE_HEADERS, daemon_of, read_body
+from .seed import RUN_ID_HEADER, SSE_HEADERS, content_kind, daemon_of, read_body
 from .streams import sse_data, sse_message, sse_stream, text_lines, with_keepalive
 
 MAX_PAGE_SIZE = 100
+LIST_PARAMETERS = (
+    "status",
+    "page",
+    "page_size",
+    "cursor",
+    "toolchain",
+    "since",
+    "until",
+    "requester",
+    "text",
+)
 WATCHER_BACKLOG = 1000
 
 
 # -- runs -------------------------------------------------------------------------------------
 
 
+async def runs(request: Request) -> Response:
+    """``/api/v1/runs``: GET lists, POST starts."""
+    return await (create_run(request) if request.method == "POST" else list_runs(request))
+
+
 async def create_run(request: Request) -> Response:
     daemon = daemon_of(request)
     caller = daemon.authorize(request, "run")
     body = await read_body(request)
-    content_type = request.headers.get("content-type", "application/json").lower()
-    kind = "yaml" if "yaml" in content_type else "json"
+    kind = content_kind(request.headers.get("content-type", "")) or "json"
     data = await decode_body_off_loop(body, kind=kind)
     handle = await daemon.start_run(caller, run_request(data))
     data = _run_body(daemon, handle.record)
@@ -54,24 +69,24 @@ async def create_run(request: Request) -> Response:
 async def list_runs(request: Request) -> Response:
     daemon = daemon_of(request)
     daemon.authorize(request, "read")
-    params = request.query_params
+    params = {name: query_value(request, name) for name in LIST_PARAMETERS}
     status = params.get("status")
     if status is not None and status not in RUN_STATES:
         raise BadRequest(f"status must be one of {', '.join(RUN_STATES)}", field="status")
-    page = _positive_int(params.get("page", "1"), "page")
-    page_size = _positive_int(params.get("page_size", "20"), "page_size")
+    page = _positive_int("1" if params["page"] is None else params["page"], "page")
+    page_size = _positive_int(
+        "20" if params["page_size"] is None else params["page_size"], "page_size"
+    )
     if page_size > MAX_PAGE_SIZE:
         raise BadRequest(f"page_size is at most {MAX_PAGE_SIZE}", field="page_size")
     cursor = params.get("cursor")
     before = None
-    if cursor:
+    if cursor is not None:
         if not RUN_ID_RE.fullmatch(cursor):
             raise BadRequest(f"cursor {cursor!r} is not a run id", field="cursor")
         before = await asyncio.to_thread(daemon.store.position_of, cursor)
         if before is None:
-            raise BadRequest(f"cursor {cursor!r} names no run", field="cursor")
-        if "page" in params:
-            raise BadRequest("give page or cursor, not both", field="cursor")
+            raise HttpError(404, "not_found", f"cursor {cursor!r} names no run", field="cursor")
     query = HistoryQuery(
         status=status,
         toolchain=params.get("toolchain") or None,
@@ -80,7 +95,7 @@ async def list_runs(request: Request) -> Response:
         requester=params.get("requester") or None,
         text=params.get("text") or None,
         limit=page_size + 1,  # one more tells whether another page follows
-        offset=0 if before else (page - 1) * page_size,
+        offset=(page - 1) * page_size,  # after the cursor's run, when there is one
         before=before,
     )
     runs = await asyncio.to_thread(daemon.store.list_runs, query)
@@ -91,8 +106,7 @@ async def list_runs(request: Request) -> Response:
         "page_size": page_size,
         "next_cursor": runs[-1].id if more and runs else None,
     }
-    if not before:
-        body["page"] = page
+    body["page"] = page
     return JSONResponse(body)
 
 
@@ -119,7 +133,7 @@ async def cancel_run(request: Request) -> Response:
 
 async def rerun_run(request: Request) -> Response:
     """Run a past run again: same toolchain text, params and tool versions."""
-    from ..reruns import plan_rerun
+    from ..reruns import NothingToRerun, plan_rerun
 
     daemon = daemon_of(request)
     caller = daemon.authorize(request, "run")
@@ -127,13 +141,16 @@ async def rerun_run(request: Request) -> Response:
     if not caller.may_run(record.toolchain):
         raise HttpError(403, "forbidden", f"token {caller.name!r} may not run {record.toolchain!r}")
     from_failed = query_flag(request, "from_failed")
-    toolchain, params, options = await asyncio.to_thread(
-        plan_rerun,
-        daemon.store,
-        record.id,
-        from_failed=from_failed,
-        toolchain_dirs=daemon.ctx.toolchain_dirs(),
-    )
+    try:
+        toolchain, params, options = await asyncio.to_thread(
+            plan_rerun,
+            daemon.store,
+            record.id,
+            from_failed=from_failed,
+            toolchain_dirs=daemon.ctx.toolchain_dirs(),
+        )
+    except NothingToRerun as exc:
+        raise HttpError(409, "nothing_to_run", exc.message) from None
     handle = await daemon.submit(caller, toolchain, params, options)
     return JSONResponse(
         _run_body(daemon, handle.record),
@@ -146,7 +163,7 @@ async def run_events_sse(request: Request) -> Response:
     """The run's events: stored, then live until it ends; ``follow=false`` stops at the
     stored ones."""
     daemon = daemon_of(request)
-    daemon.authorize(request, "read")
+    private = daemon.authorize(request, "read").has("admin")
     record = _record(daemon, request)
     after = last_event_id(request)
     if not query_flag(request, "follow", default=True):
@@ -156,11 +173,16 @@ async def run_events_sse(request: Request) -> Response:
         path = daemon.store.run_dir(record.id) / "events.jsonl"
         # A plain iterator: Starlette reads it in a worker thread, one event at a time, so a
         # run of millions of lines is never held in memory whole.
-        stored = (sse_message(event) for event in read_events(path, after=after))
+        events = read_events(path, after=after)
+        if not record.is_active:
+            events = with_ending(events, record, path)
+        stored = (sse_message(event, private=private) for event in events)
         return StreamingResponse(stored, media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def messages() -> AsyncIterator[bytes]:
-        async for chunk in sse_stream(daemon.manager, daemon.store, record.id, after=after):
+        async for chunk in sse_stream(
+            daemon.manager, daemon.store, record.id, after=after, private=private
+        ):
             yield chunk
 
     return StreamingResponse(messages(), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -171,13 +193,15 @@ async def run_log(request: Request) -> Response:
     daemon = daemon_of(request)
     daemon.authorize(request, "read")
     record = _record(daemon, request)
-    step = request.query_params.get("step")
+    step = query_value(request, "step")
     steps = await asyncio.to_thread(daemon.store.steps, record.id)
     if step is not None and step not in {s.step_id for s in steps}:
-        raise BadRequest(f"run {record.id} has no step {step!r}", field="step")
-    offset = _positive_int(request.query_params.get("offset", "0"), "offset", minimum=0)
-    limit_text = request.query_params.get("limit")
-    limit = _positive_int(limit_text, "limit") if limit_text else None
+        raise HttpError(
+            404, "not_found", f"run {record.id} has no step {step[:40]!r}", field="step"
+        )
+    offset = _positive_int(query_value(request, "offset", "0"), "offset", minimum=0)
+    limit_text = query_value(request, "limit")
+    limit = _positive_int(limit_text, "limit") if limit_text is not None else None
     path = daemon.store.run_dir(record.id) / "events.jsonl"
     prefix = len(steps) > 1 and step is None
     return StreamingResponse(
@@ -249,7 +273,14 @@ async def get_artifact(request: Request) -> Response:
             raise missing
     except (OSError, ValueError):  # a name too long for the file system, a NUL byte
         raise missing from None
-    return FileResponse(target, filename=target.name)
+    # Whatever the file is, it is downloaded, never shown: a run's HTML must not run in the
+    # daemon's origin.
+    return FileResponse(
+        target,
+        filename=target.name,
+        media_type="application/octet-stream",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 # -- the daemon-wide stream --------------------------------------------------------------------
@@ -293,9 +324,9 @@ async def all_events(request: Request) -> Response:
 
 async def list_tools(request: Request) -> Response:
     daemon = daemon_of(request)
-    daemon.authorize(request, "read")
+    private = daemon.authorize(request, "read").has("admin")
     installed = await asyncio.to_thread(daemon.ctx.installer.installed)
-    body: dict[str, Any] = {"installed": [tool_json(tool) for tool in installed]}
+    body: dict[str, Any] = {"installed": [tool_json(tool, private=private) for tool in installed]}
     if query_flag(request, "available"):
         offered = await asyncio.to_thread(daemon.ctx.resolver.available)
         body["available"] = {
@@ -307,11 +338,14 @@ async def list_tools(request: Request) -> Response:
 
 async def list_toolchains(request: Request) -> Response:
     daemon = daemon_of(request)
-    daemon.authorize(request, "read")
-    return JSONResponse({"toolchains": await asyncio.to_thread(_toolchains, daemon)})
+    private = daemon.authorize(request, "read").has("admin")
+    rows = await asyncio.to_thread(_toolchains, daemon, private)
+    return JSONResponse({"toolchains": rows})
 
 
-def _toolchains(daemon: Daemon) -> list[dict[str, Any]]:
+def _toolchains(daemon: Daemon, private: bool) -> list[dict[str, Any]]:
+    """Every toolchain the daemon finds; to a caller without the admin scope, without the
+    folders they are in."""
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
     for folder in daemon.ctx.toolchain_dirs():
@@ -320,11 +354,13 @@ def _toolchains(daemon: Daemon) -> list[dict[str, Any]]:
                 continue
             seen.add(path.stem)
             try:
-                rows.append(
-                    {**toolchain_json(load_toolchain(path)), "name": path.stem, "valid": True}
-                )
+                row = {**toolchain_json(load_toolchain(path)), "name": path.stem, "valid": True}
+                if not private:
+                    del row["path"]
             except ToolrunError as exc:
-                rows.append({"name": path.stem, "valid": False, "error": exc.message})
+                error = exc.message if private else exc.message.replace(str(path), path.name)
+                row = {"name": path.stem, "valid": False, "error": error}
+            rows.append(row)
     return rows
 
 
@@ -382,10 +418,10 @@ MAX_INT = 2**53  # past any page, offset or line a store holds; SQLite's integer
 
 
 def _positive_int(text: str | None, name: str, *, minimum: int = 1) -> int:
-    try:
-        value = int(text or "") if len(text or "") <= 20 else MAX_INT + 1
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number, not {text!r}", field=name) from None
+    text = text or ""
+    if not (text.isascii() and text.isdigit()):  # int() would take "+5", " 5" and "٥"
+        raise BadRequest(f"{name} must be a whole number, not {text[:40]!r}", field=name)
+    value = int(text) if len(text) <= 20 else MAX_INT + 1
     if value < minimum:
         raise BadRequest(f"{name} must be at least {minimum}", field=name)
     if value > MAX_INT:
@@ -394,17 +430,11 @@ def _positive_int(text: str | None, name: str, *, minimum: int = 1) -> int:
 
 
 def _when(text: str | None, name: str) -> float | None:
-    if not text:
+    if text is None:
         return None
     try:
-        seconds = float(text)  # seconds since the epoch
-    except ValueError:
-        pass
-    else:
-        if not abs(seconds) < 1e12:  # NaN and infinities too: not a moment
-            raise BadRequest(f"{name} must be a time, not {text!r}", field=name)
-        return seconds
-    try:
+        if text != text.strip():
+            raise UsageError(f"{name} holds spaces")
         return parse_when(text, name)
     except UsageError as exc:
         raise BadRequest(exc.message, field=name) from None

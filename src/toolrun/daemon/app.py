@@ -25,8 +25,8 @@ def create_app(daemon: Daemon) -> Starlette:
         Route("/cmd/{path:path}", seed.cmd_get, methods=["GET"]),
         Route("/result/help", seed.help_page, methods=["GET"]),
         Route("/result/{run_id}", seed.result, methods=["GET"]),
-        Route("/api/v1/runs", api.create_run, methods=["POST"]),
-        Route("/api/v1/runs", api.list_runs, methods=["GET"]),
+        # One route per path, so that a 405 lists every method the path has (Allow).
+        Route("/api/v1/runs", api.runs, methods=["GET", "POST"]),
         Route("/api/v1/runs/{run_id}", api.get_run, methods=["GET"]),
         Route("/api/v1/runs/{run_id}/cancel", api.cancel_run, methods=["POST"]),
         Route("/api/v1/runs/{run_id}/rerun", api.rerun_run, methods=["POST"]),

@@ -27,7 +27,7 @@ from ..records import record, replace
 from ..sandbox import check_relative_arg
 from ..store import check_run_id
 from ..toolchain import Toolchain
-from ..versions import is_tool_name
+from ..versions import MAX_NAME, is_tool_name
 from .auth import Caller, TokenBook
 from .journal import Journal
 from .metrics import Metrics
@@ -227,8 +227,9 @@ class Daemon:
         try:
             return await self.manager.submit(toolchain, params, options)
         except NotFoundError as exc:
-            # An unknown tool or version is a bad request here; 404 means an unknown run.
-            raise BadRequest(exc.message, field=field) from None
+            # An unknown tool or version: 404, as the seed answers for what does not exist,
+            # so `toolrun --remote` exits 4 as the local command does.
+            raise HttpError(404, "not_found", exc.message, field=field) from None
         except UsageError as exc:
             if isinstance(exc, BadRequest):
                 raise
@@ -240,7 +241,7 @@ class Daemon:
             try:
                 return self.ctx.load_toolchain(wanted.toolchain)
             except NotFoundError as exc:
-                raise BadRequest(exc.message, field="toolchain") from None
+                raise HttpError(404, "not_found", exc.message, field="toolchain") from None
         assert wanted.cmd is not None
         if not is_tool_name(wanted.cmd):
             raise BadRequest(f"cmd {wanted.cmd!r} must be a tool name", field="cmd")
@@ -249,6 +250,20 @@ class Daemon:
             return exec_toolchain(spec, wanted.args)
         except UsageError as exc:
             raise BadRequest(exc.message, field="version") from None
+
+    async def toolchain_exists(self, name: str) -> None:
+        """404 for a toolchain this daemon cannot find; 400 for a name that is not one."""
+        from ..toolchain import find_toolchain
+
+        if not is_tool_name(name):
+            raise BadRequest(
+                f"toolchain {name[:40]!r} must be a plain name of at most {MAX_NAME} characters",
+                field="toolchain",
+            )
+        try:
+            await asyncio.to_thread(find_toolchain, name, self.ctx.toolchain_dirs())
+        except NotFoundError as exc:
+            raise HttpError(404, "not_found", exc.message, field="toolchain") from None
 
     def run_or_404(self, run_id: str) -> str:
         try:
@@ -285,23 +300,37 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+TRUE_FLAGS = ("true", "1", "yes", "")  # "" is the bare ?name
+FALSE_FLAGS = ("false", "0", "no")
+
+
+def query_value(request: Request, name: str, default: str | None = None) -> str | None:
+    """A query parameter's one value; given twice it is a 400 (which one was meant?)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"?{name}= is given {len(values)} times; give it once", field=name)
+    return values[0] if values else default
+
+
 def query_flag(request: Request, name: str, *, default: bool = False) -> bool:
-    """``?name=true`` (also 1, yes, or the bare ``?name``); anything else unknown is a 400."""
-    value = request.query_params.get(name)
+    """``?name=true`` (also 1, yes, or the bare ``?name``; false, 0, no); anything else is a
+    400. As the OpenAPI document lists them: exactly these, in lower case."""
+    value = query_value(request, name)
     if value is None:
         return default
-    lowered = value.lower()
-    if lowered in ("", "true", "1", "yes", "on"):
+    if value in TRUE_FLAGS:
         return True
-    if lowered in ("false", "0", "no", "off"):
+    if value in FALSE_FLAGS:
         return False
-    raise BadRequest(f"?{name}= must be true or false, not {value!r}", field=name)
+    raise BadRequest(f"?{name}= must be true or false, not {value[:40]!r}", field=name)
 
 
 def last_event_id(request: Request) -> int:
     """Where a reconnecting SSE client left off (header, or ``?last_event_id=``)."""
-    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id") or "0"
-    raw = raw.strip()
+    raw = request.headers.get("last-event-id")
+    if raw is None:
+        raw = query_value(request, "last_event_id", "0") or ""
+    raw = raw.strip(" ")
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
         raise BadRequest(
             f"Last-Event-ID must be an event id (a whole number of up to 15 digits), not {raw!r}",

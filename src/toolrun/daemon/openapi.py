@@ -1,7 +1,9 @@
-"""``/openapi.json``: the whole HTTP surface described in OpenAPI 3.1, written out by hand.
+"""``/openapi.json``: the whole HTTP surface in OpenAPI 3.1, saying exactly what is accepted.
 
-Kept next to the routes and checked against the running server by schemathesis in the tests,
-so it cannot drift from what the daemon answers.
+The rules a request is checked by are quoted from the code that checks them (tool names and
+version constraints from ``versions``, the argument rule from ``sandbox``, durations from
+``toolchain``, times from ``moments``), and schemathesis runs every check against the live
+daemon in the tests, so the document and the daemon cannot disagree unnoticed.
 """
 
 from __future__ import annotations
@@ -9,9 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..store import RUN_STATES
+from ..events import KINDS
+from ..moments import WHEN_PATTERN
+from ..sandbox import FORBIDDEN_ARG_PATTERN
+from ..store import RUN_STATES, STEP_STATES
+from ..toolchain import DURATION_PATTERN, MAX_DURATION
+from ..versions import CONSTRAINT_PATTERN, MAX_NAME, MAX_SPEC, NAME_PATTERN
+from .core import FALSE_FLAGS, TRUE_FLAGS
+from .requests import ENV_ITEM_PATTERN, ENV_NAME_PATTERN, MAX_ARGS
 
-RUN_ID = {"type": "string", "pattern": r"^\d{14}-\d{1,9}$", "example": "20250208123359-1"}
+MAX_INT = 2**53
+RUN_ID = {"type": "string", "pattern": r"^[0-9]{14}-[0-9]{1,9}$", "example": "20250208123359-1"}
+NAME = {"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME}
+NO_NUL = "^[^\\x00]*$"
+ARG = {
+    "type": "string",
+    "pattern": NO_NUL,
+    "not": {"pattern": FORBIDDEN_ARG_PATTERN},
+    "description": "No absolute path and no '..' in any part a tool may read as a path",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -26,26 +44,58 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
 
 
+def _events(description: str, kinds: list[str], *, ids: bool) -> dict[str, Any]:
+    """Server-Sent Events: each event an object of its fields, as OpenAPI 3.2 reads them."""
+    event: dict[str, Any] = {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": kinds},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+    }
+    if ids:
+        event["required"].append("id")
+        event["properties"]["id"] = {"type": "string", "pattern": "^[0-9]+$"}
+    return {"description": description, "content": {"text/event-stream": {"schema": event}}}
+
+
+# NAME or NAME@CONSTRAINT, as one pattern: the two quoted patterns without their anchors.
+TOOL_AT_VERSION = f"^{NAME_PATTERN[1:-1]}(?:@(?=[^@]{{1,{MAX_SPEC}}}$){CONSTRAINT_PATTERN[1:-1]})?$"
 ERROR = _ref("Error")
+RUN_ID_HEADER = {
+    "X-Toolrun-Run-Id": {"description": "The run's id", "schema": RUN_ID},
+}
+STATUS_HEADERS = {
+    "X-Toolrun-Status": {"schema": {"type": "string", "enum": list(RUN_STATES)}},
+    "X-Toolrun-Exit-Code": {"schema": {"type": "string", "pattern": "^-?[0-9]+$"}},
+}
 ERRORS = {
     "400": _json(ERROR, "Bad request: the body says which field and why"),
     "401": _json(ERROR, "No valid token"),
-    "403": _json(ERROR, "The token's scope or allow-list does not cover this"),
+    "403": _json(
+        ERROR,
+        "The token's scope or allow-list does not cover this; or the request came from "
+        "another site, or to a host name this daemon does not serve",
+    ),
 }
 NOT_FOUND = {"404": _json(ERROR, "No such run (or not a run id)")}
 SUBMIT_ERRORS = {
     **ERRORS,
+    "404": _json(ERROR, "No such tool, version or toolchain (or a program missing from PATH)"),
     "413": _json(ERROR, "The body is over 1 MiB"),
     "429": _json(ERROR, "The queue is full; retry after Retry-After seconds"),
+    "500": _json(ERROR, "The daemon's own configuration is wrong"),
     "502": _json(ERROR, "A registry could not be reached, or a download did not verify"),
     "503": _json(ERROR, "The daemon is shutting down"),
+    "507": _json(ERROR, "The daemon's data folder cannot be written"),
 }
 RUN_PATH = [{"name": "run_id", "in": "path", "required": True, "schema": RUN_ID}]
 LAST_EVENT_ID = {
     "name": "Last-Event-ID",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"},
+    "schema": {"type": "string", "pattern": "^ *[0-9]{1,15} *$"},
     "description": "Resume after this event id",
 }
 
@@ -55,21 +105,70 @@ def _flag(name: str, description: str) -> dict[str, Any]:
         "name": name,
         "in": "query",
         "required": False,
-        "schema": {"type": "string", "enum": ["true", "false"]},
-        "description": description,
+        "schema": {"type": "string", "enum": [*TRUE_FLAGS, *FALSE_FLAGS]},
+        "description": f"{description} (true, 1, yes or the bare name; false, 0, no)",
     }
 
 
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    found = {"name": name, "in": "query", "required": False, "schema": schema}
+    if description:
+        found["description"] = description
+    return found
+
+
+def _integer(minimum: int, maximum: int = MAX_INT) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+RUN_MODES = [
+    _flag("onlyid", "Answer 202 with the run id at once"),
+    _flag("sse", "Answer with Server-Sent Events"),
+    _query(
+        "mode",
+        {"type": "string", "enum": ["stream", "buffered"]},
+        "buffered: answer once the run has ended, its status code saying how (200, 500, 504)",
+    ),
+]
 CMD_ANSWERS = {
     "200": {
-        "description": "The output as it is produced (default), or events with sse=true",
+        "description": "The output as it is produced (a last line 'toolrun: ...' when toolrun "
+        "itself stopped or could not start the tool; X-Toolrun-Status and "
+        "X-Toolrun-Exit-Code as trailers to a client that sends TE: trailers), or events "
+        "with sse=true, or with mode=buffered the whole output of a run that succeeded",
+        "headers": RUN_ID_HEADER,
         "content": {
             "text/plain": {"schema": {"type": "string"}},
-            "text/event-stream": {"schema": {"type": "string"}},
+            **_events("", list(KINDS), ids=True)["content"],
         },
     },
-    "202": _text("onlyid=true: the run id; Location: /result/<id>"),
+    "202": {
+        "description": "onlyid=true: the run id; Location: /result/<id>",
+        "headers": RUN_ID_HEADER,
+        "content": {"text/plain": {"schema": RUN_ID}},
+    },
     **SUBMIT_ERRORS,
+    "500": {
+        "description": "mode=buffered: the run failed (its output), or the daemon's "
+        "configuration is wrong (JSON)",
+        "headers": STATUS_HEADERS,
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "application/json": {"schema": ERROR},
+        },
+    },
+    "504": {
+        "description": "mode=buffered: the run timed out (its output)",
+        "headers": STATUS_HEADERS,
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+}
+BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": _ref("RunRequest")},
+        "application/yaml": {"schema": _ref("RunRequest")},
+    },
 }
 
 
@@ -86,307 +185,354 @@ def document() -> dict[str, Any]:
             "schemas": SCHEMAS,
         },
         "security": [{"bearer": []}, {}],
-        "paths": {
-            "/cmd/{path}": {
-                "get": {
-                    "summary": "Run one tool: /cmd/<tool>[@<version>]/<arg>/...",
-                    "parameters": [
-                        {
-                            "name": "path",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        _flag("onlyid", "Answer 202 with the run id at once"),
-                        _flag("sse", "Answer with Server-Sent Events"),
-                    ],
-                    "responses": CMD_ANSWERS,
-                }
-            },
-            "/cmd": {
-                "post": {
-                    "summary": "Run one tool, or a toolchain with ?toolchain=NAME",
-                    "parameters": [
-                        {
-                            "name": "body",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string", "enum": ["yaml", "json"]},
-                        },
-                        _flag("onlyid", "Answer 202 with the run id at once"),
-                        _flag("sse", "Answer with Server-Sent Events"),
-                        {
-                            "name": "toolchain",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string"},
-                        },
-                    ],
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {"schema": _ref("CmdRequest")},
-                            "application/yaml": {"schema": _ref("CmdRequest")},
-                        },
-                    },
-                    "responses": CMD_ANSWERS,
-                }
-            },
-            "/result/help": {
-                "get": {"summary": "This manual", "responses": {"200": _text("HTML", "text/html")}}
-            },
-            "/result/{run_id}": {
-                "get": {
-                    "summary": "A run's output: 202 while it goes, the whole output once ended",
-                    "parameters": [
-                        *RUN_PATH,
-                        _flag("sse", "Replay and follow as events"),
-                        LAST_EVENT_ID,
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The output, or events with sse=true",
-                            "content": {
-                                "text/plain": {"schema": {"type": "string"}},
-                                "text/event-stream": {"schema": {"type": "string"}},
-                            },
-                        },
-                        "202": _json(_ref("Pending"), "Still queued or running"),
-                        **ERRORS,
-                        **NOT_FOUND,
-                    },
-                }
-            },
-            "/api/v1/runs": {
-                "post": {
-                    "summary": "Start a run",
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("CmdRequest")}},
-                    },
-                    "responses": {
-                        "202": _json(_ref("Run"), "Recorded; queued or started"),
-                        **SUBMIT_ERRORS,
-                    },
-                },
-                "get": {
-                    "summary": "Runs, newest first, filtered and paged",
-                    "parameters": [
-                        {
-                            "name": "status",
-                            "in": "query",
-                            "schema": {"type": "string", "enum": list(RUN_STATES)},
-                        },
-                        {"name": "toolchain", "in": "query", "schema": {"type": "string"}},
-                        {"name": "requester", "in": "query", "schema": {"type": "string"}},
-                        {"name": "text", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "since",
-                            "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "ISO time, epoch seconds or an age (2h, 7d)",
-                        },
-                        {"name": "until", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "page",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1},
-                        },
-                        {
-                            "name": "page_size",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                        },
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "schema": RUN_ID,
-                            "description": "next_cursor of the previous page",
-                        },
-                    ],
-                    "responses": {"200": _json(_ref("RunList"), "A page of runs"), **ERRORS},
-                },
-            },
-            "/api/v1/runs/{run_id}": {
-                "get": {
-                    "summary": "One run with its steps",
-                    "parameters": RUN_PATH,
-                    "responses": {"200": _json(_ref("Run"), "The run"), **ERRORS, **NOT_FOUND},
-                }
-            },
-            "/api/v1/runs/{run_id}/cancel": {
-                "post": {
-                    "summary": "Cancel a run (its whole process tree)",
-                    "parameters": RUN_PATH,
-                    "responses": {
-                        "202": _json(_ref("Cancelling"), "Being cancelled"),
-                        "409": _json(ERROR, "The run has already ended"),
-                        **ERRORS,
-                        **NOT_FOUND,
-                    },
-                }
-            },
-            "/api/v1/runs/{run_id}/rerun": {
-                "post": {
-                    "summary": "Run it again: same toolchain text, params and tool versions",
-                    "parameters": [
-                        *RUN_PATH,
-                        _flag("from_failed", "Keep the steps that succeeded and their files"),
-                    ],
-                    "responses": {
-                        "202": _json(_ref("Run"), "The new run"),
-                        **SUBMIT_ERRORS,
-                        **NOT_FOUND,
-                    },
-                }
-            },
-            "/api/v1/runs/{run_id}/events": {
-                "get": {
-                    "summary": "The run's events as Server-Sent Events, replayed then followed",
-                    "parameters": [
-                        *RUN_PATH,
-                        LAST_EVENT_ID,
-                        _flag("follow", "false: only the events stored so far"),
-                    ],
-                    "responses": {
-                        "200": _text("Events", "text/event-stream"),
-                        **ERRORS,
-                        **NOT_FOUND,
-                    },
-                }
-            },
-            "/api/v1/runs/{run_id}/log": {
-                "get": {
-                    "summary": "The run's log as text",
-                    "parameters": [
-                        *RUN_PATH,
-                        {"name": "step", "in": "query", "schema": {"type": "string"}},
-                        {
-                            "name": "offset",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 0},
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1},
-                        },
-                    ],
-                    "responses": {"200": _text("Log lines"), **ERRORS, **NOT_FOUND},
-                }
-            },
-            "/api/v1/runs/{run_id}/artifacts": {
-                "get": {
-                    "summary": "Files in the run's workspace, with size and sha256",
-                    "parameters": RUN_PATH,
-                    "responses": {
-                        "200": _json(_ref("Artifacts"), "The files"),
-                        **ERRORS,
-                        **NOT_FOUND,
-                    },
-                }
-            },
-            "/api/v1/runs/{run_id}/artifacts/{path}": {
-                "get": {
-                    "summary": "Download one workspace file",
-                    "parameters": [
-                        *RUN_PATH,
-                        {
-                            "name": "path",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The file",
-                            "content": {
-                                "application/octet-stream": {
-                                    "schema": {"type": "string", "format": "binary"}
-                                }
-                            },
-                        },
-                        **ERRORS,
-                        **NOT_FOUND,
-                    },
-                }
-            },
-            "/api/v1/events": {
-                "get": {
-                    "summary": "Every run's state changes, as Server-Sent Events",
-                    "responses": {"200": _text("Events", "text/event-stream"), **ERRORS},
-                }
-            },
-            "/api/v1/tools": {
-                "get": {
-                    "summary": "Installed tools (and with available=true, what registries offer)",
-                    "parameters": [_flag("available", "Also ask the registries")],
-                    "responses": {"200": _json(_ref("Tools"), "Tools"), **ERRORS},
-                }
-            },
-            "/api/v1/toolchains": {
-                "get": {
-                    "summary": "Toolchains this daemon can run",
-                    "responses": {"200": _json(_ref("Toolchains"), "Toolchains"), **ERRORS},
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness; 503 while shutting down",
-                    "security": [],
-                    "responses": {
-                        "200": _json(_ref("Health"), "Serving"),
-                        "503": _json(_ref("Health"), "Draining"),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "responses": {"200": _text("Prometheus text format"), **ERRORS},
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document",
-                    "security": [],
-                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
-                }
-            },
-        },
+        "paths": PATHS,
     }
 
+
+PATHS: dict[str, Any] = {
+    "/cmd/{tool}": {
+        "get": {
+            "summary": "Run one tool: /cmd/<tool>[@<version>], its arguments as further path "
+            "segments (/cmd/ping/example.com; %2F keeps a / inside one argument), each held "
+            "to the argument rule of POST /cmd",
+            "parameters": [
+                {
+                    "name": "tool",
+                    "in": "path",
+                    "required": True,
+                    "schema": {
+                        "type": "string",
+                        "maxLength": MAX_NAME + 1 + MAX_SPEC,
+                        "pattern": TOOL_AT_VERSION,
+                    },
+                },
+                *RUN_MODES,
+            ],
+            "responses": CMD_ANSWERS,
+        }
+    },
+    "/cmd": {
+        "post": {
+            "summary": "Run one tool, or a toolchain (in the body, or ?toolchain=NAME with the "
+            "body's params, or its args as the seed calls them); YAML by default",
+            "parameters": [
+                _query("body", {"type": "string", "enum": ["yaml", "json"]}),
+                *RUN_MODES,
+                _query("toolchain", NAME, "Run this toolchain; the body then holds its params"),
+            ],
+            "requestBody": BODY,
+            "responses": CMD_ANSWERS,
+        }
+    },
+    "/result/help": {
+        "get": {"summary": "This manual", "responses": {"200": _text("HTML", "text/html")}}
+    },
+    "/result/{run_id}": {
+        "get": {
+            "summary": "A run's output: 202 while it goes, the whole output once ended",
+            "parameters": [*RUN_PATH, _flag("sse", "Replay and follow as events"), LAST_EVENT_ID],
+            "responses": {
+                "200": {
+                    "description": "The output (a last line 'toolrun: ...' as for /cmd), or "
+                    "events with sse=true, ending with run_finished",
+                    "headers": {**RUN_ID_HEADER, **STATUS_HEADERS},
+                    "content": {
+                        "text/plain": {"schema": {"type": "string"}},
+                        **_events("", list(KINDS), ids=True)["content"],
+                    },
+                },
+                "202": _json(_ref("Pending"), "Still queued or running"),
+                **ERRORS,
+                **NOT_FOUND,
+            },
+        }
+    },
+    "/api/v1/runs": {
+        "post": {
+            "summary": "Start a run (JSON, or YAML with a yaml content type)",
+            "requestBody": BODY,
+            "responses": {
+                "202": {
+                    **_json(_ref("Run"), "Recorded; queued or started"),
+                    "headers": RUN_ID_HEADER,
+                },
+                **SUBMIT_ERRORS,
+            },
+        },
+        "get": {
+            "summary": "Runs, newest first, filtered and paged",
+            "parameters": [
+                _query("status", {"type": "string", "enum": list(RUN_STATES)}),
+                _query("toolchain", {"type": "string"}),
+                _query("requester", {"type": "string"}),
+                _query(
+                    "text", {"type": "string"}, "Text in the id, toolchain, requester or params"
+                ),
+                _query(
+                    "since",
+                    {"type": "string", "pattern": WHEN_PATTERN},
+                    "Seconds since 1970, an ISO date or date and time, or an age (2h, 7d)",
+                ),
+                _query("until", {"type": "string", "pattern": WHEN_PATTERN}),
+                _query("page", _integer(1), "From 1; with cursor, counted after the cursor's run"),
+                _query("page_size", _integer(1, 100)),
+                _query("cursor", RUN_ID, "next_cursor of the previous page"),
+            ],
+            "responses": {
+                "200": _json(_ref("RunList"), "A page of runs"),
+                **ERRORS,
+                "404": _json(ERROR, "The cursor names no run"),
+            },
+        },
+    },
+    "/api/v1/runs/{run_id}": {
+        "get": {
+            "summary": "One run with its steps",
+            "parameters": RUN_PATH,
+            "responses": {"200": _json(_ref("Run"), "The run"), **ERRORS, **NOT_FOUND},
+        }
+    },
+    "/api/v1/runs/{run_id}/cancel": {
+        "post": {
+            "summary": "Cancel a run (its whole process tree)",
+            "parameters": RUN_PATH,
+            "responses": {
+                "202": _json(_ref("Cancelling"), "Being cancelled"),
+                "409": _json(ERROR, "The run has already ended"),
+                **ERRORS,
+                **NOT_FOUND,
+            },
+        }
+    },
+    "/api/v1/runs/{run_id}/rerun": {
+        "post": {
+            "summary": "Run it again: same toolchain text, params and tool versions",
+            "parameters": [
+                *RUN_PATH,
+                _flag("from_failed", "Keep the steps that succeeded and their files"),
+            ],
+            "responses": {
+                "202": {**_json(_ref("Run"), "The new run"), "headers": RUN_ID_HEADER},
+                "409": _json(ERROR, "from_failed: every step succeeded, nothing to run again"),
+                **SUBMIT_ERRORS,
+                "404": _json(ERROR, "No such run, or a tool of it is gone"),
+            },
+        }
+    },
+    "/api/v1/runs/{run_id}/events": {
+        "get": {
+            "summary": "The run's events as Server-Sent Events, replayed then followed, "
+            "ending with run_finished (made from the history for a run whose toolrun died)",
+            "parameters": [
+                *RUN_PATH,
+                LAST_EVENT_ID,
+                _flag("follow", "false: only the events stored so far"),
+            ],
+            "responses": {
+                "200": _events("Events", list(KINDS), ids=True),
+                **ERRORS,
+                **NOT_FOUND,
+            },
+        }
+    },
+    "/api/v1/runs/{run_id}/log": {
+        "get": {
+            "summary": "The run's log as text",
+            "parameters": [
+                *RUN_PATH,
+                _query("step", {"type": "string"}, "Only this step's output"),
+                _query("offset", _integer(0), "Lines to skip"),
+                _query("limit", _integer(1), "Lines to send at most"),
+            ],
+            "responses": {
+                "200": {**_text("Log lines"), "headers": RUN_ID_HEADER},
+                **ERRORS,
+                "404": _json(ERROR, "No such run, or no such step in it"),
+            },
+        }
+    },
+    "/api/v1/runs/{run_id}/artifacts": {
+        "get": {
+            "summary": "Files in the run's workspace, with size and sha256",
+            "parameters": RUN_PATH,
+            "responses": {
+                "200": _json(_ref("Artifacts"), "The files"),
+                **ERRORS,
+                **NOT_FOUND,
+            },
+        }
+    },
+    "/api/v1/runs/{run_id}/artifacts/{path}": {
+        "get": {
+            "summary": "Download one workspace file",
+            "parameters": [
+                *RUN_PATH,
+                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "The file",
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                },
+                **ERRORS,
+                "404": _json(ERROR, "No such run, or no such file in its workspace"),
+            },
+        }
+    },
+    "/api/v1/events": {
+        "get": {
+            "summary": "Every run's state changes, as Server-Sent Events: first hello (the "
+            "daemon's health), then one run event for each change",
+            "responses": {
+                "200": _events(
+                    "Events; hello's data is a Health, run's a RunChange",
+                    ["hello", "run"],
+                    ids=False,
+                ),
+                **ERRORS,
+            },
+        }
+    },
+    "/api/v1/tools": {
+        "get": {
+            "summary": "Installed tools (and with available=true, what registries offer)",
+            "parameters": [_flag("available", "Also ask the registries")],
+            "responses": {"200": _json(_ref("Tools"), "Tools"), **ERRORS},
+        }
+    },
+    "/api/v1/toolchains": {
+        "get": {
+            "summary": "Toolchains this daemon can run",
+            "responses": {"200": _json(_ref("Toolchains"), "Toolchains"), **ERRORS},
+        }
+    },
+    "/healthz": {
+        "get": {
+            "summary": "Liveness; 503 while shutting down",
+            "security": [],
+            "responses": {
+                "200": _json(_ref("Health"), "Serving"),
+                "503": _json(_ref("Health"), "Draining"),
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "responses": {"200": _text("Prometheus text format"), **ERRORS},
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "security": [],
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+        }
+    },
+}
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _STRING_OR_NULL = {"type": ["string", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
+_SCALAR = {"type": ["string", "number", "boolean", "null"]}
+_ENV = {
+    "description": "A mapping of NAME: value, or the seed's list: [{NAME: value}] or "
+    "['NAME=value', 'NAME:value']. Remote callers may set only names that the tool's "
+    "tool.toml, the toolchain or the daemon's config accept (accept_env)",
+    "oneOf": [
+        {
+            "type": "object",
+            "propertyNames": {"pattern": ENV_NAME_PATTERN},
+            "additionalProperties": {"type": "string", "pattern": NO_NUL},
+        },
+        {
+            "type": "array",
+            "items": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "minProperties": 1,
+                        "maxProperties": 1,
+                        "propertyNames": {"pattern": ENV_NAME_PATTERN},
+                        "additionalProperties": {"type": "string", "pattern": NO_NUL},
+                    },
+                    {"type": "string", "pattern": ENV_ITEM_PATTERN, "not": {"pattern": "\\x00"}},
+                ]
+            },
+        },
+    ],
+}
+_TIMEOUT = {
+    "description": "Seconds, or a duration such as 30s, 10m, 1h30m; 0: the toolchain's own",
+    "oneOf": [
+        {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
+        {"type": "string", "pattern": DURATION_PATTERN},
+    ],
+}
+_PARAMS = {
+    "type": "object",
+    "additionalProperties": {
+        "oneOf": [
+            {"type": "string", "pattern": NO_NUL, "not": {"pattern": FORBIDDEN_ARG_PATTERN}},
+            {"type": ["number", "boolean", "null"]},
+        ]
+    },
+}
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error", "message"],
+        "additionalProperties": False,
         "properties": {
             "error": {"type": "string"},
             "message": {"type": "string"},
             "field": {"type": "string"},
         },
     },
-    "CmdRequest": {
+    "RunRequest": {"oneOf": [_ref("ToolRequest"), _ref("ToolchainRequest")]},
+    "ToolRequest": {
         "type": "object",
+        "required": ["cmd"],
+        "additionalProperties": False,
         "properties": {
-            "cmd": {"type": "string", "description": "A tool's name"},
-            "version": {"type": "string", "description": "0.1.0, ^1.2, latest ..."},
-            "args": {"type": "array", "items": {"type": "string"}},
-            "toolchain": {"type": "string"},
-            "params": {"type": "object"},
-            "env": {"type": "object", "additionalProperties": {"type": "string"}},
-            "timeout": {"type": ["string", "number"]},
+            "cmd": {**NAME, "description": "A tool's name"},
+            "version": {
+                "type": "string",
+                "pattern": CONSTRAINT_PATTERN,
+                "maxLength": MAX_SPEC,
+                "description": "0.1.0, 0.1, ^1.2, ~1.2.3, >=1,<2, latest (a string: 1.10 is "
+                "not 1.1)",
+            },
+            "args": {
+                "oneOf": [ARG, {"type": "array", "maxItems": MAX_ARGS, "items": ARG}],
+                "description": "The tool's arguments, each one argv item (never a shell line)",
+            },
+            "env": _ENV,
+            "timeout": _TIMEOUT,
+        },
+    },
+    "ToolchainRequest": {
+        "type": "object",
+        "required": ["toolchain"],
+        "additionalProperties": False,
+        "not": {"required": ["params", "args"]},
+        "properties": {
+            "toolchain": NAME,
+            "params": _PARAMS,
+            "args": {**_PARAMS, "description": "The seed's name for params"},
+            "env": _ENV,
+            "timeout": _TIMEOUT,
         },
     },
     "Pending": {
         "type": "object",
         "required": ["id", "status"],
+        "additionalProperties": False,
         "properties": {
             "id": RUN_ID,
             "status": {"type": "string", "enum": ["queued", "running"]},
@@ -396,7 +542,8 @@ SCHEMAS: dict[str, Any] = {
     "Cancelling": {
         "type": "object",
         "required": ["id", "status"],
-        "properties": {"id": RUN_ID, "status": {"type": "string"}},
+        "additionalProperties": False,
+        "properties": {"id": RUN_ID, "status": {"type": "string", "enum": ["cancelling"]}},
     },
     "Step": {
         "type": "object",
@@ -407,13 +554,13 @@ SCHEMAS: dict[str, Any] = {
             "spec": {"type": "string"},
             "version": _STRING_OR_NULL,
             "sha256": _STRING_OR_NULL,
-            "status": {"type": "string"},
+            "status": {"type": "string", "enum": list(STEP_STATES)},
             "attempts": {"type": "integer"},
             "exit_code": _INT_OR_NULL,
             "started_at": _NUMBER_OR_NULL,
             "finished_at": _NUMBER_OR_NULL,
             "duration": _NUMBER_OR_NULL,
-            "outputs": {"type": "object"},
+            "outputs": {"type": "object", "additionalProperties": {"type": "string"}},
             "error": _STRING_OR_NULL,
             "allowed_failure": {"type": "boolean"},
         },
@@ -427,7 +574,7 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": list(RUN_STATES)},
             "origin": {"type": "string"},
             "requester": {"type": "string"},
-            "params": {"type": "object"},
+            "params": {"type": "object", "additionalProperties": _SCALAR},
             "created_at": {"type": "number"},
             "started_at": _NUMBER_OR_NULL,
             "finished_at": _NUMBER_OR_NULL,
@@ -444,17 +591,31 @@ SCHEMAS: dict[str, Any] = {
     },
     "RunList": {
         "type": "object",
-        "required": ["runs", "page_size", "next_cursor"],
+        "required": ["runs", "page", "page_size", "next_cursor"],
+        "additionalProperties": False,
         "properties": {
             "runs": {"type": "array", "items": _ref("Run")},
             "page": {"type": "integer"},
             "page_size": {"type": "integer"},
-            "next_cursor": _STRING_OR_NULL,
+            "next_cursor": {"oneOf": [RUN_ID, {"type": "null"}]},
+        },
+    },
+    "RunChange": {
+        "type": "object",
+        "required": ["id", "toolchain", "status", "requester", "at", "duration"],
+        "properties": {
+            "id": RUN_ID,
+            "toolchain": {"type": "string"},
+            "status": {"type": "string", "enum": list(RUN_STATES)},
+            "requester": {"type": "string"},
+            "at": {"type": "number"},
+            "duration": _NUMBER_OR_NULL,
         },
     },
     "Artifacts": {
         "type": "object",
         "required": ["id", "files"],
+        "additionalProperties": False,
         "properties": {
             "id": RUN_ID,
             "files": {
@@ -462,31 +623,57 @@ SCHEMAS: dict[str, Any] = {
                 "items": {
                     "type": "object",
                     "required": ["path", "size", "sha256"],
+                    "additionalProperties": False,
                     "properties": {
                         "path": {"type": "string"},
                         "size": {"type": "integer"},
-                        "sha256": {"type": "string"},
+                        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                     },
                 },
             },
         },
     },
+    "Tool": {
+        "type": "object",
+        "required": ["name", "version", "kind", "description", "installed_at"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "kind": {"type": "string"},
+            "description": {"type": "string"},
+            "installed_at": {"type": "number"},
+            "archive_sha256": _STRING_OR_NULL,
+            "path": {"type": "string", "description": "Only to a caller with the admin scope"},
+            "source": {"type": "string", "description": "Only to a caller with the admin scope"},
+        },
+    },
     "Tools": {
         "type": "object",
         "required": ["installed"],
+        "additionalProperties": False,
         "properties": {
-            "installed": {"type": "array", "items": {"type": "object"}},
-            "available": {"type": "object"},
+            "installed": {"type": "array", "items": _ref("Tool")},
+            "available": {
+                "type": "object",
+                "description": "tool -> version -> the registry that offers it",
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                },
+            },
         },
     },
     "Toolchains": {
         "type": "object",
         "required": ["toolchains"],
+        "additionalProperties": False,
         "properties": {"toolchains": {"type": "array", "items": {"type": "object"}}},
     },
     "Health": {
         "type": "object",
         "required": ["status", "version", "running", "queued"],
+        "additionalProperties": False,
         "properties": {
             "status": {"type": "string", "enum": ["ok", "draining"]},
             "version": {"type": "string"},

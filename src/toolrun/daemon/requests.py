@@ -1,18 +1,28 @@
 """What a caller asks the daemon to run, read from a request body and checked field by field.
 
 Pure functions over bytes and dicts: every problem becomes a BadRequest naming the field.
+
+Bodies are read strictly, so that what a caller meant is never guessed: a key given twice,
+``NaN`` or ``Infinity``, and a number or boolean where a string is meant are refused. In YAML
+(the seed's default) a plain scalar is the text it was written as, so ``version: 0.1`` is
+"0.1" and ``version: 1.10`` stays "1.10"; only true, false and null are read as such.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..errors import UsageError
 from ..records import field, record
-from ..versions import MAX_NAME, MAX_SPEC, is_tool_name
+from ..versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
 
 MAX_BODY = 1024 * 1024
+ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+ENV_ITEM_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*)[=:](.*)$"  # the seed's list form: - foo:bar
+_ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
+_ENV_ITEM_RE = re.compile(ENV_ITEM_PATTERN, re.DOTALL)
 MAX_ARGS = 10_000  # a tool's argv; beyond it, checking each one would hold up the daemon
 
 
@@ -80,7 +90,7 @@ def decode_body(body: bytes, *, kind: str) -> dict[str, Any]:
 
 def _parse_json(text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_mapping, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise BadRequest(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
@@ -88,6 +98,19 @@ def _parse_json(text: str) -> Any:
         ) from None
     except ValueError:  # an integer of thousands of digits
         raise BadRequest("the body holds a number too long to read", field="body") from None
+
+
+def _mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise BadRequest(f"the body gives {key!r} twice", field=key)
+        mapping[key] = value
+    return mapping
+
+
+def _no_constant(name: str) -> Any:
+    raise BadRequest(f"the body holds {name}, which is not a JSON number", field="body")
 
 
 def _parse_yaml(text: str) -> Any:
@@ -130,6 +153,7 @@ def _body_loader() -> Any:
         class BodyLoader(base):  # type: ignore[misc, valid-type]
             pass
 
+        # Dates stay strings; a number keeps its digits as written (see YamlNumber).
         BodyLoader.yaml_implicit_resolvers = {
             first: [(tag, rule) for tag, rule in rules if not tag.endswith(":timestamp")]
             for first, rules in base.yaml_implicit_resolvers.items()
@@ -142,8 +166,44 @@ def _body_loader() -> Any:
 
         for kind in ("binary", "set", "timestamp", "omap", "pairs"):
             BodyLoader.add_constructor(f"tag:yaml.org,2002:{kind}", refuse)
+
+        def number(loader: Any, node: Any) -> YamlNumber:
+            method = "construct_yaml_int" if node.tag.endswith(":int") else "construct_yaml_float"
+            return YamlNumber(node.value, getattr(loader, method)(node))
+
+        for kind in ("int", "float"):
+            BodyLoader.add_constructor(f"tag:yaml.org,2002:{kind}", number)
+
+        def mapping(loader: Any, node: Any) -> dict[Any, Any]:
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = loader.construct_object(key_node)
+                if not isinstance(key, str | bool | None):
+                    continue  # construct_mapping says what is wrong with it
+                if key in seen:
+                    raise BadRequest(
+                        f"the body gives {key!r} twice (line {key_node.start_mark.line + 1})",
+                        field=str(key),
+                    )
+                seen[key] = True
+            return loader.construct_mapping(node)  # type: ignore[no-any-return]
+
+        BodyLoader.add_constructor("tag:yaml.org,2002:map", mapping)
         _LOADER = BodyLoader
     return _LOADER
+
+
+class YamlNumber(str):
+    """A number in a YAML body: the text it was written as, which is what a string field
+    takes (``version: 1.10`` is "1.10", not 1.1), and its value for a field that counts
+    (``timeout: 30``)."""
+
+    number: int | float
+
+    def __new__(cls, text: str, number: int | float) -> YamlNumber:
+        made = super().__new__(cls, text)
+        made.number = number
+        return made
 
 
 def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunRequest:
@@ -174,6 +234,10 @@ def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunReq
             raise BadRequest("a toolchain takes params (a mapping), not args", field="args")
         request.toolchain = toolchain
         params = data.get("params")
+        if params is not None and data.get("args") is not None:
+            raise BadRequest(
+                "give params or args (the seed's name for them), not both", field="args"
+            )
         if params is None and isinstance(data.get("args"), dict):
             params = data["args"]  # the seed calls a toolchain's inputs its args
         if params is None:
@@ -194,15 +258,19 @@ def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunReq
     request.cmd = cmd
     version = data.get("version")
     if version is not None:
-        if isinstance(version, (int, float)) and not isinstance(version, bool):
-            version = str(version)  # YAML reads `version: 0.1` as a number
-        if not isinstance(version, str) or not version.strip() or len(version) > MAX_SPEC:
+        if isinstance(version, int | float) and not isinstance(version, bool):
             raise BadRequest(
-                "version must be a string such as 0.1.0, ^1.2 or latest "
-                f"(at most {MAX_SPEC} characters)",
+                f'version must be a string: quote it, "version": "{version}" (a JSON number '
+                "loses digits: 1.10 is read as 1.1)",
                 field="version",
             )
-        request.version = version
+        if not isinstance(version, str) or not is_constraint(version):
+            raise BadRequest(
+                "version must be a constraint such as 0.1.0, 0.1, ^1.2, >=1,<2 or latest "
+                f"(at most {MAX_SPEC} characters), not {str(version)[:40]!r}",
+                field="version",
+            )
+        request.version = str(version)
     args = data.get("args", [])
     if isinstance(args, str):
         args = [args]
@@ -211,16 +279,26 @@ def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunReq
     if len(args) > MAX_ARGS:
         raise BadRequest(f"args holds {len(args)} items; at most {MAX_ARGS}", field="args")
     for index, arg in enumerate(args):
-        if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
-            raise BadRequest(f"args[{index}] must be a string", field=f"args[{index}]")
-        try:
-            text = str(arg)
-        except ValueError:  # an integer of thousands of digits
-            raise BadRequest(f"args[{index}] is too long a number", field="args") from None
-        if "\0" in text:
+        if not isinstance(arg, str):
+            raise BadRequest(
+                f"args[{index}] must be a string, not {_kind(arg)}"
+                + (" (quote it)" if isinstance(arg, int | float) else ""),
+                field=f"args[{index}]",
+            )
+        if "\0" in arg:
             raise BadRequest(f"args[{index}] holds a NUL byte", field="args")
-        request.args.append(text)
+        request.args.append(str(arg))
     return request
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return {"list": "a list", "dict": "a mapping"}.get(type(value).__name__, type(value).__name__)
 
 
 def _optional_str(data: dict[str, Any], key: str) -> str | None:
@@ -233,41 +311,63 @@ def _optional_str(data: dict[str, Any], key: str) -> str | None:
 
 
 def _env(raw: Any) -> dict[str, str]:
-    """A mapping, or the seed's list form (``- foo:bar`` or ``- foo=bar``)."""
+    """A mapping, or the seed's list form (``- foo: bar``, ``- foo:bar`` or ``- foo=bar``)."""
     if raw is None:
         return {}
+    if isinstance(raw, str):
+        # The seed wrote `env:` then `  -foo:bar`: without a space after the dash, YAML
+        # reads one piece of text, not a list.
+        suggestion = raw.lstrip("-").strip().replace(":", ": ", 1).replace("=", ": ", 1)
+        raise BadRequest(
+            f"env must be a mapping of NAME: value or a list of them; it reads as the text "
+            f"{raw[:60]!r}. For a list item, put a space after the dash: '- {suggestion[:60]}'",
+            field="env",
+        )
     if isinstance(raw, list):
         pairs: dict[str, Any] = {}
         for index, item in enumerate(raw):
             if isinstance(item, dict) and len(item) == 1:
                 pairs.update(item)
                 continue
-            text = str(item)
-            cut = min((i for i in (text.find("="), text.find(":")) if i > 0), default=-1)
-            if cut < 0:
-                raise BadRequest(f"env[{index}] must be NAME=value", field=f"env[{index}]")
-            pairs[text[:cut].strip().lstrip("-").strip()] = text[cut + 1 :]
+            match = _ENV_ITEM_RE.match(item) if isinstance(item, str) else None
+            if match is None:
+                raise BadRequest(
+                    f"env[{index}] must be NAME=value, NAME:value or a NAME: value mapping",
+                    field=f"env[{index}]",
+                )
+            pairs[match[1]] = match[2]  # a later item wins, as in an env file
         raw = pairs
     if not isinstance(raw, dict):
-        raise BadRequest("env must be a mapping of names to strings", field="env")
+        raise BadRequest(
+            f"env must be a mapping of names to strings, not {_kind(raw)}", field="env"
+        )
     env: dict[str, str] = {}
     for name, value in raw.items():
-        if not isinstance(name, str) or not name or "=" in name or "\0" in name:
-            raise BadRequest(f"env name {name!r} is not a valid variable name", field="env")
-        if isinstance(value, (dict, list)) or value is None:
-            raise BadRequest(f"env {name!r} must be a string", field=f"env.{name}")
-        env[name] = str(value).lower() if isinstance(value, bool) else str(value)
-        if "\0" in env[name]:
+        if not isinstance(name, str) or not _ENV_NAME_RE.match(name):
+            raise BadRequest(f"env name {str(name)[:40]!r} is not a variable name", field="env")
+        if not isinstance(value, str):
+            hint = " (quote it)" if isinstance(value, int | float) else ""
+            raise BadRequest(
+                f"env {name!r} must be a string, not {_kind(value)}{hint}", field=f"env.{name}"
+            )
+        if "\0" in value:
             raise BadRequest(f"env {name!r} holds a NUL byte", field=f"env.{name}")
+        env[name] = str(value)
     return env
 
 
 def _timeout(raw: Any) -> float | None:
+    """Seconds (a number) or a duration ("30s", "1h30m"); 0 or absent: the toolchain's own."""
     if raw is None:
         return None
     from ..toolchain import parse_duration
 
+    if isinstance(raw, YamlNumber):
+        raw = raw.number
+    if isinstance(raw, str) and raw.strip() != raw:
+        raise BadRequest("timeout must be a duration such as 30s, without spaces", field="timeout")
     try:
-        return parse_duration(raw)
+        seconds = parse_duration(raw, zero=True)
     except ValueError as exc:
         raise BadRequest(f"timeout must be {exc}", field="timeout") from None
+    return seconds or None

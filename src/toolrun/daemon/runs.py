@@ -55,6 +55,7 @@ class RunManager:
         self.draining = False
         self._reserved = 0  # runs being prepared, counted against the queue
         self._tasks: set[asyncio.Task[RunRecord]] = set()
+        self._ended: dict[str, asyncio.Event] = {}  # runs of this daemon, set as each ends
         self._listeners: list[Callable[[Transition], None]] = []
 
     # -- what callers see ----------------------------------------------------------------------
@@ -68,6 +69,12 @@ class RunManager:
             if handle.id == run_id:
                 return index + 1
         return None
+
+    async def wait(self, run_id: str) -> None:
+        """Until a run of this daemon has ended and been recorded."""
+        ended = self._ended.get(run_id)
+        if ended is not None:
+            await ended.wait()
 
     @property
     def queued(self) -> int:
@@ -93,6 +100,7 @@ class RunManager:
         finally:
             self._reserved -= 1
         self.live[handle.id] = handle
+        self._ended[handle.id] = asyncio.Event()
         handle.channel.on_event(lambda event: self._watch(handle, event))
         self._announce(handle, "queued")
         if len(self.running) < self.max_parallel:
@@ -126,6 +134,9 @@ class RunManager:
         self._tasks.discard(task)
         self.running.discard(handle.id)
         self.live.pop(handle.id, None)
+        ended = self._ended.pop(handle.id, None)
+        if ended is not None:
+            ended.set()
         while self.waiting and len(self.running) < self.max_parallel:
             self._start(self.waiting.popleft())
 

@@ -75,6 +75,19 @@ def check_settings(settings: DaemonSettings, token_count: int) -> None:
     for path in (settings.tls_cert, settings.tls_key):
         if path is not None and not path.is_file():
             raise UsageError(f"{path}: no such file")
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        import ssl
+
+        # Loaded once here, so that a wrong pair fails before the daemon says it listens.
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+                settings.tls_cert, settings.tls_key
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(
+                f"--tls-cert {settings.tls_cert} and --tls-key {settings.tls_key} are not a "
+                f"certificate and its key ({exc.__class__.__name__}: {exc}); are they swapped?"
+            ) from None
     if settings.loop not in LOOPS:
         raise UsageError(f"--loop must be one of {', '.join(LOOPS)}, not {settings.loop!r}")
     if settings.loop == "uvloop":
@@ -114,6 +127,9 @@ def serve(ctx: Context, settings: DaemonSettings) -> None:
     server_log.propagate = False
     daemon = Daemon(ctx, settings, journal)
     ctx.store.checkpoint_in_background()
+    from .trailers import enable as enable_trailers
+
+    enable_trailers()
     config = uvicorn.Config(
         create_app(daemon),
         ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
@@ -126,6 +142,8 @@ def serve(ctx: Context, settings: DaemonSettings) -> None:
         timeout_graceful_shutdown=3,
         lifespan="on",
         loop=settings.loop,
+        # h11, whichever other server is installed: it is the one taught trailers (trailers.py)
+        http="h11",
     )
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.tls_cert else "http"

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import TypeVar
 
-from ..describe import display_lines
-from ..events import OUTPUT, RUN_FINISHED, Event, LogTail
-from ..store import ACTIVE, Store
+from ..describe import EndingNote, display_lines
+from ..events import OUTPUT, RUN_FINISHED, STEP_STARTED, Event, LogTail
+from ..store import ACTIVE, RunRecord, StepRecord, Store, with_ending
 from .runs import RunManager
 
 T = TypeVar("T")
 POLL_SECONDS = 0.2
+STATUS_HEADER = "X-Toolrun-Status"
+EXIT_CODE_HEADER = "X-Toolrun-Exit-Code"
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -44,16 +47,23 @@ async def _as_lists(events: AsyncIterator[Event]) -> AsyncIterator[list[Event]]:
 
 
 async def sse_stream(
-    manager: RunManager, store: Store, run_id: str, *, after: int = 0
+    manager: RunManager, store: Store, run_id: str, *, after: int = 0, private: bool = True
 ) -> AsyncIterator[bytes]:
-    """A run's events as Server-Sent Events: one write per batch, a comment when quiet."""
+    """A run's events as Server-Sent Events: one write per batch, a comment when quiet.
+    Without ``private`` (a caller without the admin scope), this machine's paths are left
+    out (see ``public_event``)."""
     async for batch in run_event_batches(manager, store, run_id, after=after):
-        yield b"".join(sse_message(event) for event in batch) if batch else b": keepalive\n\n"
+        if not batch:
+            yield b": keepalive\n\n"
+            continue
+        yield b"".join(sse_message(event, private=private) for event in batch)
 
 
 async def _follow_file(store: Store, run_id: str, after: int) -> AsyncIterator[Event]:
-    """A run of another process on this machine, read as its events.jsonl grows."""
-    tail = LogTail(store.run_dir(run_id) / "events.jsonl", after=after)
+    """A run of another process on this machine, read as its events.jsonl grows. It ends
+    with ``run_finished``, made from the store when its writer died without one."""
+    log = store.run_dir(run_id) / "events.jsonl"
+    tail = LogTail(log, after=after)
     while True:
         # The state is read before the file, so no event written after it is missed.
         record = await asyncio.to_thread(store.get_run, run_id)
@@ -64,25 +74,100 @@ async def _follow_file(store: Store, run_id: str, after: int) -> AsyncIterator[E
             if event.kind == RUN_FINISHED:
                 return
         if ended and not grew:
+            if record is not None:
+                for event in with_ending(iter(()), record, log):
+                    yield event
             return
         await asyncio.sleep(POLL_SECONDS)
+
+
+class PlainStream:
+    """A run's output as the seed's plain stream: the tool's lines (each step's prefixed in
+    a run of several), then, when toolrun itself knows something went wrong, one last line
+    ``toolrun: ...``. What it learnt of the run's end is there for the trailers."""
+
+    def __init__(self, *, steps: int) -> None:
+        self.prefix = steps > 1
+        self.single = steps == 1
+        self.note = EndingNote(steps=self.prefix)
+
+    def chunk(self, batch: list[Event]) -> bytes:
+        out = [text_lines(event, prefix=self.prefix) for event in batch]
+        for event in batch:
+            last = self.note.see(event)
+            if last is not None:
+                out.append(last.encode("utf-8") + b"\n")
+        return b"".join(out)
+
+    def status_headers(self) -> dict[str, str]:
+        """``X-Toolrun-Status`` and ``X-Toolrun-Exit-Code``, once the run has ended."""
+        note = self.note
+        code = exit_code(note.status, note.exit_code, note.tool_exit_code, single=self.single)
+        return _status_headers(note.status, code)
+
+
+def status_headers(record: RunRecord, steps: list[StepRecord]) -> dict[str, str]:
+    """The same headers, for a run the store has seen end."""
+    tool_code = steps[0].exit_code if len(steps) == 1 else None
+    code = exit_code(record.status, record.exit_code, tool_code, single=len(steps) == 1)
+    return _status_headers(record.status, code)
+
+
+def exit_code(
+    status: str | None, run_code: int | None, tool_code: int | None, *, single: bool
+) -> int | None:
+    """As ``toolrun exec`` exits: the tool's own code for one tool that ran to its end, 127
+    when it could not start, else the run's (124 timed out, 130 cancelled)."""
+    if single and status in ("succeeded", "failed"):
+        if tool_code is None:
+            return 127
+        return tool_code if tool_code >= 0 else 128 - tool_code
+    return run_code
+
+
+def _status_headers(status: str | None, code: int | None) -> dict[str, str]:
+    headers = {STATUS_HEADER: status or "unknown"}
+    if code is not None:
+        headers[EXIT_CODE_HEADER] = str(code)
+    return headers
 
 
 # -- the shapes ------------------------------------------------------------------------------
 
 
-def sse_message(event: Event) -> bytes:
+def sse_message(event: Event, *, private: bool = True) -> bytes:
     """One Server-Sent Event: the event's seq as its id, so a client resumes with Last-Event-ID.
 
     A live event is one object shared by every client following the run: it is encoded once
-    and the bytes kept on it, not once per client (500 clients made that most of the work).
+    (in each of its two forms) and the bytes kept on it, not once per client (500 clients
+    made that most of the work).
     """
-    cached: bytes | None = event.__dict__.get("_sse")
+    key = "_sse" if private else "_sse_public"
+    cached: bytes | None = event.__dict__.get(key)
     if cached is None:
+        shown = event if private else public_event(event)
         head = f"id: {event.seq}\nevent: {event.kind}\ndata: ".encode()
-        cached = head + event.to_bytes() + b"\n\n"
-        object.__setattr__(event, "_sse", cached)  # not a field: equality and hash unchanged
+        cached = head + shown.to_bytes() + b"\n\n"
+        object.__setattr__(event, key, cached)  # not a field: equality and hash unchanged
     return cached
+
+
+def public_event(event: Event) -> Event:
+    """The event as a caller without the admin scope sees it: the command line's absolute
+    paths (this machine's folders: the tools', Python's) shown by their file names."""
+    argv = event.data.get("argv")
+    if event.kind != STEP_STARTED or not isinstance(argv, list):
+        return event
+    shown = [_file_name(item) if isinstance(item, str) else item for item in argv]
+    return Event(
+        event.seq, event.time, event.kind, event.step, event.attempt, {**event.data, "argv": shown}
+    )
+
+
+def _file_name(item: str) -> str:
+    if PurePosixPath(item).is_absolute() or PureWindowsPath(item).is_absolute():
+        return PureWindowsPath(item).name if "\\" in item else PurePosixPath(item).name
+    return item
 
 
 def sse_data(kind: str, data: object) -> bytes:
