@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolrun.expressions import Context, ExpressionError, evaluate, parse, parse_template
 
@@ -72,3 +74,30 @@ def test_no_python_is_ever_evaluated() -> None:
     with pytest.raises(ExpressionError):
         parse("__import__('os').system('echo no')")
     assert value("params.__class__") is None
+
+
+def test_a_closing_brace_pair_inside_a_string_does_not_end_the_expression() -> None:
+    from toolrun.expressions import Context, parse_template
+
+    template = parse_template('a ${{ contains(params.x, \'}}\') }} b ${{ "q\\"}}" }}')
+    assert template.render(Context({"params": {"x": "{{}}"}})) == 'a true b q"}}'
+    with pytest.raises(ExpressionError, match="without a closing"):
+        parse_template("${{ 'never closed }}")
+
+
+@pytest.mark.parametrize("text", ["!" * 3000 + "true", "(" * 3000 + "1" + ")" * 3000])
+def test_deep_nesting_is_an_error_not_a_crash(text: str) -> None:
+    with pytest.raises(ExpressionError, match="nests more than"):
+        parse(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="!()&|=<>'\" \\abcx01.,[]${}-_", max_size=200) | st.text(max_size=100))
+def test_any_text_parses_or_gets_an_expression_error(text: str) -> None:
+    from toolrun.expressions import parse_condition, parse_template
+
+    for parser in (parse_template, parse_condition):
+        try:
+            parser(text)
+        except ExpressionError as exc:
+            assert 0 <= exc.column <= len(text) + 3

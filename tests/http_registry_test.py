@@ -71,6 +71,24 @@ def test_a_tampered_archive_is_refused_with_both_hashes(
     assert not (toolrun_home / "tools" / "hello").exists()
 
 
+def test_an_archive_is_held_to_the_unpacked_size_its_index_declares(
+    published: str, toolrun, tmp_path: Path, toolrun_home: Path
+) -> None:  # type: ignore[no-untyped-def]
+    index_path = tmp_path / "published" / "index.json"
+    index = json.loads(index_path.read_text())
+    entry = index["tools"]["hello"]["versions"]["3.0.0"]
+    assert entry["unpacked_size"] > 100_000  # tool.toml and its files, as registry build counts
+    entry["unpacked_size"] = 1000
+    index_path.write_text(json.dumps(index))
+    result = toolrun("tool", "install", "hello==3.0.0")
+    assert result.returncode == 5, result.stderr
+    assert "unpacks to more than 1,000 bytes" in result.stderr
+    assert not (toolrun_home / "tools" / "hello" / "3.0.0").exists()
+    assert toolrun("config", "set", "max_unpacked", "100B").returncode == 0
+    refused = toolrun("tool", "install", "hello==1.1.0")
+    assert refused.returncode == 5 and "max_unpacked" in refused.stderr
+
+
 def test_build_refuses_a_registry_whose_hashes_are_stale(
     registry: Path, tmp_path: Path, toolrun
 ) -> None:  # type: ignore[no-untyped-def]

@@ -38,7 +38,26 @@ def _end_now(code: int) -> None:
     os._exit(code)
 
 
+def _undecodable(args: list[str]) -> str | None:
+    """What to say of an argument that is not UTF-8 text (Python hands such bytes on as lone
+    surrogates): toolrun records every argument as text, and would fail doing so later."""
+    for index, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            byte = ord(arg[exc.start]) & 0xFF
+            return (
+                f"toolrun: error: argument {index} is not UTF-8 text (byte 0x{byte:02x} at "
+                f"character {exc.start + 1}); nothing was run"
+            )
+    return None
+
+
 def _dispatch(args: list[str]) -> int:
+    problem = _undecodable(args)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     # The seed's -v/--version answers before anything heavy is imported.
     if args in (["-v"], ["--version"]):
         from . import __version__

@@ -194,6 +194,11 @@ SETTINGS: dict[str, Setting] = {
     "kill_grace": Setting(
         _positive_seconds, 5.0, "seconds between asking a tool to stop and forcing it"
     ),
+    "max_unpacked": Setting(
+        parse_size,
+        2 * 1024**3,
+        "bytes a tool's archive may unpack to (an index's own figure is held to as well)",
+    ),
     "allow_hosts": Setting(
         _host_list,
         (),

@@ -161,6 +161,7 @@ class Engine:
                 tool = self.resolver.resolve(
                     spec, install=True, pre=options.pre, may_install=may_install
                 )
+                self.resolver.installer.check_intact(tool)
             except ToolrunError as exc:
                 first_error = type(exc) if not problems else first_error
                 problems.append(f"step {step.id!r} ({step.spec_text}): {exc.message}")

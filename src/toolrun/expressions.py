@@ -25,7 +25,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-TEMPLATE_RE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _TOKEN_RE = re.compile(
     r"""\s*(?:
         (?P<number>-?\d+(?:\.\d+)?)
@@ -74,11 +73,22 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
     return tokens
 
 
+MAX_DEPTH = 64  # nesting of ( ) and ! an expression may have: past any real condition
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = _tokens(text)
         self.index = 0
+        self.depth = 0
+
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExpressionError(
+                f"the expression nests more than {MAX_DEPTH} levels deep", self.peek()[2]
+            )
 
     def peek(self) -> tuple[str, str, int]:
         return self.tokens[self.index]
@@ -104,10 +114,12 @@ class _Parser:
         return node
 
     def parse_or(self) -> Node:
+        self.deeper()
         node = self.parse_and()
         while self.peek()[1] == "||":
             self.take()
             node = Node("or", children=(node, self.parse_and()))
+        self.depth -= 1
         return node
 
     def parse_and(self) -> Node:
@@ -120,7 +132,10 @@ class _Parser:
     def parse_not(self) -> Node:
         if self.peek()[:2] == ("op", "!"):
             self.take()
-            return Node("not", children=(self.parse_not(),))
+            self.deeper()
+            node = Node("not", children=(self.parse_not(),))
+            self.depth -= 1
+            return node
         return self.parse_compare()
 
     def parse_compare(self) -> Node:
@@ -363,20 +378,42 @@ def parse_template(text: str) -> Template:
     """
     parts: list[str | Node] = []
     position = 0
-    for match in TEMPLATE_RE.finditer(text):
-        if match.start() > position:
-            parts.append(text[position : match.start()])
+    while (start := text.find("${{", position)) >= 0:
+        end = _closing(text, start + 3)
+        if end < 0:
+            raise ExpressionError("'${{' without a closing '}}'", start)
+        if start > position:
+            parts.append(text[position:start])
         try:
-            parts.append(parse(match[1]))
+            parts.append(parse(text[start + 3 : end]))
         except ExpressionError as exc:
-            raise ExpressionError(exc.message, match.start(1) + exc.column) from None
-        position = match.end()
-    rest = text[position:]
-    if "${{" in rest:
-        raise ExpressionError("'${{' without a closing '}}'", position + rest.index("${{"))
-    if rest:
-        parts.append(rest)
+            raise ExpressionError(exc.message, start + 3 + exc.column) from None
+        position = end + 2
+    if position < len(text):
+        parts.append(text[position:])
     return Template(tuple(parts))
+
+
+def _closing(text: str, position: int) -> int:
+    """Where the ``}}`` that ends an expression starts, a ``}}`` inside a quoted string not
+    counting (``${{ contains(a, '}}') }}``); -1 when there is none."""
+    quote = ""
+    while position < len(text):
+        char = text[position]
+        if quote:
+            if char == "\\" and quote == '"':
+                position += 1
+            elif char == quote:
+                if quote == "'" and text.startswith("''", position):
+                    position += 1  # '' is a quote inside a single-quoted string
+                else:
+                    quote = ""
+        elif char in "'\"":
+            quote = char
+        elif text.startswith("}}", position):
+            return position
+        position += 1
+    return -1
 
 
 def parse_condition(text: str) -> Template:

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,9 @@ class InstalledTool:
     source: str
     installed_at: float
     archive_sha256: str | None = None
+    # Each file's size and modification time (ns) as installed: a cheap look before every
+    # run tells whether one changed (see Installer.check_intact).
+    stats: dict[str, tuple[int, int]] | None = None
 
     @property
     def spec(self) -> str:
@@ -107,6 +111,7 @@ class Installer:
                 source=str(receipt.get("source", "")),
                 installed_at=float(receipt.get("installed_at", 0)),
                 archive_sha256=receipt.get("archive_sha256"),
+                stats=_stats_from(receipt.get("stats")),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             # Only a hand edit or a damaged disk makes a receipt toolrun wrote unreadable.
@@ -164,6 +169,7 @@ class Installer:
                     "installed_at": time.time(),
                     "archive_sha256": archive_sha256,
                     "manifest": manifest_to_dict(manifest),
+                    "stats": file_stats(staging, manifest),
                 }
                 _write_receipt(staging, receipt)
                 target = self.tools_dir / name / version
@@ -196,6 +202,47 @@ class Installer:
                     (self.tools_dir / name).rmdir()
             except OSError as exc:
                 raise storage_error(exc, f"removing {name} {version}") from None
+
+    def check_intact(self, tool: InstalledTool) -> None:
+        """Refuse a tool whose files changed since it was installed (IntegrityError naming
+        the file): each file's size and modification time against the receipt, re-hashed
+        only when they differ, and no file added beside them. Cheap enough for every run."""
+        if tool.manifest.is_system:
+            return
+        stats = tool.stats or {}
+        rehashed = False
+        for relative, expected in tool.manifest.files.items():
+            path = tool.path / relative
+            try:
+                info = path.lstat()
+            except OSError:
+                raise self._changed(tool, relative, "is missing") from None
+            if not stat.S_ISREG(info.st_mode):
+                raise self._changed(tool, relative, "is no longer a plain file")
+            if stats.get(relative) == (info.st_size, info.st_mtime_ns):
+                continue
+            from .archives import sha256_file
+
+            if sha256_file(path) != expected.lower():
+                raise self._changed(tool, relative, "was changed after it was installed")
+            rehashed = True
+        for extra in _extra_files(tool.path, tool.manifest):
+            raise self._changed(tool, extra, "was added after it was installed")
+        if rehashed:
+            # All there as installed: remember what the files look like now (a copy that kept
+            # its contents but not its times, a receipt from before stats were kept).
+            with contextlib.suppress(OSError, ValueError):
+                receipt_path = tool.path / RECEIPT_NAME
+                receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
+                receipt["stats"] = file_stats(tool.path, tool.manifest)
+                _write_receipt(tool.path, receipt)
+
+    def _changed(self, tool: InstalledTool, relative: str, what: str) -> IntegrityError:
+        return IntegrityError(
+            f"{tool.path / relative}: {what}; {tool.name} {tool.version} is refused until "
+            f"reinstalled (toolrun tool remove {tool.name}@{tool.version} && "
+            f"toolrun tool install {tool.name}=={tool.version})"
+        )
 
     def verify(self, tool: InstalledTool) -> list[str]:
         """The problems found re-hashing ``tool``'s files; empty when all is well."""
@@ -238,17 +285,39 @@ class Installer:
         return root / f"{name}@{version}-removed-{uuid.uuid4().hex[:8]}"
 
     def _remove_stale_staging(self, name: str, version: str) -> None:
-        # Holding this version's lock, any staging folder for it belongs to a dead install.
+        """What installs that died left in the staging folder: this version's (its lock is
+        held, so any is a dead install's), and every other whose process is gone, so a
+        kill -9 mid-download costs no disk beyond the next install of anything."""
         root = self._staging_root()
         if not root.is_dir():
             return
+        import re
         import shutil
 
+        from .process import process_start_time
+
         for entry in root.iterdir():
+            match = re.search(r"-(\d+)-[0-9a-f]{8}(?:\.|$)", entry.name)
             if entry.name.startswith(f"{name}@{version}-"):
+                stale = True
+            elif "-removed-" in entry.name:  # a removal's trash: its process deletes it at once
+                stale = time.time() - _mtime(entry) > STALE_TRASH_SECONDS
+            else:
+                stale = match is not None and process_start_time(int(match[1])) is None
+            if stale:
                 shutil.rmtree(entry, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     entry.unlink()
+
+
+STALE_TRASH_SECONDS = 3600
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return time.time()
 
 
 def verify_folder(
@@ -314,10 +383,48 @@ def folder_problems(
 
 def _write_receipt(folder: Path, receipt: dict[str, object]) -> None:
     path = folder / RECEIPT_NAME
-    with path.open("w", encoding="utf-8") as file:
+    temporary = folder / f"{RECEIPT_NAME}.{os.getpid()}.tmp"
+    with temporary.open("w", encoding="utf-8") as file:
         json.dump(receipt, file, indent=2)
         file.flush()
         os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def file_stats(folder: Path, manifest: Manifest) -> dict[str, list[int]]:
+    """Each listed file's size and modification time (ns), for the receipt."""
+    stats = {}
+    for relative in manifest.files:
+        info = (folder / relative).lstat()
+        stats[relative] = [info.st_size, info.st_mtime_ns]
+    return stats
+
+
+def _stats_from(raw: object) -> dict[str, tuple[int, int]] | None:
+    if not isinstance(raw, dict):
+        return None
+    return {
+        str(k): (int(v[0]), int(v[1]))
+        for k, v in raw.items()
+        if isinstance(v, list) and len(v) == 2
+    }
+
+
+def _extra_files(folder: Path, manifest: Manifest) -> list[str]:
+    """Files in an installed tool's folder that it was not installed with."""
+    known = {*manifest.files, MANIFEST_NAME, RECEIPT_NAME}
+    extra = []
+    for root, dirs, files in os.walk(folder):
+        # Python's own byte code, never read for a tool toolrun runs (PYTHONPYCACHEPREFIX).
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        base = Path(root).relative_to(folder).as_posix()
+        for name in files:
+            relative = name if base == "." else f"{base}/{name}"
+            if relative not in known and not (
+                relative.startswith(RECEIPT_NAME) and relative.endswith(".tmp")
+            ):
+                extra.append(relative)
+    return extra
 
 
 def _remove_tree(target: Path, trash: Path) -> None:

@@ -93,6 +93,10 @@ def build_registry(source: Path, output: Path) -> list[BuiltArchive]:
                 size=archive.stat().st_size,
                 description=manifest.description,
                 kind=manifest.kind,
+                unpacked=sum(
+                    (folder / relative).stat().st_size
+                    for relative in [MANIFEST_NAME, *manifest.files]
+                ),
             )
             built.append(BuiltArchive(name, version, archive, entry))
     if not built:

@@ -29,6 +29,9 @@ INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
 
 
+DEFAULT_MAX_UNPACKED = 2 * 1024**3  # bytes a tool version's archive may unpack to
+
+
 @record(frozen=True)
 class ArchiveEntry:
     """One tool version in an HTTP registry's index."""
@@ -38,6 +41,7 @@ class ArchiveEntry:
     size: int
     description: str = ""
     kind: str = "bundled"
+    unpacked: int | None = None  # bytes its files take once unpacked (indexes since 0.1)
 
 
 @record(frozen=True)
@@ -153,8 +157,10 @@ class HttpRegistry:
         timeout: float,
         cache: IndexCache | None = None,
         max_age: float = 0.0,
+        max_unpacked: int = DEFAULT_MAX_UNPACKED,
     ) -> None:
         self.name = name
+        self.max_unpacked = max_unpacked
         self.location = url
         self.base = url if url.endswith("/") else url + "/"
         self.index_url = urljoin(self.base, INDEX_NAME)
@@ -277,7 +283,9 @@ class HttpRegistry:
                     f"{tool} {version}: archive is {size} bytes, the index says {entry.size}"
                 )
             staging.mkdir(parents=True, exist_ok=True)
-            hashes = extract(archive_path, staging)
+            # What the index says the files take, and never more than the configured ceiling.
+            limit = min(entry.unpacked or self.max_unpacked, self.max_unpacked)
+            hashes = extract(archive_path, staging, limit=limit)
         finally:
             archive_path.unlink(missing_ok=True)
         return Fetched(entry.sha256, hashes, f"{url}!")
@@ -300,6 +308,7 @@ def parse_index(data: Any, *, source: str) -> dict[str, dict[str, ArchiveEntry]]
                     size=int(raw["size"]),
                     description=str(raw.get("description", "")),
                     kind=str(raw.get("kind", "bundled")),
+                    unpacked=int(raw["unpacked_size"]) if "unpacked_size" in raw else None,
                 )
             except (KeyError, TypeError, ValueError):
                 raise ConfigError(
@@ -326,6 +335,7 @@ def index_to_json(tools: dict[str, dict[str, ArchiveEntry]], generator: str) -> 
                         "size": e.size,
                         "description": e.description,
                         "kind": e.kind,
+                        **({"unpacked_size": e.unpacked} if e.unpacked is not None else {}),
                     }
                     for version, e in versions.items()
                 }
@@ -361,6 +371,7 @@ def open_registry(ref: RegistryRef, config: Config, *, cache_dir: Path | None = 
             timeout=config.registry_timeout,
             cache=IndexCache(cache_dir / "registries") if cache_dir is not None else None,
             max_age=float(config.get("registry_cache")),
+            max_unpacked=int(config.get("max_unpacked")),
         )
     location = ref.location.removeprefix("file://")
     root = Path(location).expanduser()

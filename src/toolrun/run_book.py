@@ -116,14 +116,41 @@ class RunBook:
         """Record the start; returns the run's timeout in seconds, if it has one."""
         self.started_at = time.time()
         self.store.update_run(self.run_id, status="running", started_at=self.started_at)
+        record = self.handle.record
+        # All the history keeps of a run, so that its log alone can rebuild its index entry
+        # (toolrun history repair).
         self.channel.emit(
             ev.RUN_STARTED,
             run=self.run_id,
             toolchain=self.handle.toolchain.name,
             params=self.handle.params,
             steps=self.order,
+            origin=record.origin,
+            requester=record.requester,
+            created_at=record.created_at,
+            toolchain_sha256=record.toolchain_sha256,
+            rerun_of=record.rerun_of,
+            plan=self._plan(),
         )
         return self.handle.options.timeout or self.handle.toolchain.timeout
+
+    def _plan(self) -> list[dict[str, Any]]:
+        from .engine import tool_digest
+
+        plan = []
+        for planned in self.handle.steps:
+            step, tool = planned.step, planned.tool
+            kept = self.handle.options.carried.get(step.id)
+            plan.append(
+                {
+                    "id": step.id,
+                    "tool": step.cmd,
+                    "spec": step.spec_text,
+                    "version": tool.version if tool else kept.version if kept else None,
+                    "sha256": tool_digest(tool) if tool else kept.sha256 if kept else None,
+                }
+            )
+        return plan
 
     def time_out(self, timeout: float) -> None:
         self.channel.emit(ev.MESSAGE, level="error", text=f"run timed out after {timeout:g}s")
@@ -361,8 +388,14 @@ class RunBook:
             "TOOLRUN_WORKSPACE": str(self.workspace),
         }
         if tool.manifest.command and tool.manifest.command[0] == "{python}":
-            # Python tools: output as it is printed, and no bytecode written into tool folders.
-            own.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+            # Python tools: output as it is printed, no byte code written into tool folders,
+            # and none read from them either (a __pycache__ planted there would run instead
+            # of the checked sources: byte code is looked for below a folder never made).
+            own.update(
+                PYTHONUNBUFFERED="1",
+                PYTHONDONTWRITEBYTECODE="1",
+                PYTHONPYCACHEPREFIX=str(self.run_dir / "no-bytecode"),
+            )
         return step_env(
             inherited_env(os.environ),
             tool.manifest.env_for(platform),

@@ -216,6 +216,9 @@ class Store:
         self._stop_checkpoints = threading.Event()
         self._ownership = RunOwnership()
         self._snapshots: dict[str, Path] = {}  # toolchain sha256 -> a run's toolchain.yaml
+        # Why the store could be opened only for reading (a full disk), or "" when it can
+        # be written.
+        self.read_only = ""
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -228,6 +231,11 @@ class Store:
         """
         with self._lock:
             db = self._open()
+            if write and self.read_only:
+                raise StorageError(
+                    f"{self.db_path} can only be read: {self.read_only}",
+                    hint="free some space, or make the data folder writable, then try again",
+                )
             try:
                 if write:
                     db.execute("BEGIN IMMEDIATE")
@@ -239,18 +247,38 @@ class Store:
                     db.execute("COMMIT")
                 else:
                     yield db
-            except sqlite3.OperationalError as exc:
-                raise StorageError(f"{self.db_path}: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error, doing: str = "") -> StorageError:
+        if is_damage(exc):
+            return StorageError(
+                f"{self.db_path} is damaged ({exc})",
+                hint="toolrun history repair rebuilds it from the run folders (their "
+                "events.jsonl), keeping the damaged file aside",
+            )
+        return StorageError(f"{doing}{self.db_path}: {exc}")
 
     def _open(self) -> sqlite3.Connection:
         if self._db is not None:
             return self._db
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            # Used from the event loop and from its executor threads, always under _lock.
-            db = sqlite3.connect(
-                self.db_path, timeout=60, isolation_level=None, check_same_thread=False
-            )
+            db = self._open_writable()
+        except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, sqlite3.Error) and is_damage(exc):
+                raise self._error(exc) from None
+            # A full disk or a read-only file system: what is there can still be read.
+            db = self._open_read_only(exc)
+        self._db = db
+        return db
+
+    def _open_writable(self) -> sqlite3.Connection:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Used from the event loop and from its executor threads, always under _lock.
+        db = sqlite3.connect(
+            self.db_path, timeout=60, isolation_level=None, check_same_thread=False
+        )
+        try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA busy_timeout = 60000")
             db.execute("PRAGMA journal_mode = WAL")
@@ -258,9 +286,30 @@ class Store:
             db.executescript(_SCHEMA)
             _add_process_columns(db)
             self._text_index = _ensure_text_index(db)
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"cannot open {self.db_path}: {exc}") from None
-        self._db = db
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_read_only(self, why: OSError | sqlite3.Error) -> sqlite3.Connection:
+        """The history as it is on disk, without a lock or a write-ahead log of its own
+        (``immutable``): it needs no byte of free space. A writer that died since its last
+        checkpoint may have left changes this does not see."""
+        reason = why.strerror if isinstance(why, OSError) and why.strerror else str(why)
+        try:
+            if not self.db_path.is_file() or self.db_path.stat().st_size == 0:
+                raise StorageError(f"cannot open {self.db_path}: {reason}")
+            from urllib.parse import quote
+
+            uri = f"file:{quote(str(self.db_path.absolute()))}?mode=ro&immutable=1"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+            query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs_text'"
+            self._text_index = db.execute(query).fetchone() is not None
+        except sqlite3.Error as exc:
+            raise self._error(exc, "cannot open ") from None
+        self.read_only = reason
         return db
 
     def close(self) -> None:
@@ -322,57 +371,102 @@ class Store:
         run ends (``OwnerLock.release``)."""
         now = time.time()
         stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(now))
+        versions = resolved or {}
         with self.connect(write=True) as db:
             row = db.execute("SELECT MAX(seq) FROM runs WHERE stamp = ?", (stamp,)).fetchone()
-            seq = (row[0] or 0) + 1
-            run_id = f"{stamp}-{seq}"
             # The lock is taken before the row is visible to anyone: no reader can ever see
             # this run active without an owner.
-            lock = self._take_ownership(run_id)
-            db.execute(
-                "INSERT INTO runs (id, stamp, seq, toolchain, status, origin, requester, params,"
-                " created_at, owner_pid, owner_host, toolchain_sha256, rerun_of)"
-                " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    stamp,
-                    seq,
-                    toolchain,
-                    origin,
-                    requester,
-                    json.dumps(params, ensure_ascii=False),
-                    now,
-                    os.getpid(),
-                    host_name(),
-                    toolchain_sha256,
-                    rerun_of,
-                ),
-            )
-            versions = resolved or {}
-            db.executemany(
-                "INSERT INTO steps (run_id, step_id, position, tool, spec, version, sha256)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (run_id, sid, i, tool, spec, *versions.get(sid, (None, None)))
-                    for i, (sid, tool, spec) in enumerate(steps)
-                ],
-            )
+            seq, lock = self._take_ownership(stamp, (row[0] or 0) + 1)
+            run_id = f"{stamp}-{seq}"
+            try:
+                db.execute(
+                    "INSERT INTO runs (id, stamp, seq, toolchain, status, origin, requester,"
+                    " params, created_at, owner_pid, owner_host, toolchain_sha256, rerun_of)"
+                    " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id, stamp, seq, toolchain, origin, requester,
+                        json.dumps(params, ensure_ascii=False), now, os.getpid(), host_name(),
+                        toolchain_sha256, rerun_of,
+                    ),
+                )  # fmt: skip
+                db.executemany(
+                    "INSERT INTO steps (run_id, step_id, position, tool, spec, version, sha256)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (run_id, sid, i, tool, spec, *versions.get(sid, (None, None)))
+                        for i, (sid, tool, spec) in enumerate(steps)
+                    ],
+                )
+            except BaseException:
+                # Nothing of a run that could not be recorded is left behind: no folder for
+                # the next run of this second to trip on.
+                lock.release()
+                import shutil
+
+                shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
+                raise
         record = self.get_run(run_id)
         assert record is not None
         return record, lock
 
-    def _take_ownership(self, run_id: str) -> OwnerLock:
-        folder = self.runs_dir / run_id
-        try:
+    def _take_ownership(self, stamp: str, seq: int) -> tuple[int, OwnerLock]:
+        """The run's number and folder, taking the next free number: a folder that no row
+        names (its index entry lost, say) is never reused."""
+        for _ in range(1000):
+            folder = self.runs_dir / f"{stamp}-{seq}"
             try:
-                folder.mkdir()
-            except FileNotFoundError:
-                folder.mkdir(parents=True)  # the store's first run
-            (folder / "work").mkdir()
-            return self._ownership.claim(folder / "owner.lock")
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise StorageError(f"cannot create the run folder {folder}: {reason}") from None
+                try:
+                    folder.mkdir()
+                except FileNotFoundError:
+                    folder.mkdir(parents=True)  # the store's first run
+                (folder / "work").mkdir()
+                return seq, self._ownership.claim(folder / "owner.lock")
+            except FileExistsError:
+                seq += 1
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise StorageError(f"cannot create the run folder {folder}: {reason}") from None
+        raise StorageError(f"{self.runs_dir}: a thousand run folders of {stamp} exist already")
+
+    def restore(self, run: RunRecord, steps: list[StepRecord]) -> None:
+        """Put a run rebuilt from its folder into the index (``toolrun history repair``)."""
+        stamp, _, seq = run.id.partition("-")
+        with self.connect(write=True) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs (id, stamp, seq, toolchain, status, origin,"
+                " requester, params, created_at, started_at, finished_at, exit_code, error,"
+                " owner_host, toolchain_sha256, rerun_of, size_bytes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.id, stamp, int(seq), run.toolchain, run.status, run.origin,
+                    run.requester, json.dumps(run.params, ensure_ascii=False), run.created_at,
+                    run.started_at, run.finished_at, run.exit_code, run.error, run.owner_host,
+                    run.toolchain_sha256, run.rerun_of, run.size_bytes,
+                ),
+            )  # fmt: skip
+            db.execute("DELETE FROM steps WHERE run_id = ?", (run.id,))
+            db.executemany(
+                "INSERT INTO steps (run_id, step_id, position, tool, spec, version, sha256,"
+                " status, attempts, exit_code, started_at, finished_at, outputs, error,"
+                " allowed_failure) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        s.run_id, s.step_id, s.position, s.tool, s.spec, s.version, s.sha256,
+                        s.status, s.attempts, s.exit_code, s.started_at, s.finished_at,
+                        json.dumps(s.outputs, ensure_ascii=False), s.error,
+                        int(s.allowed_failure),
+                    )
+                    for s in steps
+                ],
+            )  # fmt: skip
+
+    def has_run_folders(self) -> bool:
+        """Whether ``runs/`` holds a run's folder (an index that lists none has lost them)."""
+        try:
+            with os.scandir(self.runs_dir) as entries:
+                return any(RUN_ID_RE.fullmatch(entry.name) for entry in entries)
+        except OSError:
+            return False
 
     def save_toolchain(self, run_id: str, text: str, sha256: str) -> None:
         """The run's ``toolchain.yaml``. A run of a toolchain this store has saved before gets a
@@ -493,6 +587,8 @@ class Store:
     def mark_interrupted(self) -> list[str]:
         """Runs whose owning process is gone become ``interrupted``; returns their ids."""
         with self.connect() as db:
+            if self.read_only:
+                return []  # the next toolrun that can write will
             rows = db.execute(
                 "SELECT id, owner_host FROM runs WHERE status IN ('queued', 'running')"
             ).fetchall()
@@ -623,6 +719,14 @@ _LATER_COLUMNS = (("pid", "INTEGER"), ("pid_started", "REAL"), ("cgroup", "TEXT"
 
 
 INTERRUPTED = "the toolrun process running it ended unexpectedly"
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """SQLite says the file is not a database, or one whose pages are damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or any(
+        words in str(exc) for words in ("malformed", "not a database")
+    )
 
 
 def run_finished_data(record: RunRecord) -> dict[str, Any]:

@@ -91,7 +91,10 @@ class Step:
 
     @property
     def spec_text(self) -> str:
-        return f"{self.cmd}@{self.version}" if self.version else self.cmd
+        if not self.version:
+            return self.cmd
+        joint = "" if self.version[0] in "=<>!~^" else "@"  # uexp==0.1.0, uexp@0.1
+        return f"{self.cmd}{joint}{self.version}"
 
     def for_platform(self, platform: str) -> Step:
         override = self.by_platform.get(platform)

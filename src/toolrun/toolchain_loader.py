@@ -68,6 +68,36 @@ MAX_RETRIES = 1000  # more is a loop, not a retry policy
 _STEP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
+MAX_NODES = 100_000  # values a toolchain expands to, its aliases followed: thousands of steps
+
+
+def alias_bomb(root: yaml.Node) -> yaml.Node | None:
+    """The first node whose expansion passes MAX_NODES, aliases followed (an alias is the
+    very node it names, so a few lines can name a billion values), or None."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = (
+            [item for pair in node.value for item in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+            if isinstance(node, yaml.SequenceNode)
+            else []
+        )
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        size = 1 + sum(sizes.get(id(child), 0) for child in children)
+        if size > MAX_NODES:
+            return node
+        sizes[id(node)] = size
+    return None
+
+
 def parse_toolchain_text(
     text: str, *, name: str, source: str, path: Path | None = None
 ) -> Toolchain:
@@ -79,6 +109,16 @@ def parse_toolchain_text(
         raise ToolchainError(f"{where}: malformed YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise ToolchainError(f"{source}: malformed YAML: {exc}") from None
+    except RecursionError:
+        raise ToolchainError(f"{source}: the YAML nests too deeply") from None
+    if node is not None:
+        bomb = alias_bomb(node)
+        if bomb is not None:
+            mark = bomb.start_mark
+            raise ToolchainError(
+                f"{source}:{mark.line + 1}:{mark.column + 1}: its aliases expand to more than "
+                f"{MAX_NODES:,} values (a YAML bomb?); anchors are for repeating a few lines"
+            )
     checker = _Checker(source)
     toolchain = checker.toolchain(node, text=text, name=name, path=path)
     if checker.problems:

@@ -437,6 +437,13 @@ def history_delete(
     call(history_commands.delete, run_ids)
 
 
+@history_app.command("repair")
+def history_repair() -> None:
+    """Rebuild the history's index (history.db) from the run folders, keeping the old one
+    aside: for an index that is damaged, emptied or lost."""
+    call(history_commands.repair)
+
+
 @history_app.command("prune")
 def history_prune(
     older_than: Annotated[

@@ -8,15 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..describe import EndingNote, display_lines, format_duration
-from ..errors import StorageError, UsageError
+from ..errors import NotFoundError, StorageError, UsageError
 from ..events import OUTPUT, RUN_FINISHED, Event, follow_file, read_events
 from ..moments import parse_age, parse_when
+from ..records import replace
 from ..run_book import EXIT_CODES
 from ..shapes import run_json
 from ..store import RUN_STATES, HistoryQuery, RunRecord, with_ending
 from .context import Context, mark_interrupted
 from .errors import ExitCode
-from .output import info, print_json, print_table
+from .output import info, print_json, print_table, shown_value
 from .run_commands import wants_tui
 
 MAX_COUNT = 2**53  # runs, pages: past any store, within SQLite's integers
@@ -60,11 +61,19 @@ def history(
             rerun(ctx, app.rerun_id, tui=True)
         return
     runs = ctx.runs.list_runs(query)
+    if not runs and not ctx.remote and ctx.store.count_runs(query) == 0:
+        lost_index(ctx)
     if as_json:
         print_json([run_json(run) for run in runs])
         return
     if not runs:
-        info("no runs" + (" match" if status or toolchain or since or until else " yet"))
+        filtered = status or toolchain or since or until
+        if page > 1:
+            total = None if ctx.remote else ctx.store.count_runs(replace(query, offset=0))
+            known = f" ({total} in all, {-(-total // limit)} page(s) of {limit})" if total else ""
+            info(f"no runs on page {page}{known}")
+        else:
+            info("no runs" + (" match" if filtered else " yet"))
         return
     print_table(
         ["id", "toolchain", "status", "started", "duration", "origin", "requester"],
@@ -83,8 +92,26 @@ def history(
     )
 
 
+def lost_index(ctx: Context) -> None:
+    """An index that lists no run beside run folders has lost them: say so, and the fix."""
+    if ctx.store.has_run_folders():
+        print(
+            f"toolrun: warning: {ctx.store.db_path} lists no runs, but {ctx.store.runs_dir} "
+            "holds run folders; `toolrun history repair` rebuilds the index from them",
+            file=sys.stderr,
+        )
+
+
 def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
-    run = ctx.runs.require_run(run_id)
+    try:
+        run = ctx.runs.require_run(run_id)
+    except NotFoundError:
+        if not ctx.remote and (ctx.store.runs_dir / run_id / "events.jsonl").is_file():
+            raise NotFoundError(
+                f"run {run_id} has a folder but is not in {ctx.store.db_path}",
+                hint="toolrun history repair rebuilds the index from the run folders",
+            ) from None
+        raise
     steps = ctx.runs.steps(run_id)
     if as_json:
         print_json(run_json(run, steps))
@@ -100,7 +127,7 @@ def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
     if run.params:
         info("params")
         for key, value in run.params.items():
-            info(f"  {key} = {value!r}")
+            info(f"  {key} = {shown_value(value)}")
     info("steps")
     print_table(
         ["  step", "tool", "version", "status", "tries", "time", "exit", "sha256"],
@@ -120,7 +147,9 @@ def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
     )
     for step in steps:
         if step.outputs:
-            info(f"outputs of {step.step_id}: {step.outputs}")
+            info(f"outputs of {step.step_id}")
+            for key, value in step.outputs.items():
+                info(f"  {key}={value}")
         if step.error and step.status != "succeeded":
             info(f"{step.step_id}: {step.error}")
     if ctx.remote:
@@ -249,6 +278,21 @@ def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
     current = ctx.store.get_run(run.id)
     if not ended and current is not None:
         yield from with_ending(iter(()), current, path)
+
+
+def repair(ctx: Context) -> None:
+    from ..repair import repair as rebuild
+
+    _local_only(ctx, "history repair")
+    ctx.close()  # the index is moved aside: no connection of ours may stay on it
+    report = rebuild(ctx.paths.data_dir)
+    if report.kept_aside is not None:
+        info(f"the old index is kept as {report.kept_aside}")
+    info(
+        f"rebuilt the index of {report.runs} run(s): {report.from_logs} from their logs, "
+        f"{report.from_old_index} from what the old index still held, "
+        f"{report.runs - report.from_logs - report.from_old_index} from their folders alone"
+    )
 
 
 def warn_damage(path: Path, damaged: list[int], torn: list[int]) -> None:

@@ -10,7 +10,7 @@ from ..shapes import toolchain_json
 from ..toolchain import find_toolchain, list_toolchain_files, load_toolchain
 from .context import Context
 from .errors import ExitCode, report
-from .output import info, print_json, print_table
+from .output import info, print_json, print_table, shown_value
 
 
 def list_toolchains(ctx: Context, *, as_json: bool = False) -> None:
@@ -78,7 +78,9 @@ def show(ctx: Context, name: str, *, as_json: bool = False) -> None:
         info("params")
         for spec in toolchain.params.values():
             default = (
-                "required" if spec.required and spec.default is None else f"= {spec.default!r}"
+                "required"
+                if spec.required and spec.default is None
+                else f"= {shown_value(spec.default)}"
             )
             info(f"  {spec.name} ({spec.type}) {default}  {spec.description}".rstrip())
     info("steps")
