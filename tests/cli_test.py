@@ -296,3 +296,71 @@ def test_exec_imports_none_of_the_slow_modules(registry: Path, workdir: Path, to
         [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True
     )
     assert "LOADED [] CODE 0" in result.stderr, result.stderr
+
+
+def test_exec_reencodes_a_gbk_tool_for_a_terminal_and_passes_bytes_into_a_pipe(
+    registry, toolrun, workdir
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from conftest import write_tool
+
+    script = "import sys\nsys.stdout.buffer.write('转表 ok\\n'.encode('gbk'))\n"
+    write_tool(registry, "gbk", "1.0.0", script=script, manifest_extra='encoding = "gbk"')
+    piped = toolrun("exec", "gbk")
+    assert piped.returncode == 0
+    assert subprocess.run(
+        [sys.executable, "-m", "toolrun", "exec", "gbk"], cwd=workdir, capture_output=True
+    ).stdout == "转表 ok\n".encode("gbk")
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolrun", "exec", "gbk"],
+        cwd=workdir,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert process.wait(30) == 0
+    os.close(controller)
+    assert "转表 ok".encode() in seen  # the terminal's UTF-8, not the tool's GBK
+
+
+def test_what_a_user_reads_is_plain_words_not_python(registry, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+    toolchain(
+        "flags",
+        "params:\n  push: {type: boolean, default: true}\n  n: 3\n"
+        "toolchain:\n  - a: {cmd: hello, args: ['${{ params.push }}']}\n",
+    )
+    assert toolrun("run", "flags", "--plain").returncode == 0
+    shown = toolrun("show", "last").stdout
+    assert "push = true" in shown and "True" not in shown and "n = 3" in shown
+    described = toolrun("toolchain", "show", "flags").stdout
+    assert "= true" in described and "True" not in described
+    beyond = toolrun("history", "--page", "99", "--plain")
+    assert beyond.returncode == 0 and "no runs on page 99 (1 in all" in beyond.stdout
+
+
+def test_the_output_cap_marks_every_step_whose_output_it_hides(probe, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+    assert toolrun("config", "set", "output_cap", "1KB").returncode == 0
+    toolchain(
+        "chatty",
+        "toolchain:\n  - a: {cmd: probe, args: [lines, '200']}\n"
+        "  - b: {cmd: probe, args: [echo, from-b]}\n",
+    )
+    result = toolrun("run", "chatty", "--plain")
+    assert "a: output truncated" in result.stdout
+    assert "b: output not kept: the run's 1024 bytes of output are used up" in result.stdout

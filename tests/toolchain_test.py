@@ -36,6 +36,7 @@ def problems(text: str) -> str:
 
 def test_the_seed_example_loads_as_written() -> None:
     toolchain = load(SEED_EXAMPLE)
+    assert "single quotes" in toolchain.warnings[0]  # its "d:\exp" holds an ESC
     meta, export = toolchain.steps
     assert (meta.id, meta.cmd, meta.version) == ("game-meta", "game-meta", "latest")
     assert export.needs == ("game-meta",)
@@ -95,9 +96,9 @@ def test_every_problem_at_once_with_positions_and_suggestions() -> None:
       cmd: probe
       version: 3.10
       needs: [c]
+      args: ["${{ params.nope }}"]
   - a:
       cmd: probe
-      args: ["${{ params.nope }}"]
 """
     )
     lines = message.splitlines()
@@ -105,10 +106,11 @@ def test_every_problem_at_once_with_positions_and_suggestions() -> None:
     assert any(
         line.startswith("t.yaml:7:16:")
         and "is a number" in line
-        and 'quote it: version: "3.1"' in line
+        and 'quote it: version: "3.10"' in line  # as written, not as YAML read it
         for line in lines
     )
     assert any("step id 'a' is used twice" in line for line in lines)
+    assert not any("cycle" in line for line in lines)
     assert any("needs unknown step 'c'" in line for line in lines)
     assert any("unknown parameter 'nope'" in line for line in lines)
 
@@ -196,3 +198,26 @@ def check_schema(schema: dict, document: object, where: str) -> None:  # type: i
     import jsonschema
 
     jsonschema.validate(document, schema)
+
+
+def test_a_control_character_made_by_a_backslash_in_double_quotes_is_warned_of() -> None:
+    # The seed's own toolchain writes args: ["d:\exp", ...]: \e is ESC in YAML.
+    text = 'toolchain:\n  - a: {cmd: probe, args: ["d:\\exp", \'d:\\exp\', "plain"]}\n'
+    toolchain = parse_toolchain(text, name="t", source="t.yaml")
+    (warning,) = toolchain.warnings
+    assert warning.startswith("t.yaml:2:28: step 'a': args[0] holds a control character")
+    assert "single quotes" in warning
+
+
+def test_the_seeds_env_without_a_space_is_explained() -> None:
+    message = problems("toolchain:\n  - a:\n      cmd: probe\n      env:\n        -foo:bar\n")
+    assert "it reads as the text '-foo:bar'" in message and "'- foo: bar'" in message
+
+
+def test_a_prefix_takes_its_prereleases_with_pre() -> None:
+    from toolrun.versions import parse_spec
+
+    spec = parse_spec("vt@0.3")
+    assert spec.pick(["0.2.9", "0.3.0-rc.1"], pre=True) == "0.3.0-rc.1"
+    assert spec.pick(["0.2.9", "0.3.0-rc.1"]) is None
+    assert parse_spec("vt@~0.3").pick(["0.3.0-rc.1", "0.4.0-rc.1"], pre=True) == "0.3.0-rc.1"

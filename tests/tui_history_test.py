@@ -188,3 +188,43 @@ def test_deleting_from_a_runs_details_goes_back_to_the_list(toolrun_home: Path) 
             await pilot.press("q")
 
     asyncio.run(scenario())
+
+
+def test_the_keys_panel_lists_toolruns_keys_first_and_j_k_move(toolrun_home: Path) -> None:
+    from toolrun.tui.keys_panel import KeysPanel
+
+    make_runs(toolrun_home, 3)
+    store = Store(toolrun_home)
+
+    async def drive() -> None:
+        app = HistoryApp(store, HistoryQuery())
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            table = app.query_one(HistoryTable)
+            assert app.query_one("#status").render().plain.startswith("3 runs")  # type: ignore[attr-defined]
+            await pilot.press("j", "j")
+            assert table.cursor_row == 2
+            await pilot.press("k")
+            assert table.cursor_row == 1
+            await pilot.press("question_mark")
+            await settle(pilot)
+            rows = [str(cell) for cell in app.query_one(KeysPanel).keys_table().columns[1].cells]
+            assert rows[0] == "toolrun" and "Filter" in rows[:10] and "Rerun" in rows[:10]
+            assert rows.index("moving around") > rows.index("Quit")
+            await pilot.press("question_mark")
+            await settle(pilot)
+            assert not app.query(KeysPanel)
+
+    asyncio.run(drive())
+    store.close()
+    make_runs(toolrun_home / "one", 1)
+    alone = Store(toolrun_home / "one")
+
+    async def one() -> None:
+        app = HistoryApp(alone, HistoryQuery())
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            assert app.query_one("#status").render().plain == "1 run"  # type: ignore[attr-defined]
+
+    asyncio.run(one())
+    alone.close()

@@ -398,9 +398,7 @@ class ConfigEditor:
         registries = self._tables("registries") or []
         names = [entry.get("name") for entry in registries]
         if name not in names:
-            raise UsageError(
-                f"no registry named {name!r}{_suggest(name, names)}",
-            )
+            raise NotFoundError(f"no registry named {name!r}{_suggest(name, names)}")
         del registries[names.index(name)]
         if not registries:
             del self.document["registries"]

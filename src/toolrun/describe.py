@@ -112,3 +112,18 @@ class EndingNote:
     def _note(self, text: str) -> None:
         if text and text not in self.notes:
             self.notes.append(text)
+
+
+def shown_value(value: object) -> str:
+    """A value as a toolchain or the command line writes it (true, not True; JSON for the
+    rest), never a Python repr."""
+    import json
+
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 run``, ``2 runs``."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

@@ -104,7 +104,7 @@ class ToolResolver:
 
     def _no_match(
         self, spec: ToolSpec, installed: list[str], offered: dict[str, Registry], *, install: bool
-    ) -> NotFoundError:
+    ) -> NotFoundError | RegistryUnavailable:
         known = sorted_versions({*installed, *offered})
         unreachable = f"; {'; '.join(self.warnings)}" if self.warnings else ""
         if known:
@@ -127,4 +127,11 @@ class ToolResolver:
 
         close = difflib.get_close_matches(spec.name, sorted(everything), n=3)
         suggestion = f" (did you mean {', '.join(close)}?)" if close else ""
+        if self.warnings:
+            # A registry that could not be asked may have it: that, not the name, is the
+            # problem to fix (exit 3, as --help says).
+            return RegistryUnavailable(
+                f"{spec.name!r} is not installed and a registry could not be asked"
+                f"{unreachable}{suggestion}"
+            )
         return NotFoundError(f"unknown tool {spec.name!r}{suggestion}{unreachable}")

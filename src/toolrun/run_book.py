@@ -76,6 +76,7 @@ class RunBook:
         self.allowed_failures: set[str] = set()
         self.output_bytes = 0
         self.truncated = False
+        self.marked: set[tuple[str, int]] = set()  # steps told that the output cap hides theirs
         self.prefix_lines = len(handle.steps) > 1
         self.started_at = time.time()
         self.text_log = None
@@ -132,6 +133,8 @@ class RunBook:
             rerun_of=record.rerun_of,
             plan=self._plan(),
         )
+        for warning in self.handle.toolchain.warnings:
+            self.channel.emit(ev.MESSAGE, level="warning", text=warning)
         return self.handle.options.timeout or self.handle.toolchain.timeout
 
     def _plan(self) -> list[dict[str, Any]]:
@@ -425,6 +428,16 @@ class RunBook:
     def output(self, step_id: str, attempt: int, stream: str, lines: list[str]) -> None:
         self.check_storage()
         if self.truncated:
+            if (step_id, attempt) not in self.marked:
+                # Each step whose output the cap hides says so once, wherever it is shown.
+                self.marked.add((step_id, attempt))
+                self.channel.emit(
+                    ev.OUTPUT_TRUNCATED,
+                    step_id,
+                    attempt,
+                    text=f"output not kept: the run's {self.settings.output_cap} bytes of "
+                    "output are used up; the tool keeps running",
+                )
             return
         size = sum(map(len, lines)) + len(lines)
         if self.output_bytes + size > self.settings.output_cap:
@@ -438,6 +451,7 @@ class RunBook:
             if kept:
                 self._store_lines(step_id, attempt, stream, kept)
             self.truncated = True
+            self.marked.add((step_id, attempt))
             self.channel.emit(
                 ev.OUTPUT_TRUNCATED,
                 step_id,

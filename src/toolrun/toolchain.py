@@ -121,6 +121,7 @@ class Toolchain:
     timeout: float | None = None
     max_parallel: int = 4
     accept_env: tuple[str, ...] = ()  # env names remote callers may set (NAME, PREFIX_*)
+    warnings: tuple[str, ...] = ()  # what loading it found odd, file:line:col, said on use
 
     @property
     def is_adhoc(self) -> bool:

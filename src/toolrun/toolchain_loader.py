@@ -124,7 +124,7 @@ def parse_toolchain_text(
     if checker.problems:
         raise ToolchainError("\n".join(checker.problems))
     assert toolchain is not None
-    return toolchain
+    return replace(toolchain, warnings=tuple(checker.warnings)) if checker.warnings else toolchain
 
 
 class _Checker:
@@ -133,6 +133,7 @@ class _Checker:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[str] = []
+        self.warnings: list[str] = []
         self.constructor = yaml.constructor.SafeConstructor()
 
     def problem(self, node: yaml.Node | None, message: str) -> None:
@@ -141,6 +142,10 @@ class _Checker:
             return
         mark = node.start_mark
         self.problems.append(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {message}")
+
+    def warning(self, node: yaml.Node, message: str) -> None:
+        mark = node.start_mark
+        self.warnings.append(f"{self.source}:{mark.line + 1}:{mark.column + 1}: {message}")
 
     def value(self, node: yaml.Node) -> Any:
         try:
@@ -249,6 +254,15 @@ class _Checker:
             self.problem(node, f"{where} must be a string, number or boolean")
             return None
         text = value if isinstance(value, str) else scalar_text(value)
+        escaped = [ch for ch in text if ch < " " or ch == "\x7f"]
+        if escaped and isinstance(node, yaml.ScalarNode) and node.style == '"':
+            # "d:\exp" in double quotes is d, :, ESC, x, p: YAML read \e as an escape.
+            shown = ", ".join(sorted({repr(ch) for ch in escaped}))
+            self.warning(
+                node,
+                f"{where} holds a control character ({shown}) that a backslash made in double "
+                "quotes; write Windows paths in single quotes ('d:\\exp') or with /",
+            )
         try:
             return parse_template(text)
         except ExpressionError as exc:
@@ -271,7 +285,16 @@ class _Checker:
                     pairs.extend(entry.value)
                 else:
                     self.problem(entry, f"{where}: each item must be a 'NAME: value' mapping")
-        elif not (isinstance(node, yaml.ScalarNode) and self.value(node) is None):
+        elif isinstance(node, yaml.ScalarNode) and self.value(node) is not None:
+            text = str(self.value(node))
+            suggestion = text.lstrip("-").strip().replace(":", ": ", 1)
+            self.problem(
+                node,
+                f"{where} must be a mapping of NAME: value or a list of them; it reads as the "
+                f"text {text[:60]!r}. For a list item, put a space after the dash: "
+                f"'- {suggestion}'",
+            )
+        elif not isinstance(node, yaml.ScalarNode):
             self.problem(node, f"{where} must be a mapping of NAME: value")
         env: dict[str, Template] = {}
         for key_node, value_node in pairs:
@@ -351,11 +374,13 @@ class _Checker:
                 self.problem(
                     key_node, f"step id {step_id!r} may hold letters, digits, '.', '_', '-'"
                 )
-            if step_id in seen:
+            twice = step_id in seen
+            if twice:
                 self.problem(key_node, f"step id {step_id!r} is used twice")
             seen.add(step_id)
             step = self.step(step_id, key_node, body, previous)
-            if step is not None:
+            # The first of the name stands: needs are checked against it, not a copy of it.
+            if step is not None and not twice:
                 steps.append(step)
             previous = step_id
         return steps
@@ -376,10 +401,11 @@ class _Checker:
             version_node = items["version"][1]
             raw = self.value(version_node)
             if isinstance(raw, int | float) and not isinstance(raw, bool):
+                written = version_node.value  # the text as written: 1.10, not 1.1
                 self.problem(
                     version_node,
-                    f"{where}: version {raw!r} is a number (YAML reads 3.10 as 3.1); "
-                    f'quote it: version: "{raw}"',
+                    f"{where}: version {written} is a number (YAML reads 3.10 as 3.1); "
+                    f'quote it: version: "{written}"',
                 )
             elif not isinstance(raw, str):
                 self.problem(version_node, f'{where}: version must be a string such as "0.1.0"')

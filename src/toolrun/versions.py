@@ -236,13 +236,17 @@ def _prefix(spec_text: str, constraint: str) -> tuple[Comparator, ...]:
     numbers, pre = _partial(spec_text, constraint)
     if len(numbers) == 3:
         return (Comparator("==", _key(numbers, pre)),)
-    return (Comparator(">=", _key(numbers)), Comparator("<", _bump(numbers, len(numbers) - 1)))
+    # From X.Y.0-0, the lowest prerelease: with --pre, 0.3 takes 0.3.0-rc.1 too.
+    low = _key(numbers, "0")
+    return (Comparator(">=", low), Comparator("<", _bump(numbers, len(numbers) - 1)))
 
 
 def _expand(op: str, numbers: list[int], pre: str | None) -> list[Comparator]:
     low = _key(numbers, pre)
     if op in ("==", "="):
         return [Comparator("==", low)]
+    if op in ("^", "~") and pre is None:
+        low = _key(numbers, "0")  # a family's prereleases, for --pre; never without it
     if op == "^":
         # Cargo and npm: the first non-zero number given may not change.
         index = next((i for i, n in enumerate(numbers) if n != 0), len(numbers) - 1)

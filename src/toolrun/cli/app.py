@@ -374,7 +374,7 @@ def exec_(
 
 @app.command("rerun", epilog=RUN_EXIT_CODES)
 def rerun(
-    run_id: Annotated[str, typer.Argument(help="The run to repeat.")],
+    run_id: Annotated[str, typer.Argument(help="The run to repeat (an id, or last).")],
     from_failed: Annotated[
         bool,
         typer.Option("--from-failed", help="Keep the succeeded steps and their workspace."),
@@ -461,7 +461,9 @@ def history_prune(
     )
 
 
-RunId = Annotated[str, typer.Argument(help="A run id, e.g. 20250208123359-1.")]
+RunId = Annotated[
+    str, typer.Argument(help="A run id, e.g. 20250208123359-1, or last for the newest run.")
+]
 
 
 @app.command("show")

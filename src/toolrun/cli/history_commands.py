@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..describe import EndingNote, display_lines, format_duration
+from ..describe import EndingNote, display_lines, format_duration, shown_value
 from ..errors import NotFoundError, StorageError, UsageError
 from ..events import OUTPUT, RUN_FINISHED, Event, follow_file, read_events
 from ..moments import parse_age, parse_when
@@ -17,7 +17,7 @@ from ..shapes import run_json
 from ..store import RUN_STATES, HistoryQuery, RunRecord, with_ending
 from .context import Context, mark_interrupted
 from .errors import ExitCode
-from .output import info, print_json, print_table, shown_value
+from .output import info, print_json, print_table
 from .run_commands import wants_tui
 
 MAX_COUNT = 2**53  # runs, pages: past any store, within SQLite's integers
@@ -102,7 +102,18 @@ def lost_index(ctx: Context) -> None:
         )
 
 
+def newest(ctx: Context, run_id: str) -> str:
+    """``last`` names the newest run, so a command can be pasted without looking one up."""
+    if run_id != "last":
+        return run_id
+    runs = ctx.runs.list_runs(HistoryQuery(limit=1))
+    if not runs:
+        raise NotFoundError("no runs yet: `last` names none")
+    return runs[0].id
+
+
 def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
+    run_id = newest(ctx, run_id)
     try:
         run = ctx.runs.require_run(run_id)
     except NotFoundError:
@@ -168,6 +179,7 @@ def logs(
 ) -> None:
     if fmt not in ("text", "json"):
         raise UsageError(f"--format must be text or json, not {fmt!r}")
+    run_id = newest(ctx, run_id)
     run = ctx.runs.require_run(run_id)
     steps = [s.step_id for s in ctx.runs.steps(run_id)]
     if step is not None and step not in steps:
@@ -187,6 +199,7 @@ def logs(
 
 def result(ctx: Context, run_id: str) -> None:
     """The seed's `result`: the run's output, and an exit code from its status."""
+    run_id = newest(ctx, run_id)
     run = ctx.runs.require_run(run_id)
     if run.is_active:
         print(f"toolrun: run {run_id} is still {run.status}", file=sys.stderr)
@@ -206,6 +219,7 @@ def result(ctx: Context, run_id: str) -> None:
 
 
 def cancel(ctx: Context, run_id: str) -> None:
+    run_id = newest(ctx, run_id)
     run = ctx.runs.require_run(run_id)
     if not run.is_active:
         raise UsageError(f"run {run_id} already ended: {run.status}")

@@ -35,13 +35,3 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     print(f"toolrun: warning: {message}", file=sys.stderr, flush=True)
-
-
-def shown_value(value: object) -> str:
-    """A value as a toolchain or the command line writes it (true, not True; JSON for the
-    rest), never a Python repr."""
-    import json
-
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)

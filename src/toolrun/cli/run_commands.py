@@ -95,11 +95,14 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = Non
     toolchain = exec_toolchain(spec, args)
     options = RunOptions(timeout=_timeout(timeout), requester=_user())
     handle = ctx.engine.prepare(toolchain, {}, options)
-    streams = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+    encoding = handle.steps[0].tool.manifest.encoding if handle.steps[0].tool else "utf-8"
+    recoders = {name: terminal_recoder(stream, encoding) for name, stream in streams.items()}
 
     def passthrough(stream: str, data: bytes) -> None:
-        target = streams[stream]
-        target.write(data)
+        recode = recoders[stream]
+        target = streams[stream].buffer
+        target.write(recode(data) if recode else data)
         target.flush()
 
     output = PipeOutput(handle)
@@ -109,6 +112,25 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = Non
     if handle.storage_error is not None:
         raise handle.storage_error
     raise ExitCode(exec_exit_code(final, ctx.store.steps(final.id)[0]))
+
+
+def terminal_recoder(stream: object, encoding: str) -> Callable[[bytes], bytes] | None:
+    """For a terminal whose encoding is not the tool's (a GBK tool, a UTF-8 terminal): the
+    tool's bytes as the terminal reads them. None for a pipe or a file, which get the
+    tool's bytes as they are, and where the encodings agree."""
+    import codecs
+
+    isatty = getattr(stream, "isatty", None)
+    wanted = getattr(stream, "encoding", None) or "utf-8"
+    if not (callable(isatty) and isatty()):
+        return None
+    try:
+        if codecs.lookup(wanted).name == codecs.lookup(encoding).name:
+            return None
+    except LookupError:
+        return None
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    return lambda data: decoder.decode(data).encode(wanted, errors="replace")
 
 
 def exec_exit_code(final: RunRecord, step: StepRecord) -> int:
@@ -131,6 +153,9 @@ def rerun(
     tui: bool | None = None,
 ) -> None:
     """Run a past run again with the same toolchain text, params and tool versions."""
+    from .history_commands import newest
+
+    run_id = newest(ctx, run_id)
     if ctx.remote:
         from . import remote_run
 

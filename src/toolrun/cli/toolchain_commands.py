@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+from ..describe import shown_value
 from ..errors import ToolrunError
 from ..shapes import toolchain_json
 from ..toolchain import find_toolchain, list_toolchain_files, load_toolchain
 from .context import Context
 from .errors import ExitCode, report
-from .output import info, print_json, print_table, shown_value
+from .output import info, print_json, print_table
 
 
 def list_toolchains(ctx: Context, *, as_json: bool = False) -> None:
@@ -103,5 +105,7 @@ def validate(ctx: Context, names: list[str]) -> None:
             failures = failures or code
             continue
         info(f"{path}: ok ({len(toolchain.steps)} steps)")
+        for warning in toolchain.warnings:
+            print(f"toolrun: warning: {warning}", file=sys.stderr)
     if failures:
         raise ExitCode(failures)

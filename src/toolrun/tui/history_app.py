@@ -9,10 +9,12 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
+from ..describe import counted
 from ..events import read_events
 from ..records import record
 from .confirm import Confirm
 from .history_table import HistoryTable
+from .keys_panel import toggle_keys
 from .run_screen import RunScreen
 
 if TYPE_CHECKING:
@@ -69,9 +71,12 @@ class HistoryApp(App[int]):
         Binding("d", "delete", "Delete", id="history.delete"),
         Binding("y", "copy_id", "Copy id", id="history.copy"),
         Binding("e", "export", "Export log", id="history.export"),
-        Binding("question_mark", "show_help_panel", "Keys", id="history.help"),
+        Binding("question_mark", "keys", "Keys", id="history.help"),
         Binding("q,escape", "leave", "Quit", id="history.quit"),
     ]
+
+    def action_keys(self) -> None:
+        toggle_keys(self)
 
     def __init__(self, store: Store, query: HistoryQuery) -> None:
         super().__init__()
@@ -102,7 +107,8 @@ class HistoryApp(App[int]):
         shown = [f"{k}={v}" for k, v in vars(wanted).items() if v]
         more = "" if table.exhausted else "+"
         self.query_one("#status", Static).update(
-            f"{len(table.runs)}{more} runs" + (f"  filter: {' '.join(shown)}" if shown else "")
+            f"{len(table.runs)}{more} {'run' if len(table.runs) == 1 and not more else 'runs'}"
+            + (f"  filter: {' '.join(shown)}" if shown else "")
         )
 
     def action_filter(self) -> None:
@@ -133,7 +139,9 @@ class HistoryApp(App[int]):
         descending = not current.descending if current.order == column else True
         table.show(replace(current, order=column, descending=descending))
         arrow = "↓" if descending else "↑"
-        self.query_one("#status", Static).update(f"{len(table.runs)} runs, by {column} {arrow}")
+        self.query_one("#status", Static).update(
+            f"{counted(len(table.runs), 'run')}, by {column} {arrow}"
+        )
 
     def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
         if message.data_table is self.query_one(HistoryTable):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from ..describe import format_duration
@@ -49,6 +50,11 @@ def run_cells(run: RunRecord) -> tuple[str, ...]:
 
 
 class HistoryTable(DataTable[str]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
     """Rows for the runs a query selects, newest first, loaded a page at a time."""
 
     def __init__(self, fetch: Callable[[HistoryQuery], Sequence[RunRecord]]) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -19,6 +21,11 @@ INDEX_SECONDS = 0.05  # indexing runs in slices on a timer, so keys keep answeri
 
 
 class LogView(ScrollView, can_focus=True):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "scroll_down", "Down", show=False),
+        Binding("k", "scroll_up", "Up", show=False),
+    ]
+
     """Shows a run's ``events.jsonl`` as lines, indexing it a slice at a time.
 
     A ``live`` view keeps reading as the file grows and follows its tail until the user

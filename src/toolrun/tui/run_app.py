@@ -23,6 +23,7 @@ from ..describe import format_duration
 from ..errors import ToolrunError
 from ..events import Event
 from .confirm import Confirm
+from .keys_panel import toggle_keys
 from .log_view import LogView
 from .search_bar import SearchBar
 from .step_table import StepTable
@@ -94,8 +95,11 @@ class RunApp(App[int]):
         Binding("slash", "search", "Search", id="run.search"),
         Binding("n", "search_again", "Next match", id="run.search_next", show=False),
         Binding("a", "all_steps", "All steps", id="run.all_steps", show=False),
-        Binding("question_mark", "show_help_panel", "Keys", id="run.help"),
+        Binding("question_mark", "keys", "Keys", id="run.help"),
     ]
+
+    def action_keys(self) -> None:
+        toggle_keys(self)
 
     def __init__(self, run: LiveRun, *, clock: Callable[[], float] = time.time) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ..describe import ICONS, format_duration
+from ..describe import ICONS, format_duration, shown_value
 from .log_view import LogView
 from .search_bar import SearchBar
 
@@ -44,7 +44,7 @@ class RunScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         run = self.run
-        params = ", ".join(f"{k}={v!r}" for k, v in run.params.items()) or "none"
+        params = ", ".join(f"{k}={shown_value(v)}" for k, v in run.params.items()) or "none"
         started = run.started_at or run.created_at
         yield Static(
             f"[b]run {run.id}[/b]  {run.toolchain}  [b]{run.status}[/b]"

@@ -7,7 +7,9 @@ as a list, which stays legible at any width where a drawn graph would not.
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from ..describe import ICONS, format_duration
@@ -34,6 +36,11 @@ class StepView:
 
 
 class StepTable(DataTable[str]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
     DEFAULT_CSS = """
     StepTable { height: auto; max-height: 12; }
     """
