@@ -181,11 +181,11 @@ def step_output(step: str, table: str, status: str) -> tuple[list[str], list[str
 
 async def run_view(out: Path) -> None:
     from toolrun.cli.context import Context
-    from toolrun.tui.run_app import RunApp
+    from toolrun.tui.run_app import EngineRun, RunApp
 
     ctx = Context.from_environment()
     handle = ctx.engine.prepare(ctx.load_toolchain("export-job"), {})
-    app = RunApp(ctx.engine, handle)
+    app = RunApp(EngineRun(ctx.engine, handle))
     async with app.run_test(size=(110, 32)) as pilot:
         while app.final is None:
             await pilot.pause(0.05)
