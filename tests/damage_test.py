@@ -242,4 +242,13 @@ def test_a_tool_changed_after_install_is_refused_until_reinstalled(
     added = toolrun("exec", "hello==1.0.0")
     assert added.returncode == 5 and "sitecustomize.py: was added" in added.stderr
     (folder / "sitecustomize.py").unlink()
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"planted")
+    planted = toolrun("exec", "hello==1.0.0")
+    assert (
+        planted.returncode == 5 and "__pycache__/main.cpython-311.pyc: was added" in planted.stderr
+    )
+    import shutil
+
+    shutil.rmtree(folder / "__pycache__")
     assert run_toolrun("exec", "hello==1.0.0", cwd=toolrun_home.parent / "work").returncode == 0

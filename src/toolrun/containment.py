@@ -393,29 +393,53 @@ class CgroupBox:
         self.home = home
         self.ref: str | None = str(path)
         self.entered = False  # this process is inside already (``get_ready``)
+        self._leaving: threading.Thread | None = None
+        self._stuck: OSError | None = None
 
     @contextlib.contextmanager
     def spawning(self) -> Iterator[None]:
         """Spawn inside the cgroup: this process joins it for the moment of the spawn, so the
         child starts there, before it could fork (moving the child after it started would
         leave a window in which its own children stay outside). A move costs 30 to 80 µs,
-        the first after a quiet spell more (see ``get_ready``)."""
-        with _SPAWN_LOCK:
+        the first after a quiet spell more (see ``get_ready``): the move back is made by a
+        thread while the tool starts, and everything that looks at the cgroup waits for it."""
+        _SPAWN_LOCK.acquire()
+        try:
             if not self.entered:
                 _join(self.path)
-            try:
-                yield
-            finally:
-                _join(self.home)
-                self.entered = False
+            yield
+        except BaseException:
+            self._leave()
+            raise
+        self._leaving = threading.Thread(target=self._leave, name="cgroup", daemon=True)
+        self._leaving.start()
+
+    def _leave(self) -> None:
+        try:
+            _join(self.home)
+            self.entered = False
+        except OSError as exc:
+            self._stuck = exc
+        finally:
+            _SPAWN_LOCK.release()
+
+    def _settle(self) -> None:
+        """This process is out of the cgroup: it may be looked at, signalled, removed."""
+        if self._leaving is not None:
+            self._leaving.join()
+            self._leaving = None
+        if self._stuck is not None:
+            raise self._stuck  # never kill a cgroup this process may still be in
 
     def adopt(self, pid: int) -> None:
         pass
 
     def is_empty(self) -> bool:
+        self._settle()
         return not cgroup_populated(self.path)
 
     def signal(self, *, polite: bool) -> None:
+        self._settle()
         if polite:
             for pid in cgroup_pids(self.path):
                 with contextlib.suppress(OSError):
@@ -425,6 +449,7 @@ class CgroupBox:
                 (self.path / "cgroup.kill").write_text("1")
 
     def close(self) -> None:
+        self._settle()
         end_cgroup(self.path)
 
 

@@ -414,9 +414,9 @@ def _extra_files(folder: Path, manifest: Manifest) -> list[str]:
     """Files in an installed tool's folder that it was not installed with."""
     known = {*manifest.files, MANIFEST_NAME, RECEIPT_NAME}
     extra = []
-    for root, dirs, files in os.walk(folder):
-        # Python's own byte code, never read for a tool toolrun runs (PYTHONPYCACHEPREFIX).
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
+    for root, _dirs, files in os.walk(folder):
+        # A __pycache__ counts too: Python would run its byte code instead of the checked
+        # sources, and toolrun never writes one there (PYTHONDONTWRITEBYTECODE).
         base = Path(root).relative_to(folder).as_posix()
         for name in files:
             relative = name if base == "." else f"{base}/{name}"

@@ -391,14 +391,9 @@ class RunBook:
             "TOOLRUN_WORKSPACE": str(self.workspace),
         }
         if tool.manifest.command and tool.manifest.command[0] == "{python}":
-            # Python tools: output as it is printed, no byte code written into tool folders,
-            # and none read from them either (a __pycache__ planted there would run instead
-            # of the checked sources: byte code is looked for below a folder never made).
-            own.update(
-                PYTHONUNBUFFERED="1",
-                PYTHONDONTWRITEBYTECODE="1",
-                PYTHONPYCACHEPREFIX=str(self.run_dir / "no-bytecode"),
-            )
+            # Python tools: output as it is printed, and no byte code written into tool
+            # folders (so any found there was put there, and refuses the tool: installer.py).
+            own.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         return step_env(
             inherited_env(os.environ),
             tool.manifest.env_for(platform),

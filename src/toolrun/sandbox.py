@@ -189,8 +189,7 @@ FORBIDDEN_ARG_PATTERN = "|".join(
         r"^-[A-Za-z0-9]\.\.(?:$|[/\\])",
     ]
 )
-_FORBIDDEN_RE = re.compile(FORBIDDEN_ARG_PATTERN)
-_CLIMB_RE = re.compile(rf"{_CLIMB}|^-[A-Za-z0-9]\.\.(?:$|[/\\])")
+_CLIMB_PATTERN = rf"{_CLIMB}|^-[A-Za-z0-9]\.\.(?:$|[/\\])"
 
 
 def check_relative_arg(arg: str) -> None:
@@ -200,8 +199,9 @@ def check_relative_arg(arg: str) -> None:
     The seed's rule for remote runs: "use ``.``, not absolute paths". Both POSIX and Windows
     forms are checked whatever the OS, since the caller's and the worker's may differ.
     """
-    if _FORBIDDEN_RE.search(arg) is None:
+    # re compiles the patterns on first use: only remote runs pay for them
+    if re.search(FORBIDDEN_ARG_PATTERN, arg) is None:
         return
-    if _CLIMB_RE.search(arg):
+    if re.search(_CLIMB_PATTERN, arg):
         raise UsageError(f"argument {arg!r} climbs with '..'; stay inside the workspace, '.'")
     raise UsageError(f"argument {arg!r} names an absolute path; use paths relative to '.'")

@@ -35,7 +35,6 @@ _PARTIAL = rf"v?{_N}(?:\.{_N}(?:\.{_N}(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?)?)
 _COMPARATOR = rf"(?:==|!=|>=|<=|>|<|=|\^|~) *{_PARTIAL}"
 # What a version constraint may be, as one pattern the daemon checks and its OpenAPI quotes.
 CONSTRAINT_PATTERN = rf"^(?:latest|\*|{_PARTIAL}|{_COMPARATOR}(?: *, *{_COMPARATOR})*)$"
-_CONSTRAINT_RE = re.compile(CONSTRAINT_PATTERN)
 NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}$"  # is_tool_name's rule
 
 VersionKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
@@ -270,4 +269,5 @@ def is_tool_name(text: str) -> bool:
 
 def is_constraint(text: str) -> bool:
     """A version constraint as callers write one: ``0.1.0``, ``^1.2``, ``>=1,<2``, ``latest``."""
-    return len(text) <= MAX_SPEC and _CONSTRAINT_RE.fullmatch(text) is not None
+    # re compiles the pattern on first use (a millisecond a command that never asks saves)
+    return len(text) <= MAX_SPEC and re.fullmatch(CONSTRAINT_PATTERN, text) is not None
