@@ -145,3 +145,58 @@ def test_the_selector_reader_starts_no_thread() -> None:
     while not process.done:
         process.pump(0.05)
     assert process.finish() == 0 and new == [set()]
+
+
+HAMMER = """
+import asyncio, os, sys, threading
+import uvloop
+from toolrun import process
+
+lost = []
+done = threading.Event()
+
+def hold_descriptors():
+    # Another thread opening files all the time, as the cgroup leaver and the resolver do.
+    while not done.is_set():
+        fd = os.open(os.devnull, os.O_RDONLY)
+        try:
+            for _ in range(50):
+                os.fstat(fd)
+            os.close(fd)
+        except OSError as exc:
+            lost.append(exc)
+
+async def main():
+    loop = asyncio.get_running_loop()
+    for _ in range(3000):
+        r, w = os.pipe()
+        reader = await process._reader(loop, open(r, "rb", buffering=0))
+        os.write(w, b"x")
+        os.close(w)
+        while await reader.read(100):
+            pass
+        await asyncio.sleep(0)
+
+thread = threading.Thread(target=hold_descriptors)
+thread.start()
+try:
+    uvloop.run(main())
+finally:
+    done.set()
+    thread.join()
+print(len(lost))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop does not run on Windows")
+def test_pipes_read_under_uvloop_close_their_descriptor_once() -> None:
+    """uvloop closes a pipe's descriptor and then its file object closes the number again: by
+    then another thread may hold that number, and loses it (under the daemon's load, runs
+    stayed `running` for ever and requests failed with EBADF; unfixed, this also hangs)."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", HAMMER], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0"]

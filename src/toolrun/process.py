@@ -294,7 +294,16 @@ class _Child:
 async def _reader(loop: asyncio.AbstractEventLoop, pipe: IO[bytes] | None) -> asyncio.StreamReader:
     import asyncio
 
+    assert pipe is not None
     reader = asyncio.StreamReader(limit=READ_SIZE)
+    if not is_stdlib_loop(loop):
+        # uvloop closes the descriptor itself, then the file object again: a second close(2)
+        # of a number another thread may have been given meanwhile (a cgroup.procs being
+        # written, a folder being listed), which it then loses. The loop gets a duplicate of
+        # its own, wrapped so that closing the wrapper leaves it to the loop.
+        own = os.dup(pipe.fileno())
+        pipe.close()
+        pipe = open(own, "rb", buffering=0, closefd=False)  # noqa: SIM115  # the loop closes it
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
     return reader
 
