@@ -76,6 +76,7 @@ TARGET_FANOUT_P99_MS = 250.0
 TARGET_RSS_MB = 300.0
 
 DAEMON_ARGV = [TOOLRUN, "daemon"]  # an experiment may point this at another launcher
+HIDE_UVLOOP: Path | None = None  # a folder whose uvloop cannot be imported, first on the path
 
 NOTHING_TOML = """\
 name = "nothing"
@@ -123,6 +124,12 @@ class Daemon:
         launcher = DAEMON_ARGV
         if source is not None:
             env["PYTHONPATH"] = str(source / "src")
+        if HIDE_UVLOOP is not None:
+            # Commits before issue 11 fail every run under uvloop, which uvicorn picks when it
+            # is installed and they have no --loop to refuse it: hidden, both get asyncio's.
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(HIDE_UVLOOP), env.get("PYTHONPATH")) if p
+            )
             launcher = [PYTHON, "-m", "toolrun", "daemon"]
         argv = [*launcher, "-p", "0", "--max-parallel", str(max_parallel), "--queue", str(QUEUE)]
         with self.log.open("wb") as log:
@@ -872,6 +879,10 @@ def main() -> int:
         if args.split:
             return split(args.split, args.repeats, root, cwd, args.max_parallel)
         if args.baseline:
+            global HIDE_UVLOOP
+            HIDE_UVLOOP = root / "no-uvloop"
+            (HIDE_UVLOOP / "uvloop").mkdir(parents=True)
+            (HIDE_UVLOOP / "uvloop" / "__init__.py").write_text("raise ImportError('hidden')\n")
             return paired(args.baseline, args.repeats, root, cwd, args.max_parallel)
         for repeat in range(args.repeats):
             if args.only in (None, "rate"):
