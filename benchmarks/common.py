@@ -64,7 +64,7 @@ def verdict(ok: bool) -> str:
 
 def write_tool(root: Path, name: str, version: str, script: str, description: str = "") -> Path:
     """A tool version in a folder registry, hashed."""
-    from toolrun.publish import rehash
+    from toolrun.tools.publish import rehash
 
     folder = root / name / version
     folder.mkdir(parents=True)

@@ -28,7 +28,7 @@ STATUSES = ["succeeded"] * 80 + ["failed"] * 15 + ["cancelled"] * 3 + ["timed_ou
 
 
 def generate(home: Path) -> None:
-    from toolrun.store import Store
+    from toolrun.history.store import Store
 
     store = Store(home)
     with store.connect():

@@ -38,7 +38,7 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def make_tool(root: Path, name: str, megabytes: int) -> None:
-    from toolrun.publish import rehash
+    from toolrun.tools.publish import rehash
 
     folder = root / name / "1.0.0"
     folder.mkdir(parents=True)
@@ -66,7 +66,7 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float
 
 
 def main() -> int:
-    from toolrun.publish import build_registry
+    from toolrun.tools.publish import build_registry
 
     results = {}
     with tempfile.TemporaryDirectory() as scratch:

@@ -1,7 +1,7 @@
 """Picking a version among 10,000 of one tool: target under 20 ms for each pick.
 
 Times `latest`, a range (`>=1.2,<3`) and a caret (`^2.1`) with
-`toolrun.versions.parse_spec(text).pick(versions)` over an in-memory list of 10,000 SemVer
+`toolrun.tools.versions.parse_spec(text).pick(versions)` over an in-memory list of 10,000 SemVer
 strings (about 13% prereleases) in ascending order, as registries list them; beside it, the
 same picks made with the `semver` package (`semver.Version.parse` + `match`) in the same run.
 The target is for the pick over the list.
@@ -23,7 +23,7 @@ from pathlib import Path
 import semver
 from common import machine, verdict
 
-from toolrun.versions import parse_spec, sorted_versions
+from toolrun.tools.versions import parse_spec, sorted_versions
 
 RUNS = 15
 TARGET_MS = 20
@@ -62,9 +62,9 @@ def semver_pick(candidates: list[str], rule: Callable[[semver.Version], bool]) -
 
 
 def main() -> int:
-    from toolrun.installer import Installer
-    from toolrun.registry import FolderRegistry
-    from toolrun.resolver import ToolResolver
+    from toolrun.tools.installer import Installer
+    from toolrun.tools.registry import FolderRegistry
+    from toolrun.tools.resolver import ToolResolver
 
     candidates = make_versions(10_000)
     with tempfile.TemporaryDirectory() as scratch:

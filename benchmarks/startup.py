@@ -36,8 +36,8 @@ COMMANDS = {
 
 def install_tools(root: Path, home: Path) -> None:
     """20 tools x 10 versions in a folder registry, each installed into ``home``."""
-    from toolrun.installer import Installer
-    from toolrun.registry import FolderRegistry
+    from toolrun.tools.installer import Installer
+    from toolrun.tools.registry import FolderRegistry
 
     installer = Installer(home / "tools")
     registry = FolderRegistry("bench", root)

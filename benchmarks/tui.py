@@ -96,12 +96,12 @@ def after(stamps: list[float], moment: float) -> float | None:
 async def run_view(root: Path) -> dict[str, Any]:
     from textual import events
 
-    from toolrun.engine import Engine
-    from toolrun.installer import Installer
-    from toolrun.registry import FolderRegistry
-    from toolrun.resolver import ToolResolver
-    from toolrun.store import Store
-    from toolrun.toolchain import parse_toolchain
+    from toolrun.history.store import Store
+    from toolrun.runs.engine import Engine
+    from toolrun.toolchains.model import parse_toolchain
+    from toolrun.tools.installer import Installer
+    from toolrun.tools.registry import FolderRegistry
+    from toolrun.tools.resolver import ToolResolver
     from toolrun.tui.run_app import EngineRun, RunApp
 
     write_tool(root / "registry", "flood", "1.0.0", FLOOD)
@@ -164,7 +164,7 @@ def check_store(home: Path) -> int:
 async def history_browser(home: Path) -> dict[str, Any]:
     from textual.widgets import Input
 
-    from toolrun.store import HistoryQuery, Store
+    from toolrun.history.store import HistoryQuery, Store
     from toolrun.tui.history_app import Filter, HistoryApp
     from toolrun.tui.history_table import PAGE, HistoryTable
 
@@ -235,7 +235,7 @@ async def history_browser(home: Path) -> dict[str, Any]:
 
 
 def big_log(path: Path, size: int) -> None:
-    from toolrun.events import OUTPUT, Event
+    from toolrun.runs.events import OUTPUT, Event
 
     lines = [
         f"line {i:>6} of a large stored log, about eighty bytes long......" for i in range(1000)

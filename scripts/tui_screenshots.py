@@ -60,9 +60,9 @@ def sha256(tool: str, version: str) -> str:
 
 def fixed_store(home: Path) -> list[str]:
     """Write the runs above, with their steps and logs, straight into a store; their ids."""
-    from toolrun import events as ev
-    from toolrun.events import Event, EventLog
-    from toolrun.store import Store
+    from toolrun.history.store import Store
+    from toolrun.runs import events as ev
+    from toolrun.runs.events import Event, EventLog
 
     store = Store(home)
     ids = []
@@ -194,7 +194,7 @@ async def run_view(out: Path) -> None:
 
 
 async def history(home: Path, out: Path, details: Path, failed: str) -> None:
-    from toolrun.store import HistoryQuery, Store
+    from toolrun.history.store import HistoryQuery, Store
     from toolrun.tui.history_app import HistoryApp
     from toolrun.tui.history_table import HistoryTable
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from toolrun.archives import extract, safe_member_path
 from toolrun.errors import IntegrityError
+from toolrun.tools.archives import extract, safe_member_path
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,7 @@ def write_tool(
     hash_files: bool = True,
 ) -> Path:
     """A bundled Python tool in a folder registry, with its [files] hashed."""
-    from toolrun.publish import rehash
+    from toolrun.tools.publish import rehash
 
     folder = registry / name / version
     folder.mkdir(parents=True)

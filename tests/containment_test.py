@@ -15,7 +15,7 @@ import psutil
 import pytest
 from conftest import run_toolrun
 
-from toolrun.containment import (
+from toolrun.executors.containment import (
     CGROUP,
     GROUP,
     cgroup2_mount,

@@ -72,7 +72,8 @@ toolchain:
     assert (workspace / "data.txt").read_text(encoding="utf-8") == "héllo wörld and a b"
     folder = toolrun_home / "runs" / run["id"]
     assert (folder / "toolchain.yaml").read_text().startswith("\nparams")
-    # Only the step that wrote outputs has a file for them: each new file costs (ownership.py).
+    # Only the step that wrote outputs has a file for them: each new file costs
+    # (history/ownership.py).
     assert sorted(p.name for p in folder.iterdir()) == [
         "events.jsonl",
         "outputs.make.1.env",

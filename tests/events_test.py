@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from toolrun import events as ev
-from toolrun.events import Event, EventLog, RunChannel, follow_file, read_events
+from toolrun.runs import events as ev
+from toolrun.runs.events import Event, EventLog, RunChannel, follow_file, read_events
 
 
 def test_a_late_subscriber_replays_then_follows_without_gap_or_duplicate(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_events_round_trip(tmp_path: Path) -> None:
 def test_follow_batches_groups_what_is_waiting_and_keeps_alive_when_quiet(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
-    from toolrun.events import OUTPUT, RUN_FINISHED, EventLog, RunChannel
+    from toolrun.runs.events import OUTPUT, RUN_FINISHED, EventLog, RunChannel
 
     async def scenario() -> list[list[int]]:
         channel = RunChannel(EventLog(tmp_path / "events.jsonl"))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolrun.expressions import Context, ExpressionError, evaluate, parse, parse_template
+from toolrun.toolchains.expressions import Context, ExpressionError, evaluate, parse, parse_template
 
 VALUES = {
     "params": {"table": "d01", "push": True, "count": 3, "flag": "false"},
@@ -77,7 +77,7 @@ def test_no_python_is_ever_evaluated() -> None:
 
 
 def test_a_closing_brace_pair_inside_a_string_does_not_end_the_expression() -> None:
-    from toolrun.expressions import Context, parse_template
+    from toolrun.toolchains.expressions import Context, parse_template
 
     template = parse_template('a ${{ contains(params.x, \'}}\') }} b ${{ "q\\"}}" }}')
     assert template.render(Context({"params": {"x": "{{}}"}})) == 'a true b q"}}'
@@ -94,7 +94,7 @@ def test_deep_nesting_is_an_error_not_a_crash(text: str) -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="!()&|=<>'\" \\abcx01.,[]${}-_", max_size=200) | st.text(max_size=100))
 def test_any_text_parses_or_gets_an_expression_error(text: str) -> None:
-    from toolrun.expressions import parse_condition, parse_template
+    from toolrun.toolchains.expressions import parse_condition, parse_template
 
     for parser in (parse_template, parse_condition):
         try:

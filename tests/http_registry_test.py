@@ -291,8 +291,8 @@ def test_a_spoilt_cached_index_is_fetched_again(
 def test_a_daemon_sees_a_new_version_once_its_copy_of_the_index_is_old(
     published: str, serve, workdir: Path, tmp_path: Path, toolrun
 ) -> None:  # type: ignore[no-untyped-def]
-    from toolrun.index_cache import IndexCache
-    from toolrun.registry import HttpRegistry
+    from toolrun.tools.index_cache import IndexCache
+    from toolrun.tools.registry import HttpRegistry
 
     # One registry object asked again and again, as a daemon's is.
     registry = HttpRegistry(

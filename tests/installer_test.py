@@ -11,10 +11,10 @@ import pytest
 from conftest import write_tool
 
 from toolrun.errors import IntegrityError, StorageError
-from toolrun.installer import Installer
-from toolrun.registry import FolderRegistry, HttpRegistry
-from toolrun.resolver import ToolResolver, WouldInstall
-from toolrun.versions import parse_spec
+from toolrun.tools.installer import Installer
+from toolrun.tools.registry import FolderRegistry, HttpRegistry
+from toolrun.tools.resolver import ToolResolver, WouldInstall
+from toolrun.tools.versions import parse_spec
 
 
 def resolver_for(home: Path, registry: Path) -> ToolResolver:
@@ -144,7 +144,7 @@ def test_an_install_killed_mid_copy_leaves_nothing_visible(
     with (folder / "data.bin").open("wb") as file:
         for _ in range(64):
             file.write(os.urandom(1024 * 1024) * 8)  # 512 MB, too big to copy in an instant
-    from toolrun.publish import rehash
+    from toolrun.tools.publish import rehash
 
     rehash(folder)
     staging = toolrun_home / "tools" / ".staging"

@@ -3,9 +3,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from toolrun import events as ev
-from toolrun.events import Event, EventLog
-from toolrun.log_index import CHECKPOINT, LogIndex
+from toolrun.history.log_index import CHECKPOINT, LogIndex
+from toolrun.runs import events as ev
+from toolrun.runs.events import Event, EventLog
 
 
 def write_log(path: Path, batches: int, per_batch: int) -> list[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from toolrun.errors import ConfigError
-from toolrun.manifest import load_manifest
+from toolrun.tools.manifest import load_manifest
 
 
 def write(tmp_path: Path, text: str) -> Path:

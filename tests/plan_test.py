@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from toolrun.plan import find_cycle, needs_outcome, ready
+from toolrun.toolchains.plan import find_cycle, needs_outcome, ready
 
 
 def test_cycles_are_named_in_order() -> None:

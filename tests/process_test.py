@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from toolrun.process import MAX_LINE, LineSplitter, ThreadedStepProcess, exit_description
+from toolrun.executors.local import MAX_LINE, LineSplitter, ThreadedStepProcess, exit_description
 
 
 def test_lines_split_across_reads_and_multibyte_characters() -> None:
@@ -46,7 +46,7 @@ def test_an_argument_with_a_nul_byte_is_a_start_error_not_a_crash(tmp_path) -> N
 
     import pytest
 
-    from toolrun.process import StartError, StepProcess
+    from toolrun.executors.local import StartError, StepProcess
 
     process = StepProcess(
         [sys.executable, "-c", "pass", "a\0b"],
@@ -150,7 +150,7 @@ def test_the_selector_reader_starts_no_thread() -> None:
 HAMMER = """
 import asyncio, os, sys, threading
 import uvloop
-from toolrun import process
+from toolrun.executors import local as process
 
 lost = []
 done = threading.Event()

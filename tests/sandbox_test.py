@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from toolrun.errors import UsageError
-from toolrun.sandbox import (
+from toolrun.policy import (
     AcceptedEnv,
     check_relative_arg,
     check_remote_env,
@@ -140,7 +140,7 @@ def test_the_argument_rule_is_one_pattern_the_openapi_document_quotes() -> None:
     import re
 
     from toolrun.daemon.openapi import document
-    from toolrun.sandbox import FORBIDDEN_ARG_PATTERN
+    from toolrun.policy import FORBIDDEN_ARG_PATTERN
 
     text = str(document())
     assert re.escape(FORBIDDEN_ARG_PATTERN)[:20] or FORBIDDEN_ARG_PATTERN in text

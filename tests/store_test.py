@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from toolrun.errors import NotFoundError
-from toolrun.store import BACKGROUND_DELETE, HistoryQuery, Store, check_run_id
+from toolrun.history.store import BACKGROUND_DELETE, HistoryQuery, Store, check_run_id
 
 
 def finished_run(store: Store) -> str:
@@ -32,7 +32,7 @@ def test_ids_in_one_second_count_up(tmp_path: Path) -> None:
 OWNER = """\
 import sys, time
 from pathlib import Path
-from toolrun.store import Store
+from toolrun.history.store import Store
 
 store = Store(Path(sys.argv[1]))
 for _ in range(3):
@@ -109,10 +109,9 @@ def test_a_toolchain_run_again_links_its_snapshot(tmp_path: Path) -> None:
 def test_big_prunes_delete_folders_in_the_background(tmp_path: Path) -> None:
     store = Store(tmp_path)
     ids = [finished_run(store) for _ in range(BACKGROUND_DELETE + 10)]
-    assert (
-        store.prune(keep=5) == ids[:-5][::-1] or len(store.list_runs(HistoryQuery(limit=999))) == 5
-    )
-    assert len(store.list_runs(HistoryQuery(limit=999))) == 5
+    removed = store.prune(keep=5)
+    assert sorted(removed) == sorted(ids[:-5]) and len(removed) == len(set(removed))
+    assert [run.id for run in store.list_runs(HistoryQuery(limit=999))] == ids[-5:][::-1]
     assert not any((tmp_path / "runs" / run_id).exists() for run_id in ids[:-5])
     deadline = time.monotonic() + 20
     while (tmp_path / "runs" / ".trash").exists() and any((tmp_path / "runs" / ".trash").iterdir()):
@@ -235,7 +234,7 @@ def test_an_older_store_gets_the_process_columns(tmp_path: Path) -> None:
 
 
 def test_process_start_time_tells_a_process_from_a_later_one() -> None:
-    from toolrun.process import process_start_time
+    from toolrun.executors.local import process_start_time
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     started = process_start_time(child.pid)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from toolrun.errors import UsageError
-from toolrun.toolchain import ToolchainError, bind_params, parse_duration, parse_toolchain
+from toolrun.toolchains.model import ToolchainError, bind_params, parse_duration, parse_toolchain
 
 SEED_EXAMPLE = """\
 toolchain:
@@ -215,7 +215,7 @@ def test_the_seeds_env_without_a_space_is_explained() -> None:
 
 
 def test_a_prefix_takes_its_prereleases_with_pre() -> None:
-    from toolrun.versions import parse_spec
+    from toolrun.tools.versions import parse_spec
 
     spec = parse_spec("vt@0.3")
     assert spec.pick(["0.2.9", "0.3.0-rc.1"], pre=True) == "0.3.0-rc.1"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from toolrun.events import OUTPUT, RUN_FINISHED, Event, EventLog
-from toolrun.store import HistoryQuery, Store
+from toolrun.history.store import HistoryQuery, Store
+from toolrun.runs.events import OUTPUT, RUN_FINISHED, Event, EventLog
 from toolrun.tui.confirm import Confirm
 from toolrun.tui.history_app import HistoryApp, parse_filter
 from toolrun.tui.history_table import PAGE, HistoryTable

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from toolrun.engine import Engine, EngineSettings, RunHandle
-from toolrun.installer import Installer
-from toolrun.registry import FolderRegistry
-from toolrun.resolver import ToolResolver
-from toolrun.store import Store
-from toolrun.toolchain import parse_toolchain
+from toolrun.history.store import Store
+from toolrun.runs.engine import Engine, EngineSettings, RunHandle
+from toolrun.toolchains.model import parse_toolchain
+from toolrun.tools.installer import Installer
+from toolrun.tools.registry import FolderRegistry
+from toolrun.tools.resolver import ToolResolver
 from toolrun.tui.confirm import Confirm
 from toolrun.tui.log_view import LogView
 from toolrun.tui.run_app import EngineRun, RunApp

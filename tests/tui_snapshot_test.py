@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from toolrun.events import OUTPUT, RUN_FINISHED, STEP_FINISHED, STEP_STARTED, Event, EventLog
-from toolrun.store import HistoryQuery, Store
+from toolrun.history.store import HistoryQuery, Store
+from toolrun.runs.events import OUTPUT, RUN_FINISHED, STEP_FINISHED, STEP_STARTED, Event, EventLog
 from toolrun.tui.history_app import HistoryApp
 
 BASE = 1_735_725_600.0  # 2025-01-01 10:00:00 UTC
@@ -113,17 +113,17 @@ def test_run_details(fixed_store: Store, snap_compare) -> None:  # type: ignore[
 def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A finished two-step run with a ``needs`` edge; the wall clock stands still so the run id,
     timings and elapsed time are the same on every machine."""
-    from toolrun.engine import Engine, EngineSettings
-    from toolrun.installer import Installer
-    from toolrun.registry import FolderRegistry
-    from toolrun.resolver import ToolResolver
-    from toolrun.toolchain import parse_toolchain
+    from toolrun.runs.engine import Engine, EngineSettings
+    from toolrun.toolchains.model import parse_toolchain
+    from toolrun.tools.installer import Installer
+    from toolrun.tools.registry import FolderRegistry
+    from toolrun.tools.resolver import ToolResolver
     from toolrun.tui.run_app import EngineRun, RunApp
 
     monkeypatch.setattr(time, "time", lambda: BASE)
     # The engine times attempts with the monotonic clock; asyncio needs the real one.
     frozen = types.SimpleNamespace(time=lambda: BASE, monotonic=lambda: 0.0)
-    monkeypatch.setattr("toolrun.run_book.time", frozen)
+    monkeypatch.setattr("toolrun.runs.steps.time", frozen)
     store = Store(toolrun_home)
     resolver = ToolResolver(Installer(toolrun_home / "tools"), [FolderRegistry("test", probe)])
     engine = Engine(store, resolver, EngineSettings(kill_grace=1.0))

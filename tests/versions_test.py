@@ -6,7 +6,7 @@ import pytest
 import semver
 
 from toolrun.errors import UsageError
-from toolrun.versions import parse_spec, sorted_versions, version_key
+from toolrun.tools.versions import parse_spec, sorted_versions, version_key
 
 VERSIONS = [
     "0.1.0",

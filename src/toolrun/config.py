@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .errors import ConfigError, NotFoundError, StorageError, UsageError
 from .records import field, record
-from .versions import is_tool_name
+from .tools.versions import is_tool_name
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -160,7 +160,7 @@ def _host_list(value: Any) -> tuple[str, ...]:
 
 
 def _env_patterns(value: Any) -> tuple[str, ...]:
-    from .sandbox import env_pattern_problem
+    from .policy import env_pattern_problem
 
     patterns = _text_list(value)
     for pattern in patterns:

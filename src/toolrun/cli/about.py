@@ -7,7 +7,7 @@ import sys
 
 def print_about() -> int:
     from .. import __version__
-    from ..containment import describe_containment
+    from ..executors.containment import describe_containment
     from ..paths import Paths
 
     paths = Paths.from_environment()

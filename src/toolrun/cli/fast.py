@@ -55,7 +55,7 @@ def _exec(args: list[str]) -> tuple[Command, bool] | None:
     import os
 
     if not os.environ.get("TOOLRUN_REMOTE"):
-        from ..containment import get_ready
+        from ..executors.containment import get_ready
 
         get_ready()  # making the tool's cgroup takes the kernel a while: start it now
     from . import run_commands

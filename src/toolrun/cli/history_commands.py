@@ -7,15 +7,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..describe import EndingNote, display_lines, format_duration, shown_value
+from ..durations import parse_age, parse_when
 from ..errors import NotFoundError, StorageError, UsageError
-from ..events import OUTPUT, RUN_FINISHED, Event, follow_file, read_events
-from ..moments import parse_age, parse_when
+from ..history.store import RUN_STATES, HistoryQuery, RunRecord, with_ending
+from ..json_views import run_json
 from ..records import replace
-from ..run_book import EXIT_CODES
-from ..shapes import run_json
-from ..store import RUN_STATES, HistoryQuery, RunRecord, with_ending
-from .context import Context, mark_interrupted
+from ..runs.event_text import EndingNote, display_lines, format_duration, shown_value
+from ..runs.events import OUTPUT, RUN_FINISHED, Event, follow_file, read_events
+from ..runs.steps import EXIT_CODES
+from ..services import mark_interrupted
+from .context import Context
 from .errors import ExitCode
 from .output import info, print_json, print_table
 from .run_commands import wants_tui
@@ -295,7 +296,7 @@ def _events(ctx: Context, run: RunRecord, *, follow: bool) -> Iterator[Event]:
 
 
 def repair(ctx: Context) -> None:
-    from ..repair import repair as rebuild
+    from ..history.repair import repair as rebuild
 
     _local_only(ctx, "history repair")
     ctx.close()  # the index is moved aside: no connection of ours may stay on it

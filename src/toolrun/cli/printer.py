@@ -9,10 +9,10 @@ import os
 import sys
 import zlib
 
-from .. import events as ev
-from ..describe import describe_event, format_duration
-from ..events import Event
-from ..store import RunRecord, StepRecord
+from ..history.store import RunRecord, StepRecord
+from ..runs import events as ev
+from ..runs.event_text import describe_event, format_duration
+from ..runs.events import Event
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from ..config import ConfigEditor, shown_url, url_problem
 from ..errors import UsageError
-from ..manifest import MANIFEST_NAME
-from ..publish import build_registry, rehash
-from ..registry import FolderRegistry
+from ..tools.manifest import MANIFEST_NAME
+from ..tools.publish import build_registry, rehash
+from ..tools.registry import FolderRegistry
 from .context import Context
 from .output import info, print_json, print_table
 

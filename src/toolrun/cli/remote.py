@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, NotFoundError, ToolrunError, UsageError
-from ..events import RUN_FINISHED, Event
-from ..shapes import run_from_json, steps_from_json
-from ..store import HistoryQuery, RunRecord, StepRecord, check_run_id
+from ..history.store import HistoryQuery, RunRecord, StepRecord, check_run_id
+from ..json_views import run_from_json, steps_from_json
+from ..runs.events import RUN_FINISHED, Event
 
 if TYPE_CHECKING:
     import ssl

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..events import OUTPUT, Event, EventLog
-from ..run_book import EXIT_CODES
-from ..store import RunRecord
+from ..history.store import RunRecord
+from ..runs.events import OUTPUT, Event, EventLog
+from ..runs.steps import EXIT_CODES
 from .context import Context
 from .errors import ExitCode, closed_stdout
 from .printer import PlainPrinter, summary
@@ -139,7 +139,7 @@ def follow_in_tui(ctx: Context, started: dict[str, Any]) -> int:
 
 def exec_(ctx: Context, spec: str, args: list[str], *, timeout: float | None) -> None:
     """The tool's output on our stdout and stderr, and its exit code as ours."""
-    from ..versions import parse_spec
+    from ..tools.versions import parse_spec
 
     parsed = parse_spec(spec)
     body: dict[str, Any] = {"cmd": parsed.name, "args": args}

@@ -6,12 +6,12 @@ import signal
 import sys
 from collections.abc import Callable
 
-from ..engine import RunHandle, RunOptions, can_execute_here, exec_toolchain
 from ..errors import UsageError
-from ..events import Event
-from ..run_book import EXIT_CODES
-from ..store import RunRecord, StepRecord
-from ..toolchain import parse_assignments, parse_duration
+from ..history.store import RunRecord, StepRecord
+from ..runs.engine import RunHandle, RunOptions, can_execute_here, exec_toolchain
+from ..runs.events import Event
+from ..runs.steps import EXIT_CODES
+from ..toolchains.model import parse_assignments, parse_duration
 from .context import Context
 from .errors import ExitCode, closed_stdout
 from .printer import PlainPrinter, summary
@@ -21,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
 
-    from ..engine import Engine
+    from ..runs.engine import Engine
 
 
 def run(
@@ -89,7 +89,7 @@ def exec_(ctx: Context, spec: str, args: list[str], *, timeout: str | None = Non
 
         remote_run.exec_(ctx, spec, args, timeout=_timeout(timeout))
         return
-    from ..containment import get_ready
+    from ..executors.containment import get_ready
 
     get_ready()  # the slow part of making the tool's cgroup, while the run is recorded
     toolchain = exec_toolchain(spec, args)
@@ -170,7 +170,7 @@ def rerun(
 
 def rerun_handle(ctx: Context, run_id: str, *, from_failed: bool = False) -> RunHandle:
     from ..records import replace
-    from ..reruns import plan_rerun
+    from ..runs.reruns import plan_rerun
 
     toolchain, params, options = plan_rerun(
         ctx.store, run_id, from_failed=from_failed, toolchain_dirs=ctx.toolchain_dirs()

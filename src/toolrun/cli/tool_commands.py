@@ -6,9 +6,9 @@ import sys
 import time
 
 from ..errors import NotFoundError, StorageError, ToolrunError, UsageError
-from ..manifest import current_platform
-from ..shapes import tool_json
-from ..versions import parse_spec, sorted_versions
+from ..json_views import tool_json
+from ..tools.manifest import current_platform
+from ..tools.versions import parse_spec, sorted_versions
 from .context import Context
 from .errors import ExitCode, report
 from .output import info, print_json, print_table, warn

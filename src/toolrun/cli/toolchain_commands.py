@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..describe import shown_value
 from ..errors import ToolrunError
-from ..shapes import toolchain_json
-from ..toolchain import find_toolchain, list_toolchain_files, load_toolchain
+from ..json_views import toolchain_json
+from ..runs.event_text import shown_value
+from ..toolchains.model import find_toolchain, list_toolchain_files, load_toolchain
 from .context import Context
 from .errors import ExitCode, report
 from .output import info, print_json, print_table

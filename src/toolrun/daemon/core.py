@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .. import __version__
-from ..engine import RunHandle, RunOptions, exec_toolchain
 from ..errors import (
     ConfigError,
     IntegrityError,
@@ -23,11 +22,12 @@ from ..errors import (
     ToolrunError,
     UsageError,
 )
+from ..history.store import check_run_id
+from ..policy import check_relative_arg
 from ..records import record, replace
-from ..sandbox import check_relative_arg
-from ..store import check_run_id
-from ..toolchain import Toolchain
-from ..versions import MAX_NAME, is_tool_name
+from ..runs.engine import RunHandle, RunOptions, exec_toolchain
+from ..toolchains.model import Toolchain
+from ..tools.versions import MAX_NAME, is_tool_name
 from .auth import Caller, TokenBook
 from .journal import Journal
 from .metrics import Metrics
@@ -36,7 +36,7 @@ from .requests import BadRequest, RunRequest
 from .runs import QueueFull, RunManager, ShuttingDown, Transition
 
 if TYPE_CHECKING:
-    from ..cli.context import Context
+    from ..services import Services
 
 RETRY_AFTER_SECONDS = 5
 
@@ -116,7 +116,7 @@ def http_error_for(exc: ToolrunError) -> HttpError:
 class Daemon:
     """The engine, the store and the run manager, shared by every request."""
 
-    def __init__(self, ctx: Context, settings: DaemonSettings, journal: Journal | None = None):
+    def __init__(self, ctx: Services, settings: DaemonSettings, journal: Journal | None = None):
         self.ctx = ctx
         self.settings = settings
         self.store = ctx.store
@@ -253,7 +253,7 @@ class Daemon:
 
     async def toolchain_exists(self, name: str) -> None:
         """404 for a toolchain this daemon cannot find; 400 for a name that is not one."""
-        from ..toolchain import find_toolchain
+        from ..toolchains.model import find_toolchain
 
         if not is_tool_name(name):
             raise BadRequest(

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..events import KINDS
-from ..moments import WHEN_PATTERN
-from ..sandbox import FORBIDDEN_ARG_PATTERN
-from ..store import RUN_STATES, STEP_STATES
-from ..toolchain import DURATION_PATTERN, MAX_DURATION
-from ..versions import CONSTRAINT_PATTERN, MAX_NAME, MAX_SPEC, NAME_PATTERN
+from ..durations import WHEN_PATTERN
+from ..history.store import RUN_STATES, STEP_STATES
+from ..policy import FORBIDDEN_ARG_PATTERN
+from ..runs.events import KINDS
+from ..toolchains.model import DURATION_PATTERN, MAX_DURATION
+from ..tools.versions import CONSTRAINT_PATTERN, MAX_NAME, MAX_SPEC, NAME_PATTERN
 from .core import FALSE_FLAGS, TRUE_FLAGS
 from .requests import ENV_ITEM_PATTERN, ENV_NAME_PATTERN, MAX_ARGS
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..records import field, record
-from ..versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
+from ..tools.versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
 
 MAX_BODY = 1024 * 1024
 ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
@@ -360,7 +360,7 @@ def _timeout(raw: Any) -> float | None:
     """Seconds (a number) or a duration ("30s", "1h30m"); 0 or absent: the toolchain's own."""
     if raw is None:
         return None
-    from ..toolchain import parse_duration
+    from ..toolchains.model import parse_duration
 
     if isinstance(raw, YamlNumber):
         raw = raw.number

@@ -15,13 +15,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..engine import Engine, RunHandle, RunOptions
 from ..errors import ToolrunError
-from ..events import RUN_FINISHED, Event
+from ..history.store import RunRecord
 from ..records import field, record
-from ..resolver import WouldInstall
-from ..store import RunRecord
-from ..toolchain import Toolchain
+from ..runs.engine import Engine, RunHandle, RunOptions
+from ..runs.events import RUN_FINISHED, Event
+from ..toolchains.model import Toolchain
+from ..tools.resolver import WouldInstall
 
 
 class QueueFull(ToolrunError):

@@ -20,9 +20,9 @@ from starlette.responses import (
     StreamingResponse,
 )
 
-from ..events import read_events
-from ..store import ACTIVE, RunRecord, with_ending
-from ..versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
+from ..history.store import ACTIVE, RunRecord, with_ending
+from ..runs.events import read_events
+from ..tools.versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
 from .auth import Caller
 from .core import Daemon, HttpError, last_event_id, query_flag, query_value
 from .requests import (

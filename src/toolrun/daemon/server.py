@@ -23,7 +23,7 @@ from .core import Daemon, DaemonSettings, is_loopback
 from .journal import Journal, JournalHandler
 
 if TYPE_CHECKING:
-    from ..cli.context import Context
+    from ..services import Services
 
 
 class DaemonServer(uvicorn.Server):
@@ -117,7 +117,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(ctx: Context, settings: DaemonSettings) -> None:
+def serve(ctx: Services, settings: DaemonSettings) -> None:
     check_settings(settings, len(ctx.config.tokens))
     sock = listen(settings.host, settings.port)
     journal = Journal(settings.log_file)

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TypeVar
 
-from ..describe import EndingNote, display_lines
-from ..events import OUTPUT, RUN_FINISHED, STEP_STARTED, Event, LogTail
-from ..store import ACTIVE, RunRecord, StepRecord, Store, with_ending
+from ..history.store import ACTIVE, RunRecord, StepRecord, Store, with_ending
+from ..runs.event_text import EndingNote, display_lines
+from ..runs.events import OUTPUT, RUN_FINISHED, STEP_STARTED, Event, LogTail
 from .runs import RunManager
 
 T = TypeVar("T")

@@ -9,9 +9,9 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
-from ..describe import counted
-from ..events import read_events
 from ..records import record
+from ..runs.event_text import counted
+from ..runs.events import read_events
 from .confirm import Confirm
 from .history_table import HistoryTable
 from .keys_panel import toggle_keys
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from textual.app import SystemCommand
     from textual.screen import Screen
 
-    from ..store import HistoryQuery, Store
+    from ..history.store import HistoryQuery, Store
 
 REFRESH_SECONDS = 1.0
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
@@ -209,7 +209,7 @@ class HistoryApp(App[int]):
             return
         from pathlib import Path
 
-        from ..describe import display_lines
+        from ..runs.event_text import display_lines
 
         target = Path.cwd() / f"toolrun-{run.id}.log"
         prefix = len(self.store.steps(run.id)) > 1

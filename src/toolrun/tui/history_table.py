@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from ..describe import format_duration
+from ..runs.event_text import format_duration
 
 if TYPE_CHECKING:
-    from ..store import HistoryQuery, RunRecord
+    from ..history.store import HistoryQuery, RunRecord
 
 PAGE = 100
 COLUMNS = (

@@ -13,7 +13,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..log_index import LogIndex
+from ..history.log_index import LogIndex
 
 PAGE = 200
 CACHED_PAGES = 32

@@ -18,10 +18,10 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Static
 
-from .. import events as ev
-from ..describe import format_duration
 from ..errors import ToolrunError
-from ..events import Event
+from ..runs import events as ev
+from ..runs.event_text import format_duration
+from ..runs.events import Event
 from .confirm import Confirm
 from .keys_panel import toggle_keys
 from .log_view import LogView
@@ -29,8 +29,8 @@ from .search_bar import SearchBar
 from .step_table import StepTable
 
 if TYPE_CHECKING:
-    from ..engine import Engine, RunHandle
-    from ..store import RunRecord
+    from ..history.store import RunRecord
+    from ..runs.engine import Engine, RunHandle
 
 FLUSH_SECONDS = 0.05
 EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}

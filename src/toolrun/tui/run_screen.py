@@ -11,12 +11,12 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ..describe import ICONS, format_duration, shown_value
+from ..runs.event_text import ICONS, format_duration, shown_value
 from .log_view import LogView
 from .search_bar import SearchBar
 
 if TYPE_CHECKING:
-    from ..store import RunRecord, StepRecord
+    from ..history.store import RunRecord, StepRecord
 
 
 class RunScreen(Screen[None]):

@@ -12,8 +12,8 @@ from typing import ClassVar
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
-from ..describe import ICONS, format_duration
 from ..records import record
+from ..runs.event_text import ICONS, format_duration
 
 COLUMNS = (("icon", ""), ("step", "step"), ("tool", "tool"), ("tries", "tries"), ("time", "time"))
 

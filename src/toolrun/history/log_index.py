@@ -13,8 +13,8 @@ import os
 from array import array
 from pathlib import Path
 
-from .describe import display_lines
-from .events import Event
+from ..runs.event_text import display_lines
+from ..runs.events import Event
 
 CHECKPOINT = 1024
 SCAN_BYTES = 4 * 1024 * 1024

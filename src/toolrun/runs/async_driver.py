@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from ..executors.local import StartError, StepProcess
+from ..toolchains.plan import ready
 from . import events as ev
-from .plan import ready
-from .process import StartError, StepProcess
-from .run_book import Launch, Outcome, RunBook
+from .steps import Launch, Outcome, RunBook
 
 if TYPE_CHECKING:
+    from ..history.store import RunRecord
     from .engine import Engine, PlannedStep, RunHandle
-    from .store import RunRecord
 
 
 class AsyncExecution(RunBook):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .installer import InstalledTool
-    from .store import RunRecord, StepRecord
-    from .toolchain import Toolchain
+    from .history.store import RunRecord, StepRecord
+    from .toolchains.model import Toolchain
+    from .tools.installer import InstalledTool
 
 
 def run_json(run: RunRecord, steps: list[StepRecord] | None = None) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def toolchain_json(toolchain: Toolchain) -> dict[str, object]:
 
 def run_from_json(data: dict[str, Any]) -> RunRecord:
     """The record ``run_json`` describes (as a daemon sends it to ``--remote``)."""
-    from .store import RunRecord
+    from .history.store import RunRecord
 
     return RunRecord(
         id=data["id"],
@@ -122,7 +122,7 @@ def run_from_json(data: dict[str, Any]) -> RunRecord:
 
 
 def steps_from_json(data: dict[str, Any]) -> list[StepRecord]:
-    from .store import StepRecord
+    from .history.store import StepRecord
 
     return [
         StepRecord(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .errors import NotFoundError, RegistryUnavailable
+from ..errors import NotFoundError, RegistryUnavailable
+from ..records import field, record
 from .installer import InstalledTool, Installer, InstallResult
-from .records import field, record
 from .versions import ToolSpec, sorted_versions
 
 TYPE_CHECKING = False

@@ -10,12 +10,12 @@ import os
 import re
 from pathlib import Path
 
-from .digests import sha256_hex
-from .errors import NotFoundError, ToolrunError, UsageError
+from ..digests import sha256_hex
+from ..errors import NotFoundError, ToolrunError, UsageError
+from ..records import field, record, replace
 from .expressions import (
     Template,
 )
-from .records import field, record, replace
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -194,7 +194,7 @@ def load_toolchain(path: Path) -> Toolchain:
 
 def parse_toolchain(text: str, *, name: str, source: str, path: Path | None = None) -> Toolchain:
     """Load a toolchain from YAML text; ToolchainError lists every problem, file:line:col."""
-    from .toolchain_loader import parse_toolchain_text
+    from .loader import parse_toolchain_text
 
     return parse_toolchain_text(text, name=name, source=source, path=path)
 

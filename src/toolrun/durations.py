@@ -11,7 +11,7 @@ import re
 import time
 
 from .errors import UsageError
-from .toolchain import parse_duration
+from .toolchains.model import parse_duration
 
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PART = r"[0-9]{1,9}(?:\.[0-9]{1,6})?"

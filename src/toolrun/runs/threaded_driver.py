@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import time
 
+from ..executors.local import StartError, ThreadedStepProcess
 from . import events as ev
-from .process import StartError, ThreadedStepProcess
-from .run_book import Launch, Outcome, RunBook
+from .steps import Launch, Outcome, RunBook
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..history.store import RunRecord
     from .engine import Engine, PlannedStep, RunHandle
-    from .store import RunRecord
 
 
 class ThreadedExecution(RunBook):

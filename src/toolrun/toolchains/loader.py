@@ -10,7 +10,11 @@ from typing import Any
 
 import yaml
 
-from .errors import UsageError
+from ..errors import UsageError
+from ..policy import env_pattern_problem
+from ..records import replace
+from ..tools.manifest import PLATFORMS
+from ..tools.versions import is_tool_name, parse_spec
 from .expressions import (
     STATUS_FUNCTIONS,
     ExpressionError,
@@ -20,11 +24,7 @@ from .expressions import (
     parse_template,
     paths,
 )
-from .manifest import PLATFORMS
-from .plan import find_cycle
-from .records import replace
-from .sandbox import env_pattern_problem
-from .toolchain import (
+from .model import (
     PARAM_TYPES,
     ParamSpec,
     PlatformStep,
@@ -37,7 +37,7 @@ from .toolchain import (
     scalar_text,
     type_of,
 )
-from .versions import is_tool_name, parse_spec
+from .plan import find_cycle
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TOP_KEYS = (

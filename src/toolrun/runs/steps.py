@@ -13,16 +13,16 @@ import stat
 import time
 from pathlib import Path
 
+from ..errors import StorageError, UsageError
+from ..executors.local import exit_description, process_start_time
+from ..history.store import RunRecord
+from ..policy import check_relative_arg, inherited_env, step_env
+from ..records import record
+from ..toolchains.expressions import STATUS_FUNCTIONS, Context, calls, truthy
+from ..toolchains.model import Step
+from ..toolchains.plan import needs_outcome
+from ..tools.manifest import current_platform
 from . import events as ev
-from .errors import StorageError, UsageError
-from .expressions import STATUS_FUNCTIONS, Context, calls, truthy
-from .manifest import current_platform
-from .plan import needs_outcome
-from .process import exit_description, process_start_time
-from .records import record
-from .sandbox import check_relative_arg, inherited_env, step_env
-from .store import RunRecord
-from .toolchain import Step
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -281,7 +281,7 @@ class RunBook:
         assert tool is not None
         context = self.context(step)
         # Not created here: the step creates it if it has something to say (a new file costs
-        # more than the rest of a launch, see ownership.py).
+        # more than the rest of a launch, see history/ownership.py).
         output_file = self.run_dir / f"outputs.{step.id}.{attempt}.env"
         argv = tool.manifest.command_for(
             current_platform(), tool_dir=tool.path, python=self.settings.python
@@ -392,7 +392,7 @@ class RunBook:
         }
         if tool.manifest.command and tool.manifest.command[0] == "{python}":
             # Python tools: output as it is printed, and no byte code written into tool
-            # folders (so any found there was put there, and refuses the tool: installer.py).
+            # folders (so any found there was put there, and refuses the tool: tools/installer.py).
             own.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         return step_env(
             inherited_env(os.environ),

@@ -6,12 +6,12 @@ import json
 import os
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
+from ..errors import ConfigError, IntegrityError, UsageError
+from ..records import record
 from .archives import sha256_file, write_zip
-from .errors import ConfigError, IntegrityError, UsageError
 from .installer import verify_folder
 from .manifest import MANIFEST_NAME, is_generated, load_manifest
-from .records import record
 from .registry import INDEX_FORMAT, INDEX_NAME, ArchiveEntry, FolderRegistry, index_to_json
 
 

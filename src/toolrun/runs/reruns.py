@@ -8,11 +8,11 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from ..errors import NotFoundError, UsageError
+from ..history.store import Store
+from ..records import replace
+from ..toolchains.model import Toolchain, find_toolchain, parse_toolchain
 from .engine import RunOptions
-from .errors import NotFoundError, UsageError
-from .records import replace
-from .store import Store
-from .toolchain import Toolchain, find_toolchain, parse_toolchain
 
 
 class NothingToRerun(UsageError):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from .errors import IntegrityError, ToolrunError
+from ..errors import IntegrityError, ToolrunError
 
 CHUNK = 1024 * 1024
 # Fixed timestamps make `registry build` give byte-identical archives for identical tools.

@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import NotFoundError, StorageError, UsageError
-from .events import RUN_FINISHED, Event, append_final, last_event
+from ..errors import NotFoundError, StorageError, UsageError
+from ..records import field, record
+from ..runs.events import RUN_FINISHED, Event, append_final, last_event
 from .ownership import OwnerLock, RunOwnership, owner_alive
-from .records import field, record
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -470,7 +470,7 @@ class Store:
 
     def save_toolchain(self, run_id: str, text: str, sha256: str) -> None:
         """The run's ``toolchain.yaml``. A run of a toolchain this store has saved before gets a
-        hard link to that copy: no new inode, which is what costs (see ownership.py)."""
+        hard link to that copy: no new inode, which is what costs (see history/ownership.py)."""
         path = self.runs_dir / run_id / "toolchain.yaml"
         data = text.encode("utf-8")
         earlier = self._snapshots.get(sha256)

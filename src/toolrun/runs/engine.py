@@ -14,19 +14,19 @@ import sys
 import threading
 from collections.abc import Callable
 
-from .digests import sha256_hex
-from .errors import NotFoundError, StorageError, ToolrunError, UsageError
+from ..digests import sha256_hex
+from ..errors import NotFoundError, StorageError, ToolrunError, UsageError
+from ..history.ownership import OwnerLock
+from ..history.store import RunRecord, StepRecord, Store
+from ..policy import AcceptedEnv, check_relative_arg, check_remote_env
+from ..records import field, record
+from ..toolchains.expressions import Context
+from ..toolchains.model import ADHOC_MARK, Step, Toolchain, bind_params
+from ..tools.installer import InstalledTool
+from ..tools.manifest import current_platform
+from ..tools.resolver import ToolResolver
+from ..tools.versions import parse_spec
 from .events import EventLog, RunChannel
-from .expressions import Context
-from .installer import InstalledTool
-from .manifest import current_platform
-from .ownership import OwnerLock
-from .records import field, record
-from .resolver import ToolResolver
-from .sandbox import AcceptedEnv, check_relative_arg, check_remote_env
-from .store import RunRecord, StepRecord, Store
-from .toolchain import ADHOC_MARK, Step, Toolchain, bind_params
-from .versions import parse_spec
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -241,13 +241,13 @@ class Engine:
 
     async def execute(self, handle: RunHandle) -> RunRecord:
         """Run every step as ``needs`` allow; returns the run's final record."""
-        from .async_run import AsyncExecution
+        from .async_driver import AsyncExecution
 
         return await AsyncExecution(self, handle).run()
 
     def execute_here(self, handle: RunHandle) -> RunRecord:
         """Run a one-step run on this thread, without an event loop (see ``can_execute_here``)."""
-        from .threaded_run import ThreadedExecution
+        from .threaded_driver import ThreadedExecution
 
         return ThreadedExecution(self, handle).run()
 
@@ -282,7 +282,7 @@ def exec_toolchain(spec_text: str, args: list[str]) -> Toolchain:
     """A one-step toolchain for ``toolrun exec`` (and the daemon's ``/cmd``): args literal."""
     import json
 
-    from .expressions import Template
+    from ..toolchains.expressions import Template
 
     spec = parse_spec(spec_text)
     step = Step(

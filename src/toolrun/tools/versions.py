@@ -12,8 +12,8 @@ import operator
 import re
 from collections.abc import Iterable
 
-from .errors import UsageError
-from .records import record
+from ..errors import UsageError
+from ..records import record
 
 MAX_NAME = 100  # a name becomes a folder name; file systems stop at 255 bytes
 MAX_SPEC = 200

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .cache_files import read_json, write_json
-from .digests import sha256_hex
-from .records import record
+from ..cache_files import read_json, write_json
+from ..digests import sha256_hex
+from ..records import record
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False

@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import IntegrityError, NotFoundError, StorageError
+from ..errors import IntegrityError, NotFoundError, StorageError
+from ..records import record
 from .manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -25,7 +26,6 @@ from .manifest import (
     manifest_from_receipt,
     manifest_to_dict,
 )
-from .records import record
 from .versions import is_tool_name, is_version, sorted_versions
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -294,7 +294,7 @@ class Installer:
         import re
         import shutil
 
-        from .process import process_start_time
+        from ..executors.local import process_start_time
 
         for entry in root.iterdir():
             match = re.search(r"-(\d+)-[0-9a-f]{8}(?:\.|$)", entry.name)

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin
 
-from .config import Config, RegistryRef
-from .errors import ConfigError, IntegrityError, RegistryUnavailable
+from ..config import Config, RegistryRef
+from ..errors import ConfigError, IntegrityError, RegistryUnavailable
+from ..records import record
 from .manifest import MANIFEST_NAME, is_generated
-from .records import record
 from .versions import is_tool_name, is_version, sorted_versions
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -177,7 +177,7 @@ class HttpRegistry:
         RegistryUnavailable."""
         import urllib.request
 
-        from . import __version__
+        from .. import __version__
 
         headers = {"User-Agent": f"toolrun/{__version__}", **(headers or {})}
         request = urllib.request.Request(url, headers=headers)

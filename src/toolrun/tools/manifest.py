@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .errors import ConfigError
-from .records import field, record
+from ..errors import ConfigError
+from ..records import field, record
 from .versions import is_tool_name, is_version
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -172,7 +172,7 @@ def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:
     if not isinstance(accept_env, list) or not all(isinstance(v, str) for v in accept_env):
         problem("accept_env", 'must be a list of variable names or patterns, ["NAME", "PREFIX_*"]')
         accept_env = []
-    from .sandbox import env_pattern_problem
+    from ..policy import env_pattern_problem
 
     for pattern in accept_env:
         why = env_pattern_problem(pattern)

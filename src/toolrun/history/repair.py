@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import events as ev
-from .digests import sha256_hex
-from .events import read_events
+from ..digests import sha256_hex
+from ..records import record
+from ..runs import events as ev
+from ..runs.events import read_events
 from .ownership import owner_alive
-from .records import record
 from .store import INTERRUPTED, RUN_ID_RE, RunRecord, StepRecord, Store, host_name
 
 
@@ -240,7 +240,7 @@ def _stamp_time(run_id: str) -> float:
 
 def _toolchain_name(folder: Path) -> str:
     """A one-tool run's toolchain is named for its tool, which its snapshot's first line says."""
-    from .toolchain import ADHOC_MARK
+    from ..toolchains.model import ADHOC_MARK
 
     with contextlib.suppress(OSError, UnicodeDecodeError):
         first = (folder / "toolchain.yaml").read_text(encoding="utf-8").split("\n", 1)[0]

@@ -1,0 +1,1 @@
+"""Where an attempt runs: the local executor's processes and containment."""

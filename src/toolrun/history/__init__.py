@@ -1,0 +1,1 @@
+"""The store of runs: the index, the logs, ownership and repair."""

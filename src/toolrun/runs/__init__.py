@@ -1,0 +1,1 @@
+"""The engine: a run's steps, their attempts and retries, its events."""

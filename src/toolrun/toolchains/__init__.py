@@ -1,0 +1,1 @@
+"""The toolchain format: the model, the loader, expressions, the plan."""

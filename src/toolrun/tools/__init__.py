@@ -1,0 +1,1 @@
+"""Tools: manifests, versions, registries, installing and resolving."""
