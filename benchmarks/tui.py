@@ -96,6 +96,7 @@ def after(stamps: list[float], moment: float) -> float | None:
 async def run_view(root: Path) -> dict[str, Any]:
     from textual import events
 
+    from toolrun.executors.local import LocalExecutor
     from toolrun.history.store import Store
     from toolrun.runs.engine import Engine
     from toolrun.toolchains.model import parse_toolchain
@@ -109,7 +110,7 @@ async def run_view(root: Path) -> dict[str, Any]:
     resolver = ToolResolver(
         Installer(root / "home" / "tools"), [FolderRegistry("bench", root / "registry")]
     )
-    engine = Engine(store, resolver)
+    engine = Engine(store, resolver, executor=LocalExecutor())
     toolchain = parse_toolchain("toolchain:\n  - flood: {cmd: flood}\n", name="f", source="f")
     handle = engine.prepare(toolchain, {})
     app = RunApp(EngineRun(engine, handle))

@@ -28,8 +28,8 @@ def shown(toolrun, run_id: str) -> dict:  # type: ignore[no-untyped-def, type-ar
     return json.loads(toolrun("show", run_id, "--json").stdout)
 
 
-# A run of one plain step executes on the CLI's thread (threaded_run); with a second step it
-# takes the event loop (async_run). Tests of process control run both ways.
+# A run of one plain step executes on the CLI's thread (threaded_driver); with a second step it
+# takes the event loop (async_driver). Tests of process control run both ways.
 DRIVERS = {"threaded": "", "event-loop": "\n  - later: {cmd: probe, args: [echo, never]}"}
 
 

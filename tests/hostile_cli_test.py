@@ -153,7 +153,7 @@ def _full_disk() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
 
 
-# exec; a run of one step (threaded_run); a run of two (async_run, the event loop's driver).
+# exec; a run of one step (threaded_driver); a run of two (async_driver, the event loop's driver).
 @pytest.mark.parametrize("command", ["exec", "run", "run-two"])
 def test_a_full_disk_stops_the_run_says_so_and_leaves_no_tool(
     registry: Path, workdir: Path, toolrun_home: Path, tmp_path: Path, command: str

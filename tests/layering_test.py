@@ -96,6 +96,23 @@ def test_each_domain_package_imports_only_the_layers_below_it() -> None:
     assert not wrong
 
 
+def test_the_engine_reaches_executors_only_through_the_protocol() -> None:
+    """Where an attempt runs is the executor's business: the engine hands it a launch and
+    reads back output and an ending (executors/protocol.py); the composition root picks it."""
+    wrong = []
+    for path in (PACKAGE / "runs").rglob("*.py"):
+        for line, name in imports(path):
+            if toolrun_room(name) == "executors" and not name.startswith(
+                ("toolrun.executors.protocol", "toolrun.executors.__init__")
+            ):
+                wrong.append(f"{path.relative_to(SRC)}:{line}: {name}")
+            if name.split(".")[0] in {"subprocess", "signal", "psutil"}:
+                wrong.append(f"{path.relative_to(SRC)}:{line}: {name}")
+    assert not wrong
+    protocol = {name for _, name in imports(PACKAGE / "executors" / "protocol.py")}
+    assert not {n for n in protocol if toolrun_room(n) not in (None, "records", "executors")}
+
+
 def test_the_daemon_and_the_tui_import_no_other_front_end() -> None:
     """Only the CLI starts the others (`toolrun daemon`, the run view): it is the entry point.
     The services object they share lives beside the engine (services.py), not in a front end."""

@@ -9,7 +9,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from toolrun.executors.local import MAX_LINE, LineSplitter, ThreadedStepProcess, exit_description
+from toolrun.executors.processes import (
+    MAX_LINE,
+    LineSplitter,
+    ThreadedStepProcess,
+    exit_description,
+)
 
 
 def test_lines_split_across_reads_and_multibyte_characters() -> None:
@@ -46,7 +51,7 @@ def test_an_argument_with_a_nul_byte_is_a_start_error_not_a_crash(tmp_path) -> N
 
     import pytest
 
-    from toolrun.executors.local import StartError, StepProcess
+    from toolrun.executors.processes import StartError, StepProcess
 
     process = StepProcess(
         [sys.executable, "-c", "pass", "a\0b"],
@@ -65,7 +70,7 @@ PROBE = Path(__file__).parent / "tools" / "probe.py"
 def pumped(
     *args: str, use_threads: bool, stop_after: float | None = None
 ) -> tuple[dict[str, list[str]], int, float]:
-    """The probe run through ThreadedStepProcess as threaded_run does: lines, exit code, time."""
+    """The probe run through ThreadedStepProcess as threaded_driver does: lines, exit code, time."""
     got: dict[str, list[str]] = {"stdout": [], "stderr": []}
     raw: list[bytes] = []
     process = ThreadedStepProcess(
@@ -150,7 +155,7 @@ def test_the_selector_reader_starts_no_thread() -> None:
 HAMMER = """
 import asyncio, os, sys, threading
 import uvloop
-from toolrun.executors import local as process
+from toolrun.executors import processes as process
 
 lost = []
 done = threading.Event()

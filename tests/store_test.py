@@ -234,7 +234,7 @@ def test_an_older_store_gets_the_process_columns(tmp_path: Path) -> None:
 
 
 def test_process_start_time_tells_a_process_from_a_later_one() -> None:
-    from toolrun.executors.local import process_start_time
+    from toolrun.executors.processes import process_start_time
 
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     started = process_start_time(child.pid)

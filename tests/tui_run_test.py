@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from toolrun.executors.local import LocalExecutor
 from toolrun.history.store import Store
 from toolrun.runs.engine import Engine, EngineSettings, RunHandle
 from toolrun.toolchains.model import parse_toolchain
@@ -22,7 +23,8 @@ from toolrun.tui.step_table import StepTable
 def prepare(home: Path, registry: Path, text: str) -> tuple[Engine, RunHandle]:
     store = Store(home)
     resolver = ToolResolver(Installer(home / "tools"), [FolderRegistry("test", registry)])
-    engine = Engine(store, resolver, EngineSettings(kill_grace=1.0))
+    local = LocalExecutor(kill_grace=1.0)
+    engine = Engine(store, resolver, EngineSettings(kill_grace=1.0), executor=local, blocking=local)
     toolchain = parse_toolchain(text, name="t", source="t.yaml")
     return engine, engine.prepare(toolchain, {})
 

@@ -113,6 +113,7 @@ def test_run_details(fixed_store: Store, snap_compare) -> None:  # type: ignore[
 def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A finished two-step run with a ``needs`` edge; the wall clock stands still so the run id,
     timings and elapsed time are the same on every machine."""
+    from toolrun.executors.local import LocalExecutor
     from toolrun.runs.engine import Engine, EngineSettings
     from toolrun.toolchains.model import parse_toolchain
     from toolrun.tools.installer import Installer
@@ -126,7 +127,8 @@ def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) ->
     monkeypatch.setattr("toolrun.runs.steps.time", frozen)
     store = Store(toolrun_home)
     resolver = ToolResolver(Installer(toolrun_home / "tools"), [FolderRegistry("test", probe)])
-    engine = Engine(store, resolver, EngineSettings(kill_grace=1.0))
+    local = LocalExecutor(kill_grace=1.0)
+    engine = Engine(store, resolver, EngineSettings(kill_grace=1.0), executor=local, blocking=local)
     text = (
         "toolchain:\n"
         "  - meta: {cmd: probe, args: [echo, 'items: 12 rows, 5 columns']}\n"

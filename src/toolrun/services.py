@@ -80,6 +80,7 @@ class Services:
 
     @cached_property
     def engine(self) -> Engine:
+        from .executors.local import LocalExecutor
         from .runs.engine import Engine, EngineSettings
 
         config = self.config
@@ -89,7 +90,8 @@ class Services:
             kill_grace=float(config.get("kill_grace")),
             accept_env=tuple(config.get("accept_env")),
         )
-        return Engine(self.store, self.resolver, settings)
+        local = LocalExecutor(orphan_grace=settings.orphan_grace, kill_grace=settings.kill_grace)
+        return Engine(self.store, self.resolver, settings, executor=local, blocking=local)
 
     def toolchain_dirs(self) -> list[Path]:
         from .toolchains.model import search_dirs
@@ -107,7 +109,11 @@ def mark_interrupted(store: Store) -> list[str]:
     nothing else will. Returns their ids."""
     dead = store.mark_interrupted()
     if dead:
-        from .executors.local import end_left_processes
+        from .executors.local import LocalExecutor
+        from .executors.protocol import Placement
 
-        end_left_processes(store.processes_left(dead))
+        left = store.processes_left(dead)
+        LocalExecutor.end_left(
+            [Placement("local", pid, started, box) for pid, started, box in left]
+        )
     return dead

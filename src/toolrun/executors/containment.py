@@ -311,7 +311,7 @@ class Cgroups:
     the cgroup toolrun runs in."""
 
     def __init__(self, home: Path) -> None:
-        from .local import process_start_time
+        from .processes import process_start_time
 
         self.home = home
         self.holder = home / holder_name(os.getpid(), process_start_time(os.getpid()))
@@ -365,7 +365,7 @@ class Cgroups:
 
 def dead_holder(path: Path) -> bool:
     """Whether ``path`` holds the attempts of a toolrun process that is no longer running."""
-    from .local import process_start_time
+    from .processes import process_start_time
 
     parts = path.name.split("-")
     if len(parts) != 3 or parts[0] != "toolrun" or not parts[1].isdigit():

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from ..executors.local import StartError, StepProcess
+from ..executors.protocol import Launch, StartError
 from ..toolchains.plan import ready
 from . import events as ev
-from .steps import Launch, Outcome, RunBook
+from .steps import Outcome, RetryDelay, RunBook
 
 if TYPE_CHECKING:
     from ..history.store import RunRecord
@@ -109,65 +109,48 @@ class AsyncExecution(RunBook):
                 running[step_id] = asyncio.ensure_future(self._run_step(self.plans[step_id]))
 
     async def _run_step(self, plan: PlannedStep) -> str:
-        step = plan.step
-        attempts = self.step_begins(plan)
-        outcome: Outcome = ("failed", None, None, {})
-        made = 0
-        for attempt in range(1, attempts + 1):
-            if attempt > 1 and await self._cancelled_within(self.retry_delay(step, attempt)):
-                outcome = ("cancelled", None, None, {})
-                break
-            outcome = await self._attempt(plan, attempt)
-            made = attempt
-            if not self.attempt_ended(step, attempt, outcome[0], outcome[2]):
-                break
-        return self.step_ends(step, outcome, made)
+        program = self.step_program(plan)
+        answer: Any = None
+        while True:
+            try:
+                order = program.send(answer)
+            except StopIteration as end:
+                return str(end.value)
+            if isinstance(order, RetryDelay):
+                answer = await self._cancelled_within(order.seconds)
+            else:
+                answer = await self._attempt(plan, order.number)
 
     async def _cancelled_within(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.cancelled.wait(), timeout=seconds)
         return self.cancelled.is_set()
 
-    async def _attempt(self, plan: PlannedStep, attempt: int) -> Outcome:
+    async def _attempt(self, plan: PlannedStep, number: int) -> Outcome:
         step = plan.step
-        launch = self.launch(plan, attempt)
+        launch = self.launch(plan, number)
         if not isinstance(launch, Launch):
             return launch
-        process = StepProcess(
-            launch.argv,
-            cwd=launch.cwd,
-            env=launch.env,
-            encoding=launch.encoding,
-            on_lines=lambda stream, lines: self.output(step.id, attempt, stream, lines),
-            on_raw=self.handle.on_raw,
-            label=self.attempt_label(step, attempt),
-        )
         try:
-            await process.start()
+            attempt = await self.executor.start(launch, self.sink(step, number))
         except StartError as exc:
-            return self.start_failed(
-                step, attempt, launch.argv, f"cannot start {exc}", emitted=True
-            )
-        self.process_started(step, process.pid, process.box.ref if process.box else None)
-        running = asyncio.ensure_future(
-            process.run(
-                orphan_grace=self.settings.orphan_grace, kill_grace=self.settings.kill_grace
-            )
-        )
+            return self.start_failed(step, number, launch.argv, f"cannot start {exc}", emitted=True)
+        self.attempt_started(step, attempt.placement)
+        ended = asyncio.ensure_future(attempt.ended())
         cancelled = asyncio.ensure_future(self.cancelled.wait())
         done, _ = await asyncio.wait(
-            [running, cancelled], timeout=step.timeout, return_when=asyncio.FIRST_COMPLETED
+            [ended, cancelled], timeout=launch.timeout, return_when=asyncio.FIRST_COMPLETED
         )
         cancelled.cancel()
         stopped = None
         try:
-            if running not in done:
+            if ended not in done:
                 stopped = self.stopped(step, by_cancel=cancelled in done)
                 grace = 0.0 if self.handle.force else self.settings.kill_grace
-                await process.terminate(grace=grace, forced=lambda: self.handle.force)
-            returncode = await running
+                await attempt.cancel(grace=grace, forced=lambda: self.handle.force)
+            ending = await ended
         except BaseException:
             # The books failed (the store cannot be written): no tool outlives its run.
-            await asyncio.shield(process.terminate(grace=0.0))
+            await asyncio.shield(attempt.cancel(grace=0.0))
             raise
-        return self.attempt_finished(step, attempt, launch, returncode, stopped)
+        return self.attempt_finished(step, number, launch, ending, stopped)

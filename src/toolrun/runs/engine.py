@@ -2,8 +2,8 @@
 
 ``Engine.prepare`` checks everything that can be checked before a process starts (params,
 tools and versions, installing what is missing) and records the run; ``Engine.execute`` runs
-it in an event loop, emitting events through the run's channel (``async_run``). A run of one
-plain step can also run on the calling thread (``Engine.execute_here``, ``threaded_run``):
+it in an event loop, emitting events through the run's channel (``async_driver``). A run of one
+plain step can also run on the calling thread (``Engine.execute_here``, ``threaded_driver``):
 ``toolrun exec`` takes that path because importing asyncio alone costs a third of its budget.
 Front ends subscribe to the events; none of them touches a process.
 """
@@ -32,6 +32,8 @@ from .events import EventLog, RunChannel
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from ..executors.protocol import BlockingExecutor, Executor
 
 DEFAULT_OUTPUT_CAP = 1024**3
 
@@ -120,12 +122,24 @@ def tool_digest(tool: InstalledTool) -> str:
 
 
 class Engine:
+    """Runs toolchains: prepares a run, then drives its steps, each attempt handed to the
+    ``executor`` (``blocking``: the same executor's form for a caller without an event loop,
+    when it has one)."""
+
     def __init__(
-        self, store: Store, resolver: ToolResolver, settings: EngineSettings | None = None
+        self,
+        store: Store,
+        resolver: ToolResolver,
+        settings: EngineSettings | None = None,
+        *,
+        executor: Executor,
+        blocking: BlockingExecutor | None = None,
     ) -> None:
         self.store = store
         self.resolver = resolver
         self.settings = settings or EngineSettings()
+        self.executor = executor
+        self.blocking = blocking
 
     # -- before anything runs -----------------------------------------------------------------
 
@@ -246,7 +260,12 @@ class Engine:
         return await AsyncExecution(self, handle).run()
 
     def execute_here(self, handle: RunHandle) -> RunRecord:
-        """Run a one-step run on this thread, without an event loop (see ``can_execute_here``)."""
+        """Run a one-step run on this thread, without an event loop (see ``can_execute_here``)
+        when the executor can; in one made for it otherwise."""
+        if self.blocking is None:
+            import asyncio
+
+            return asyncio.run(self.execute(handle))
         from .threaded_driver import ThreadedExecution
 
         return ThreadedExecution(self, handle).run()

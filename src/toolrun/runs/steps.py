@@ -1,20 +1,20 @@
-"""A run's books while it executes: step states, results, events and store updates.
+"""A run's books while it executes: the step state machine, results, events, store updates.
 
 Both drivers keep their books here, so a run looks the same in the history whichever ran it:
-``async_run`` (an event loop: the toolchain's graph, parallel steps) and ``threaded_run`` (one
-step on the calling thread). The drivers own the processes and the waiting; nothing here
-blocks for long.
+``async_driver`` (an event loop: the toolchain's graph, parallel steps) and
+``threaded_driver`` (one step on the calling thread). A step's attempts and retries are one
+program (``step_program``) that both drive; the attempts themselves are the executor's
+(executors/protocol.py). Nothing here blocks for long.
 """
 
 from __future__ import annotations
 
 import os
-import stat
 import time
 from pathlib import Path
 
 from ..errors import StorageError, UsageError
-from ..executors.local import exit_description, process_start_time
+from ..executors.protocol import Ending, Launch, Placement, Sink, exit_description
 from ..history.store import RunRecord
 from ..policy import check_relative_arg, inherited_env, step_env
 from ..records import record
@@ -27,6 +27,7 @@ from . import events as ev
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Generator
     from typing import Any
 
     from .engine import Engine, PlannedStep, RunHandle
@@ -44,16 +45,19 @@ OUTCOMES = {
 Outcome = tuple[str, int | None, str | None, dict[str, str]]
 
 
-@record
-class Launch:
-    """A step attempt ready to start: what to run, where, with what, and since when."""
+@record(frozen=True)
+class RetryDelay:
+    """A step's program, to its driver: wait this long before the next attempt, and say
+    whether the run was cancelled meanwhile."""
 
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
-    encoding: str
-    output_file: Path
-    started: float  # time.monotonic()
+    seconds: float
+
+
+@record(frozen=True)
+class MakeAttempt:
+    """A step's program, to its driver: make this attempt and give back its ``Outcome``."""
+
+    number: int
 
 
 class RunBook:
@@ -61,6 +65,7 @@ class RunBook:
 
     def __init__(self, engine: Engine, handle: RunHandle) -> None:
         self.engine = engine
+        self.executor = engine.executor
         self.store = engine.store
         self.settings = engine.settings
         self.handle = handle
@@ -253,6 +258,24 @@ class RunBook:
         self.store.update_step(self.run_id, step.id, attempts=attempt)
         return True
 
+    def step_program(self, plan: PlannedStep) -> Generator[RetryDelay | MakeAttempt, Any, str]:
+        """The one retry loop: a step's attempts, the delays between them, its end. A driver
+        does what it yields (waiting its own way) and sends back the answer; the step's final
+        status is the generator's value."""
+        step = plan.step
+        attempts = self.step_begins(plan)
+        outcome: Outcome = ("failed", None, None, {})
+        made = 0
+        for attempt in range(1, attempts + 1):
+            if attempt > 1 and (yield RetryDelay(self.retry_delay(step, attempt))):
+                outcome = ("cancelled", None, None, {})
+                break
+            outcome = yield MakeAttempt(attempt)
+            made = attempt
+            if not self.attempt_ended(step, attempt, outcome[0], outcome[2]):
+                break
+        return self.step_ends(step, outcome, made)
+
     def step_ends(self, step: Step, outcome: Outcome, attempts: int) -> str:
         status, exit_code, error, outputs = outcome
         if status != "succeeded" and step.continue_on_error and status != "cancelled":
@@ -304,19 +327,38 @@ class RunBook:
             ev.STEP_STARTED, step.id, attempt, tool=tool.name, version=tool.version, argv=argv
         )
         return Launch(
-            argv, env, self.workspace, tool.manifest.encoding, output_file, time.monotonic()
+            argv,
+            env,
+            self.workspace,
+            tool.manifest.encoding,
+            output_file,
+            label=self.attempt_label(step, attempt),
+            timeout=step.timeout,
+            started=time.monotonic(),
+        )
+
+    def sink(self, step: Step, attempt: int) -> Sink:
+        """Where an attempt's output goes: the books (events, the text log), and the raw
+        bytes to whoever asked for them."""
+        return Sink(
+            lambda stream, lines: self.output(step.id, attempt, stream, lines), self.handle.on_raw
         )
 
     def attempt_label(self, step: Step, attempt: int) -> str:
         """How the system names an attempt's container (a cgroup's folder)."""
         return f"{self.run_id}-{step.id}-{attempt}"
 
-    def process_started(self, step: Step, pid: int | None, box: str | None = None) -> None:
-        """Recorded so that, should this toolrun die, the next one can end the process (and
-        everything in its cgroup, ``box``)."""
-        if pid is not None:
-            started = process_start_time(pid)
-            self.store.update_step(self.run_id, step.id, pid=pid, pid_started=started, cgroup=box)
+    def attempt_started(self, step: Step, placement: Placement) -> None:
+        """Recorded so that, should this toolrun die, the next one can end the attempt (and
+        everything in its container)."""
+        if placement.pid is not None:
+            self.store.update_step(
+                self.run_id,
+                step.id,
+                pid=placement.pid,
+                pid_started=placement.pid_started,
+                cgroup=placement.container,
+            )
 
     def stopped(self, step: Step, *, by_cancel: bool) -> tuple[str, str]:
         """Status and error of an attempt ended early: by a cancel or by the step's timeout."""
@@ -331,9 +373,10 @@ class RunBook:
         step: Step,
         attempt: int,
         launch: Launch,
-        returncode: int,
+        ending: Ending,
         stopped: tuple[str, str] | None,
     ) -> Outcome:
+        returncode = ending.exit_code
         exit_code: int | None = returncode
         if stopped is not None:
             # Ended by toolrun: what the tool exited with says nothing of the tool.
@@ -343,9 +386,9 @@ class RunBook:
             status, error = "succeeded", None
         else:
             status, error = "failed", exit_description(returncode)
-        outputs, problem = read_outputs(launch.output_file)
-        if problem is not None:
-            self.channel.emit(ev.MESSAGE, step.id, attempt, level="warning", text=problem)
+        outputs = ending.outputs
+        if ending.problem is not None:
+            self.channel.emit(ev.MESSAGE, step.id, attempt, level="warning", text=ending.problem)
         self.channel.emit(
             ev.STEP_FINISHED,
             step.id,
@@ -463,35 +506,3 @@ class RunBook:
         if self.text_log is not None:
             prefix = f"[{step_id}] " if self.prefix_lines else ""
             self.text_log.write("".join(f"{prefix}{line}\n" for line in lines))
-
-
-OUTPUTS_LIMIT = 1024 * 1024  # bytes of $TOOLRUN_OUTPUT read into the history (GitHub's too)
-
-
-def read_outputs(path: Path) -> tuple[dict[str, str], str | None]:
-    """``KEY=VALUE`` lines a step wrote to ``$TOOLRUN_OUTPUT``, and what was wrong with the
-    file if something was. The step makes the file (or not), so it may have made anything
-    there: only a regular file is read (a FIFO would block the run, a link could point
-    anywhere), and only its first ``OUTPUTS_LIMIT`` bytes."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        return {}, None
-    except OSError:
-        return {}, f"{path}: not a file, ignored"  # a symbolic link (ELOOP) or worse
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return {}, f"{path}: not a file, ignored"
-    with os.fdopen(fd, "rb") as file:
-        data = file.read(OUTPUTS_LIMIT + 1)
-    problem = None
-    if len(data) > OUTPUTS_LIMIT:
-        data = data[: data.rfind(b"\n", 0, OUTPUTS_LIMIT) + 1]
-        problem = f"{path}: only the lines in its first {OUTPUTS_LIMIT // 1024} KiB were read"
-    outputs: dict[str, str] = {}
-    for line in data.decode("utf-8", errors="replace").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and not key.lstrip().startswith("#"):
-            outputs[key.strip()] = value
-    return outputs, problem

@@ -1,22 +1,26 @@
 """Executing a run of one step on the calling thread, without an event loop.
 
 ``toolrun exec`` runs here: its budget is 100 ms over the tool itself, and importing asyncio
-alone would take a third of it. The books, and so the history, are those of ``async_run``;
-what differs is only the waiting: threads read the pipes (``ThreadedStepProcess``) and this
-thread does, every ``FLUSH_SECONDS`` at most, what the event loop's watchers do there.
+alone would take a third of it. The books, and so the history, are those of ``async_driver``;
+what differs is only the waiting: the executor's blocking form delivers the output when
+pumped, and this thread does, every ``FLUSH_SECONDS`` at most, what the event loop's
+watchers do there.
 """
 
 from __future__ import annotations
 
 import time
 
-from ..executors.local import StartError, ThreadedStepProcess
+from ..executors.protocol import Launch, StartError
 from . import events as ev
-from .steps import Launch, Outcome, RunBook
+from .steps import Outcome, RetryDelay, RunBook
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
+    from ..executors.protocol import BlockingExecutor
     from ..history.store import RunRecord
     from .engine import Engine, PlannedStep, RunHandle
 
@@ -28,6 +32,9 @@ class ThreadedExecution(RunBook):
         super().__init__(engine, handle)
         if len(handle.steps) != 1:
             raise ValueError("a threaded execution runs exactly one step")
+        if engine.blocking is None:
+            raise ValueError("this engine's executor cannot run a step without an event loop")
+        self.blocking: BlockingExecutor = engine.blocking
         self._timeout: float | None = None
         self._deadline: float | None = None
         self._next_poll = 0.0
@@ -60,19 +67,17 @@ class ThreadedExecution(RunBook):
                 self.cancel_requested()
 
     def _run_step(self, plan: PlannedStep) -> str:
-        step = plan.step
-        attempts = self.step_begins(plan)
-        outcome: Outcome = ("failed", None, None, {})
-        made = 0
-        for attempt in range(1, attempts + 1):
-            if attempt > 1 and self._cancelled_within(self.retry_delay(step, attempt)):
-                outcome = ("cancelled", None, None, {})
-                break
-            outcome = self._attempt(plan, attempt)
-            made = attempt
-            if not self.attempt_ended(step, attempt, outcome[0], outcome[2]):
-                break
-        return self.step_ends(step, outcome, made)
+        program = self.step_program(plan)
+        answer: Any = None
+        while True:
+            try:
+                order = program.send(answer)
+            except StopIteration as end:
+                return str(end.value)
+            if isinstance(order, RetryDelay):
+                answer = self._cancelled_within(order.seconds)
+            else:
+                answer = self._attempt(plan, order.number)
 
     def _cancelled_within(self, seconds: float) -> bool:
         cancel = self.handle.cancel_event
@@ -82,36 +87,22 @@ class ThreadedExecution(RunBook):
             self._watch()
         return cancel.is_set()
 
-    def _attempt(self, plan: PlannedStep, attempt: int) -> Outcome:
+    def _attempt(self, plan: PlannedStep, number: int) -> Outcome:
         step = plan.step
-        launch = self.launch(plan, attempt)
+        launch = self.launch(plan, number)
         if not isinstance(launch, Launch):
             return launch
-        process = ThreadedStepProcess(
-            launch.argv,
-            cwd=launch.cwd,
-            env=launch.env,
-            encoding=launch.encoding,
-            on_lines=lambda stream, lines: self.output(step.id, attempt, stream, lines),
-            on_raw=self.handle.on_raw,
-            label=self.attempt_label(step, attempt),
-            orphan_grace=self.settings.orphan_grace,
-            kill_grace=self.settings.kill_grace,
-        )
         try:
-            process.start()
+            attempt = self.blocking.start_blocking(launch, self.sink(step, number))
         except StartError as exc:
-            return self.start_failed(
-                step, attempt, launch.argv, f"cannot start {exc}", emitted=True
-            )
-        self.process_started(step, process.pid, process.box.ref if process.box else None)
-        step_deadline = launch.started + step.timeout if step.timeout else None
+            return self.start_failed(step, number, launch.argv, f"cannot start {exc}", emitted=True)
+        self.attempt_started(step, attempt.placement)
+        step_deadline = launch.started + launch.timeout if launch.timeout else None
         stopped = None
         try:
-            while not process.done:
-                process.pump(ev.FLUSH_SECONDS)
+            while not attempt.pump(ev.FLUSH_SECONDS):
                 self._watch()
-                if stopped is not None or process.returncode is not None:
+                if stopped is not None or attempt.exited():
                     continue
                 if self.handle.cancel_event.is_set():
                     stopped = self.stopped(step, by_cancel=True)
@@ -119,9 +110,10 @@ class ThreadedExecution(RunBook):
                     stopped = self.stopped(step, by_cancel=False)
                 if stopped is not None:
                     grace = 0.0 if self.handle.force else self.settings.kill_grace
-                    process.terminate(grace=grace, forced=lambda: self.handle.force)
+                    attempt.cancel(grace=grace, forced=lambda: self.handle.force)
+            self._watch()
         except BaseException:
             # The books failed (the store cannot be written): no tool outlives its run.
-            process.terminate(grace=0.0)
+            attempt.cancel(grace=0.0)
             raise
-        return self.attempt_finished(step, attempt, launch, process.finish(), stopped)
+        return self.attempt_finished(step, number, launch, attempt.ending(), stopped)

@@ -294,7 +294,7 @@ class Installer:
         import re
         import shutil
 
-        from ..executors.local import process_start_time
+        from ..executors.processes import process_start_time
 
         for entry in root.iterdir():
             match = re.search(r"-(\d+)-[0-9a-f]{8}(?:\.|$)", entry.name)
