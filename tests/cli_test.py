@@ -126,7 +126,7 @@ def test_config_edits_keep_comments(toolrun, toolrun_home: Path) -> None:  # typ
 
 def test_bad_config_values_and_keys(toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
     bad_value = toolrun("config", "set", "registry_timeout", "soon")
-    assert bad_value.returncode == 2 and "a number of seconds" in bad_value.stderr
+    assert bad_value.returncode == 2 and "a duration such as 30s" in bad_value.stderr
     typo = toolrun("config", "get", "ofline")
     assert typo.returncode == 2 and "did you mean 'offline'" in typo.stderr
     (toolrun_home / "config.toml").write_text("registries = [\n")

@@ -34,7 +34,7 @@ def test_arguments_and_values_out_of_any_range(registry: Path, toolrun, workdir:
     check(toolrun("history", "prune", "--max-size", "1e400GB"), 2, "--max-size")
     check(toolrun("history", "prune", "--max-size", "nanGB"), 2, "--max-size")
     check(toolrun("config", "set", "output_cap", "1e400GB"), 2, "output_cap")
-    check(toolrun("config", "set", "kill_grace", "1e309"), 2, "finite")
+    check(toolrun("config", "set", "kill_grace", "1e309"), 2, "must be a duration")
     check(toolrun("exec", "hello", "--timeout", "nan", "--"), 2, "a duration such as")
     # An endless kill_grace would have made a timed-out step hang for ever.
     assert (

@@ -309,9 +309,11 @@ def test_a_daemon_sees_a_new_version_once_its_copy_of_the_index_is_old(
     assert [status for status, _ in _index_requests(serve)] == [200, 200]
 
 
-def test_registry_cache_takes_seconds(toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_registry_cache_takes_a_duration(toolrun) -> None:  # type: ignore[no-untyped-def]
     for bad in ("-1", "soon", "nan"):
         result = toolrun("config", "set", "--", "registry_cache", bad)
         assert result.returncode == 2, (bad, result.stderr)
-        assert "registry_cache" in result.stderr and "seconds" in result.stderr
+        assert "registry_cache" in result.stderr and "a duration such as 30s" in result.stderr
     assert toolrun("config", "set", "registry_cache", "0").returncode == 0
+    assert toolrun("config", "set", "registry_cache", "5m").returncode == 0
+    assert toolrun("config", "get", "registry_cache").stdout.strip() in ("300", "300.0")

@@ -12,7 +12,7 @@ PACKAGE = SRC / "toolrun"
 FRONT_END_LIBRARIES = {"typer", "rich", "textual", "starlette", "uvicorn", "click"}
 FRONT_ENDS = ("cli", "tui", "daemon")
 # Each domain package and what it may import of toolrun besides the shared modules at the top
-# (paths, errors, config, durations, records, cache_files, json_views): layers, top to bottom.
+# (paths, errors, config, units, records, cache_files, json_views): layers, top to bottom.
 MAY_IMPORT = {
     "runs": {"runs", "executors", "history", "toolchains", "tools"},
     "history": {"history", "runs", "toolchains"},  # the store keeps the engine's events
@@ -24,7 +24,7 @@ SHARED = {
     "paths",
     "errors",
     "config",
-    "durations",
+    "units",
     "records",
     "cache_files",
     "json_views",

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from toolrun.errors import UsageError
-from toolrun.toolchains.model import ToolchainError, bind_params, parse_duration, parse_toolchain
+from toolrun.toolchains.model import ToolchainError, bind_params, parse_toolchain
+from toolrun.units import parse_duration
 
 SEED_EXAMPLE = """\
 toolchain:

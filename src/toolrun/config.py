@@ -8,6 +8,7 @@ from pathlib import Path
 from .errors import ConfigError, NotFoundError, StorageError, UsageError
 from .records import field, record
 from .tools.versions import is_tool_name
+from .units import parse_duration, parse_size
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -98,20 +99,12 @@ class Setting:
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("a number of seconds") from None
-    if not 0 <= value < float("inf"):  # NaN too
-        raise ValueError("a finite number of seconds, 0 or more")
-    return value
+    """A duration of 0 or more: 0 turns the wait off."""
+    return parse_duration(text, zero=True)
 
 
 def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise ValueError("a number of seconds above 0")
-    return value
+    return parse_duration(text)
 
 
 def _boolean(text: str) -> bool:
@@ -121,25 +114,6 @@ def _boolean(text: str) -> bool:
     if lowered in ("false", "no", "0", "off"):
         return False
     raise ValueError("true or false")
-
-
-MAX_SIZE = 1024**6  # an exabyte: past any disk, and within SQLite's integers
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``1048576``, ``"512KB"``, ``"100MB"``, ``"5GB"`` (powers of 1024)."""
-    units = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2}
-    units.update({"G": 1024**3, "GB": 1024**3, "T": 1024**4, "TB": 1024**4})
-    cleaned = str(text).strip().upper().replace(" ", "").removesuffix("IB").removesuffix("I")
-    number = cleaned.rstrip("BKMGT")
-    unit = cleaned[len(number) :]
-    try:
-        value = float(number) * units[unit]
-    except (ValueError, KeyError):
-        raise ValueError("a size such as 100MB, 5GB or a number of bytes") from None
-    if not 0 < value <= MAX_SIZE:  # NaN and infinity too
-        raise ValueError("a size above 0 and at most 1 EB")
-    return int(value)
 
 
 def _text_list(value: Any) -> tuple[str, ...]:

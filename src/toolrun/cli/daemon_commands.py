@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ..config import TOKEN_SCOPES, ConfigEditor
 from ..errors import UsageError
-from ..toolchains.model import parse_duration
 from ..tools.versions import is_tool_name
+from ..units import parse_duration
 from .context import Context
 from .output import info, print_json, print_table
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..durations import parse_age, parse_when
 from ..errors import NotFoundError, StorageError, UsageError
 from ..history.store import RUN_STATES, HistoryQuery, RunRecord, with_ending
 from ..json_views import run_json
@@ -16,6 +15,7 @@ from ..runs.event_text import EndingNote, display_lines, format_duration, shown_
 from ..runs.events import OUTPUT, RUN_FINISHED, Event, follow_file, read_events
 from ..runs.steps import EXIT_CODES
 from ..services import mark_interrupted
+from ..units import parse_age, parse_when
 from .context import Context
 from .errors import ExitCode
 from .output import info, print_json, print_table
@@ -247,7 +247,7 @@ def prune(
     max_size: str | None,
     dry_run: bool = False,
 ) -> None:
-    from ..config import parse_size
+    from ..units import parse_size
 
     _local_only(ctx, "history prune")
     if older_than is None and keep is None and max_size is None:

@@ -11,7 +11,8 @@ from ..history.store import RunRecord, StepRecord
 from ..runs.engine import RunHandle, RunOptions, can_execute_here, exec_toolchain
 from ..runs.events import Event
 from ..runs.steps import EXIT_CODES
-from ..toolchains.model import parse_assignments, parse_duration
+from ..toolchains.model import parse_assignments
+from ..units import parse_duration
 from .context import Context
 from .errors import ExitCode, closed_stdout
 from .printer import PlainPrinter, summary

@@ -17,12 +17,12 @@ from starlette.responses import (
     StreamingResponse,
 )
 
-from ..durations import parse_when
 from ..errors import ToolrunError, UsageError
 from ..history.store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord, with_ending
 from ..json_views import run_json, tool_json, toolchain_json
 from ..runs.events import OUTPUT, read_events
 from ..toolchains.model import list_toolchain_files, load_toolchain
+from ..units import parse_when
 from .core import Daemon, HttpError, last_event_id, query_flag, query_value
 from .requests import BadRequest, decode_body_off_loop, run_request
 from .seed import RUN_ID_HEADER, SSE_HEADERS, content_kind, daemon_of, read_body

@@ -1,8 +1,8 @@
 """``/openapi.json``: the whole HTTP surface in OpenAPI 3.1, saying exactly what is accepted.
 
 The rules a request is checked by are quoted from the code that checks them (tool names and
-version constraints from ``versions``, the argument rule from ``sandbox``, durations from
-``toolchain``, times from ``moments``), and schemathesis runs every check against the live
+version constraints from ``versions``, the argument rule from ``policy``, durations and
+times from ``units``), and schemathesis runs every check against the live
 daemon in the tests, so the document and the daemon cannot disagree unnoticed.
 """
 
@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..durations import WHEN_PATTERN
 from ..history.store import RUN_STATES, STEP_STATES
 from ..policy import FORBIDDEN_ARG_PATTERN
 from ..runs.events import KINDS
-from ..toolchains.model import DURATION_PATTERN, MAX_DURATION
 from ..tools.versions import CONSTRAINT_PATTERN, MAX_NAME, MAX_SPEC, NAME_PATTERN
+from ..units import DURATION_PATTERN, MAX_DURATION, WHEN_PATTERN
 from .core import FALSE_FLAGS, TRUE_FLAGS
 from .requests import ENV_ITEM_PATTERN, ENV_NAME_PATTERN, MAX_ARGS
 

@@ -360,7 +360,7 @@ def _timeout(raw: Any) -> float | None:
     """Seconds (a number) or a duration ("30s", "1h30m"); 0 or absent: the toolchain's own."""
     if raw is None:
         return None
-    from ..toolchains.model import parse_duration
+    from ..units import parse_duration
 
     if isinstance(raw, YamlNumber):
         raw = raw.number

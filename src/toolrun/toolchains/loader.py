@@ -15,6 +15,7 @@ from ..policy import env_pattern_problem
 from ..records import replace
 from ..tools.manifest import PLATFORMS
 from ..tools.versions import is_tool_name, parse_spec
+from ..units import parse_duration
 from .expressions import (
     STATUS_FUNCTIONS,
     ExpressionError,
@@ -33,7 +34,6 @@ from .model import (
     Toolchain,
     ToolchainError,
     convert_param,
-    parse_duration,
     scalar_text,
     type_of,
 )

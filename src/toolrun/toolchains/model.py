@@ -7,7 +7,6 @@ The seed's format stays valid as written: a top-level ``toolchain:`` list of sin
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from ..digests import sha256_hex
@@ -24,12 +23,6 @@ if TYPE_CHECKING:
 
 PARAM_TYPES = ("string", "boolean", "integer", "number")
 ADHOC_MARK = "# toolrun exec "  # the first line of a one-tool run's toolchain text
-# One grammar for every duration toolrun reads (toolchains, options, request bodies); the
-# OpenAPI document quotes it as it is.
-_NUMBER = r"[0-9]{1,9}(?:\.[0-9]{1,6})?"
-DURATION_PATTERN = rf"^(?:{_NUMBER}|(?=[0-9])(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s)?)$"
-_DURATION_RE = re.compile(rf"^(?:({_NUMBER})h)?(?:({_NUMBER})m)?(?:({_NUMBER})s)?$")
-MAX_DURATION = 1e13  # seconds: past any run, and past any duration the grammar can write
 
 
 class ToolchainError(ToolrunError):
@@ -197,37 +190,6 @@ def parse_toolchain(text: str, *, name: str, source: str, path: Path | None = No
     from .loader import parse_toolchain_text
 
     return parse_toolchain_text(text, name=name, source=source, path=path)
-
-
-def parse_duration(value: Any, *, zero: bool = False) -> float:
-    """Seconds from ``90``, ``"90"``, ``"1h30m"``, ``"5s"``, ``"2.5m"``; ValueError otherwise.
-    With ``zero``, 0 is a duration too (a caller's "no limit of my own")."""
-    if isinstance(value, bool):
-        raise ValueError("a duration such as 30s, 10m or 1h30m")
-    if isinstance(value, int | float):
-        try:
-            seconds = float(value)
-        except OverflowError:  # an integer of hundreds of digits
-            raise ValueError("a duration of a finite number of seconds") from None
-        return _in_range(seconds, zero)
-    text = str(value).strip()
-    if re.fullmatch(_NUMBER, text):
-        seconds = float(text)
-    else:
-        match = _DURATION_RE.match(text)
-        if not text or match is None or not any(match.groups()):
-            raise ValueError("a duration such as 30s, 10m or 1h30m")
-        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
-        seconds = hours * 3600 + minutes * 60 + secs
-    return _in_range(seconds, zero)
-
-
-def _in_range(seconds: float, zero: bool) -> float:
-    if seconds < 0 or (seconds == 0 and not zero):
-        raise ValueError("a duration above 0")
-    if not seconds <= MAX_DURATION:  # NaN too
-        raise ValueError(f"a finite duration, at most {MAX_DURATION:.0e} seconds")
-    return seconds
 
 
 def type_of(value: Any) -> str:
