@@ -217,6 +217,36 @@ def test_metrics_parse_as_prometheus_text(daemon) -> None:  # type: ignore[no-un
     count = [s.value for s in histogram.samples if s.name.endswith("_count")]
     assert count == [2.0]
     assert families["toolrun_runs_running"].samples[0].value == 0
+    requests = {
+        (s.labels["method"], s.labels["code"]): s.value
+        for s in families["toolrun_http_requests"].samples
+        if s.name == "toolrun_http_requests_total"
+    }
+    assert requests[("GET", "200")] >= 2
+    # The process's own, from prometheus_client's collectors; no `_created` series.
+    assert families["process_resident_memory_bytes"].samples[0].value > 1e6
+    assert "python_gc_objects_collected" in families
+    assert not [line for line in text.splitlines() if "_created" in line]
+
+
+def test_metrics_in_multi_process_mode_add_up_across_daemons(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With PROMETHEUS_MULTIPROC_DIR, each daemon writes its counts there and /metrics of
+    any of them answers for all: two daemons, one run each, two runs counted."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(shared)}
+    first, second = daemon(env=env), daemon(env=env)
+    for server in (first, second):
+        with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+            wait_ended(client, client.get("/cmd/probe/fail/0?onlyid=true").text)
+    with httpx.Client(base_url=first.url, timeout=TIMEOUT) as client:
+        text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    runs = [s.value for s in families["toolrun_runs"].samples if s.name == "toolrun_runs_total"]
+    assert runs == [2.0]
+    assert any(path.suffix == ".db" for path in shared.iterdir())
 
 
 # -- tokens -----------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
     JSONResponse,
-    PlainTextResponse,
     Response,
     StreamingResponse,
 )
@@ -24,6 +23,7 @@ from ..runs.events import OUTPUT, read_events
 from ..toolchains.model import list_toolchain_files, load_toolchain
 from ..units import parse_when
 from .core import Daemon, HttpError, last_event_id, query_flag, query_value
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .requests import BadRequest, decode_body_off_loop, run_request
 from .seed import RUN_ID_HEADER, SSE_HEADERS, content_kind, daemon_of, read_body
 from .streams import sse_data, sse_message, sse_stream, text_lines, with_keepalive
@@ -376,10 +376,7 @@ async def healthz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     daemon = daemon_of(request)
     daemon.authorize(request, "read")
-    return PlainTextResponse(
-        daemon.metrics.render(daemon.manager),
-        media_type="text/plain; version=0.0.4; charset=utf-8",
-    )
+    return Response(daemon.metrics.render(daemon.manager), media_type=METRICS_CONTENT_TYPE)
 
 
 async def openapi(request: Request) -> Response:

@@ -176,7 +176,7 @@ class RequestLog:
             state = scope.get("state") or {}
             # Methods outside the known ones share a label: a caller must not grow /metrics.
             method = scope["method"] if scope["method"] in METHODS else "other"
-            self.daemon.metrics.requests[(method, status)] += 1
+            self.daemon.metrics.request(method, status)
             self.daemon.journal.write(
                 "request",
                 method=scope["method"],

@@ -1,71 +1,100 @@
-"""Prometheus metrics, kept in plain counters and written in the text exposition format.
+"""Prometheus metrics, kept and written by prometheus_client.
 
 Counted since the daemon started, as Prometheus counters are: runs by toolchain and status,
-run durations as a histogram, and gauges of the runs going and waiting now.
+run durations as a histogram, HTTP requests by method and status, gauges of the runs going
+and waiting now, and the process's own (CPU, memory, open files; Python's collector).
+
+Each daemon keeps its own registry, so two in one process (the tests) never share a count.
+With ``PROMETHEUS_MULTIPROC_DIR`` set, prometheus_client's multi-process mode is in force:
+every process writes its values under that folder and ``/metrics`` adds them up (gauges as
+the sum over the live processes), so daemons sharing a port behind a supervisor answer as one.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import os
 
-from ..records import field, record
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+
 from .runs import RunManager, Transition
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 ENDED = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+# `_created` samples double every series for a timestamp nobody graphs.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
-@record
 class Metrics:
-    runs: Counter[tuple[str, str]] = field(default_factory=Counter)
-    bucket_counts: list[int] = field(default_factory=lambda: [0] * len(BUCKETS))
-    duration_sum: float = 0.0
-    duration_count: int = 0
-    requests: Counter[tuple[str, int]] = field(default_factory=Counter)
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get(MULTIPROCESS_DIR))
+        # In multi-process mode the values live in files, not in a registry: none is given.
+        self.registry = None if self.multiprocess else CollectorRegistry()
+        if self.registry is not None:
+            from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, ProcessCollector
+
+            ProcessCollector(registry=self.registry)
+            for collector in (GC_COLLECTOR, PLATFORM_COLLECTOR):
+                self.registry.register(collector)
+        registry = self.registry
+        self.runs = Counter(
+            "toolrun_runs",
+            "Runs ended since the daemon started.",
+            ["toolchain", "status"],
+            registry=registry,
+        )
+        self.durations = Histogram(
+            "toolrun_run_duration_seconds",
+            "How long runs took, start to end.",
+            buckets=BUCKETS,
+            registry=registry,
+        )
+        self.requests = Counter(
+            "toolrun_http_requests",
+            "HTTP requests answered, by method and status.",
+            ["method", "code"],
+            registry=registry,
+        )
+        # Across processes, what is going now is the sum over the live ones.
+        self.running = Gauge(
+            "toolrun_runs_running",
+            "Runs going now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.queued = Gauge(
+            "toolrun_runs_queued",
+            "Runs waiting for a slot.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
 
     def record(self, change: Transition) -> None:
         if change.status not in ENDED:
             return
-        self.runs[(change.toolchain, change.status)] += 1
+        self.runs.labels(change.toolchain, change.status).inc()
         if change.duration is not None:
-            self.duration_sum += change.duration
-            self.duration_count += 1
-            for index, bound in enumerate(BUCKETS):
-                if change.duration <= bound:
-                    self.bucket_counts[index] += 1
+            self.durations.observe(change.duration)
 
-    def render(self, manager: RunManager) -> str:
-        lines = [
-            "# HELP toolrun_runs_total Runs ended since the daemon started.",
-            "# TYPE toolrun_runs_total counter",
-        ]
-        for (toolchain, status), count in sorted(self.runs.items()):
-            lines.append(
-                f'toolrun_runs_total{{toolchain="{_label(toolchain)}",status="{status}"}} {count}'
-            )
-        lines += [
-            "# HELP toolrun_run_duration_seconds How long runs took, start to end.",
-            "# TYPE toolrun_run_duration_seconds histogram",
-        ]
-        for bound, count in zip(BUCKETS, self.bucket_counts, strict=True):
-            lines.append(f'toolrun_run_duration_seconds_bucket{{le="{bound}"}} {count}')
-        lines.append(f'toolrun_run_duration_seconds_bucket{{le="+Inf"}} {self.duration_count}')
-        lines.append(f"toolrun_run_duration_seconds_sum {self.duration_sum:.6f}")
-        lines.append(f"toolrun_run_duration_seconds_count {self.duration_count}")
-        lines += [
-            "# HELP toolrun_runs_running Runs going now.",
-            "# TYPE toolrun_runs_running gauge",
-            f"toolrun_runs_running {len(manager.running)}",
-            "# HELP toolrun_runs_queued Runs waiting for a slot.",
-            "# TYPE toolrun_runs_queued gauge",
-            f"toolrun_runs_queued {manager.queued}",
-            "# HELP toolrun_http_requests_total HTTP requests answered, by method and status.",
-            "# TYPE toolrun_http_requests_total counter",
-        ]
-        for (method, code), count in sorted(self.requests.items()):
-            lines.append(f'toolrun_http_requests_total{{method="{method}",code="{code}"}} {count}')
-        return "\n".join(lines) + "\n"
+    def request(self, method: str, code: int) -> None:
+        self.requests.labels(method, str(code)).inc()
 
+    def render(self, manager: RunManager) -> bytes:
+        self.running.set(len(manager.running))
+        self.queued.set(manager.queued)
+        if self.registry is not None:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
