@@ -2,6 +2,12 @@
 
 A registry lists tool names and versions and fetches one version's files into a staging
 folder; checking those files is the installer's job, the same for every kind of registry.
+
+The HTTP registry is toolrun's one use of the standard library's HTTP client (everything else
+that speaks HTTP, the remote CLI and the tests, uses httpx). It stays for start-up: `toolrun
+exec` and `tool install` against an HTTP registry import `urllib.request` in 47 ms here where
+`httpx` takes 141–153 ms (``-X importtime``, 2026-12-03, the machine under load), and plain
+GETs of static files need nothing more.
 """
 
 from __future__ import annotations
