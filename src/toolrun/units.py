@@ -22,7 +22,9 @@ _UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 # Weeks to seconds, each part at most once and in that order: 1d12h, 90m, 2.5s.
 _WITH_UNITS = "".join(f"(?:{_NUMBER}{unit})?" for unit in _UNITS)
 DURATION_PATTERN = rf"^(?:{_NUMBER}|(?=[0-9]){_WITH_UNITS})$"
-_PARTS_RE = re.compile("^" + "".join(f"(?:({_NUMBER}){unit})?" for unit in _UNITS) + "$")
+# Patterns, not compiled regexes: the config module imports this one on every command, and
+# compiling all three at import took a millisecond of `toolrun exec` (re caches them on use).
+_PARTS = "^" + "".join(f"(?:({_NUMBER}){unit})?" for unit in _UNITS) + "$"
 MAX_DURATION = 1e13  # seconds: past any run, and past any duration the grammar can write
 DURATION_EXAMPLES = "a duration such as 30s, 10m or 1h30m"
 
@@ -33,8 +35,8 @@ _ZONE = r"(?P<z>Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 DATE_PATTERN = rf"{_DATE}(?:[T ]{_TIME}{_ZONE}?)?"
 # A bare number is a moment (seconds since 1970); an age needs its unit.
 WHEN_PATTERN = rf"^(?:{EPOCH_PATTERN}|(?=[0-9]){_WITH_UNITS}|{DATE_PATTERN})$"
-_EPOCH_RE = re.compile(rf"^{EPOCH_PATTERN}$")
-_DATE_RE = re.compile(rf"^{DATE_PATTERN}$")
+_WHOLE_EPOCH = rf"^{EPOCH_PATTERN}$"
+_WHOLE_DATE = rf"^{DATE_PATTERN}$"
 
 MAX_SIZE = 1024**6  # an exabyte: past any disk, and within SQLite's integers
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2}
@@ -62,7 +64,7 @@ def parse_duration(value: Any, *, zero: bool = False) -> float:
 
 
 def _with_units(text: str) -> float | None:
-    match = _PARTS_RE.match(text)
+    match = re.match(_PARTS, text)
     if not text or match is None or not any(match.groups()):
         return None
     return sum(
@@ -94,12 +96,12 @@ def parse_when(text: str, option: str) -> float:
     import calendar  # with datetime and locale: kept off the path of toolchain loading
 
     text = text.strip()
-    if _EPOCH_RE.match(text):
+    if re.match(_WHOLE_EPOCH, text):
         return float(text)
     age = _with_units(text)
     if age is not None:
         return time.time() - age
-    match = _DATE_RE.match(text)
+    match = re.match(_WHOLE_DATE, text)
     if match is None:
         raise UsageError(
             f"{option} takes an ISO date (2025-02-08, 2025-02-08T12:00), an age (2h, 7d) or "
