@@ -3,6 +3,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from toolrun.runs import events as ev
 from toolrun.runs.events import Event, EventLog, RunChannel, follow_file, read_events
 
@@ -76,3 +79,28 @@ def test_follow_batches_groups_what_is_waiting_and_keeps_alive_when_quiet(tmp_pa
     assert [] in batches
     assert [2, 3, 4] in batches and batches[-1] == [5]
     assert sorted(seq for batch in batches for seq in batch) == [1, 2, 3, 4, 5]
+
+
+@given(
+    st.lists(st.text(max_size=40), min_size=ev.BIG_BATCH + 1, max_size=ev.BIG_BATCH + 3),
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    st.sampled_from(["stdout", "stderr"]),
+)
+def test_both_encoders_write_an_output_event_the_same(
+    lines: list[str], when: float, stream: str
+) -> None:
+    """Big output batches go through orjson, everything else through json: one format, so a
+    reader gets the same event whichever wrote it, and for an event's time (seconds since
+    1970) the same bytes. (For tiny floats they differ in form: json 1e-05, orjson 0.00001.)"""
+    import json
+
+    lines = [line.encode("utf-8", "replace").decode("utf-8") for line in lines]  # as decoded
+    event = Event(7, when, ev.OUTPUT, "build", 2, {"stream": stream, "lines": lines})
+    record = {"seq": 7, "t": round(when, 6), "kind": ev.OUTPUT, "step": "build", "attempt": 2}
+    record.update(stream=stream, lines=lines)
+    by_json = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert json.loads(event.to_bytes()) == json.loads(by_json)
+    if when >= 1e9:
+        assert event.to_bytes() == by_json
+    again = Event.from_json(event.to_bytes())
+    assert again == Event(7, round(when, 6), ev.OUTPUT, "build", 2, event.data)

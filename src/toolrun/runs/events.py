@@ -71,8 +71,10 @@ class Event:
         record.update(self.data)
         if self.kind == OUTPUT and len(self.data.get("lines", ())) > BIG_BATCH:
             # The standard library's encoder spends most of a busy run escaping output;
-            # orjson does the same in a fifteenth of the time. Small events keep json, whose
-            # import costs nothing at start-up.
+            # orjson does the same in a fifteenth of the time (2,000,000 lines through
+            # `run --plain`: 1.12x a pipe to cat with it, 1.41x with json alone, 2026-12-03).
+            # Small events keep json: importing orjson costs 26 ms, a third of exec's
+            # overhead. The two write the same bytes for an output event (events_test.py).
             import orjson
 
             return orjson.dumps(record)
