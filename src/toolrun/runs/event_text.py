@@ -25,8 +25,8 @@ def describe_event(event: Event) -> str | None:
     if event.kind == ev.RUN_STARTED:
         return f"▶ run {data.get('run')}: {data.get('toolchain')}"
     if event.kind == ev.STEP_STARTED:
-        tool = f"{data['tool']} {data['version']}" if "tool" in data else ""
-        return f"▶ {step}: {tool}{attempt}".rstrip(": ")
+        tool = f": {data['tool']} {data['version']}" if "tool" in data else ""
+        return f"▶ {step}{tool}{attempt}"
     if event.kind == ev.STEP_FINISHED:
         status = data.get("status", "")
         detail = data.get("error") or f"exit {data.get('exit_code')}"
