@@ -128,6 +128,7 @@ def test_the_when_pattern_accepts_what_parse_when_does(text: str) -> None:
 
 def test_the_toolchain_schema_quotes_the_duration_grammar() -> None:
     schema = json.loads((REPO / "docs" / "toolchain.schema.json").read_text())
-    forms = schema["$defs"]["duration"]["oneOf"]
+    forms = schema["$defs"]["Step"]["properties"]["timeout"]["anyOf"]
+    assert schema["properties"]["timeout"]["anyOf"] == forms
     assert {"type": "string", "pattern": DURATION_PATTERN} in forms
     assert {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION} in forms

@@ -92,7 +92,8 @@ FORBIDDEN_REMOTE = frozenset(
 # PYTHON*: PYTHONWARNINGS, PYTHONBREAKPOINT, PYTHONINSPECT and others make Python import or
 # run code; BASH_FUNC_*: exported bash functions.
 FORBIDDEN_REMOTE_PREFIXES = ("LD_", "DYLD_", "TOOLRUN_", "PYTHON", "BASH_FUNC_")
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_NAME_RE = re.compile(ENV_NAME_PATTERN)
 
 
 def inherited_env(parent: Mapping[str, str]) -> dict[str, str]:

@@ -17,7 +17,8 @@ from ..runs.events import KINDS
 from ..tools.versions import CONSTRAINT_PATTERN, MAX_NAME, MAX_SPEC, NAME_PATTERN
 from ..units import DURATION_PATTERN, MAX_DURATION, WHEN_PATTERN
 from .core import FALSE_FLAGS, TRUE_FLAGS
-from .requests import ENV_ITEM_PATTERN, ENV_NAME_PATTERN, MAX_ARGS
+from ..policy import ENV_NAME_PATTERN
+from .requests import ENV_ITEM_PATTERN, MAX_ARGS
 
 MAX_INT = 2**53
 RUN_ID = {"type": "string", "pattern": r"^[0-9]{14}-[0-9]{1,9}$", "example": "20250208123359-1"}

@@ -15,11 +15,11 @@ import re
 from typing import Any
 
 from ..errors import UsageError
+from ..policy import ENV_NAME_PATTERN
 from ..records import field, record
 from ..tools.versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
 
 MAX_BODY = 1024 * 1024
-ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
 ENV_ITEM_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*)[=:](.*)$"  # the seed's list form: - foo:bar
 _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 _ENV_ITEM_RE = re.compile(ENV_ITEM_PATTERN, re.DOTALL)

@@ -11,11 +11,12 @@ from typing import Any
 import yaml
 
 from ..errors import UsageError
-from ..policy import env_pattern_problem
+from ..policy import ENV_NAME_PATTERN, env_pattern_problem
 from ..records import replace
-from ..tools.manifest import PLATFORMS
 from ..tools.versions import is_tool_name, parse_spec
 from ..units import parse_duration
+from . import document
+from .document import MAX_BACKOFF, MAX_RETRIES, PARAM_NAME_PATTERN, STEP_ID_PATTERN, keys
 from .expressions import (
     STATUS_FUNCTIONS,
     ExpressionError,
@@ -40,32 +41,16 @@ from .model import (
 from .plan import find_cycle
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_TOP_KEYS = (
-    "description",
-    "params",
-    "env",
-    "accept_env",
-    "timeout",
-    "max_parallel",
-    "toolchain",
-)
-_STEP_KEYS = (
-    "cmd",
-    "version",
-    "args",
-    "env",
-    "needs",
-    "if",
-    "timeout",
-    "retries",
-    "continue_on_error",
-    "by_platform",
-    "description",
-)
-_PARAM_KEYS = ("type", "default", "required", "description", "choices")
-_RETRY_KEYS = ("max", "delay", "backoff")
-MAX_RETRIES = 1000  # more is a loop, not a retry policy
-_STEP_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# The keys each mapping may hold are the shapes' fields (document.py, which the schema is made of).
+_TOP_KEYS = keys(document.Toolchain)
+_STEP_KEYS = keys(document.Step)
+_PARAM_KEYS = keys(document.Param)
+_RETRY_KEYS = keys(document.Retries)
+_PLATFORM_KEYS = keys(document.Platform)
+_PLATFORMS = keys(document.ByPlatform)
+_STEP_ID_RE = re.compile(STEP_ID_PATTERN)
+_PARAM_NAME_RE = re.compile(PARAM_NAME_PATTERN)
+_ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 
 
 MAX_NODES = 100_000  # values a toolchain expands to, its aliases followed: thousands of steps
@@ -299,7 +284,7 @@ class _Checker:
         env: dict[str, Template] = {}
         for key_node, value_node in pairs:
             key = str(self.value(key_node))
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            if not _ENV_NAME_RE.match(key):
                 self.problem(key_node, f"{where}: {key!r} is not a valid variable name")
                 continue
             template = self.template(value_node, f"{where}.{key}")
@@ -313,7 +298,7 @@ class _Checker:
         params: dict[str, ParamSpec] = {}
         for name, (key_node, value_node) in self.mapping(item[1], "params", ()).items():
             where = f"params.{name}"
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+            if not _PARAM_NAME_RE.match(name):
                 self.problem(key_node, f"{where}: not a valid parameter name")
                 continue
             if not isinstance(value_node, yaml.MappingNode):
@@ -393,7 +378,10 @@ class _Checker:
         if "cmd" not in items:
             self.problem(body, f"{where}: missing 'cmd' (the tool to run)")
             return None
-        cmd = self.string(items["cmd"], f"{where}: cmd") or ""
+        cmd = self.string(items["cmd"], f"{where}: cmd")
+        if cmd is not None and not cmd.strip():
+            self.problem(items["cmd"][1], f"{where}: cmd is empty; name the tool to run")
+        cmd = cmd or ""
         if cmd and not is_tool_name(cmd.split("@")[0].split("=")[0]):
             self.problem(items["cmd"][1], f"{where}: cmd {cmd!r} is not a tool name")
         version = ""
@@ -448,9 +436,9 @@ class _Checker:
         by_platform: dict[str, PlatformStep] = {}
         if "by_platform" in items:
             for platform, (_, p_node) in self.mapping(
-                items["by_platform"][1], f"{where}: by_platform", PLATFORMS
+                items["by_platform"][1], f"{where}: by_platform", _PLATFORMS
             ).items():
-                p_items = self.mapping(p_node, f"{where}: by_platform.{platform}", ("args", "env"))
+                p_items = self.mapping(p_node, f"{where}: by_platform.{platform}", _PLATFORM_KEYS)
                 by_platform[platform] = PlatformStep(
                     self.args(p_items.get("args"), where) if "args" in p_items else None,
                     self.env(p_items.get("env"), f"{where}: by_platform.{platform}.env")
@@ -523,9 +511,11 @@ class _Checker:
             if (
                 not isinstance(value, int | float)
                 or isinstance(value, bool)
-                or not 1 <= value <= 100
+                or not 1 <= value <= MAX_BACKOFF
             ):
-                self.problem(raw["backoff"][1], f"{where}: retries.backoff is a number, 1 to 100")
+                self.problem(
+                    raw["backoff"][1], f"{where}: retries.backoff is a number, 1 to {MAX_BACKOFF}"
+                )
             else:
                 policy = replace(policy, backoff=float(value))
         return policy
