@@ -1,146 +1,283 @@
-"""The JSON shapes of runs, tools and toolchains: one definition for ``--json`` and HTTP."""
+"""The JSON shapes of runs, tools and toolchains, declared once: ``--json``, the daemon's
+answers, ``--remote``'s reading of them and the OpenAPI document (daemon/openapi.py) all use
+these Structs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 if TYPE_CHECKING:
     from .history.store import RunRecord, StepRecord
-    from .toolchains.model import Toolchain
+    from .toolchains.model import Toolchain as ToolchainModel
     from .tools.installer import InstalledTool
 
+RUN_ID_PATTERN = r"^[0-9]{14}-[0-9]{1,9}$"
+RunId = Annotated[str, Meta(pattern=RUN_ID_PATTERN, examples=["20250208123359-1"])]
+# Spelled out for the type checker and the schema; a test checks them against the store's.
+RunStatus = Literal[
+    "queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted"
+]
+StepStatus = Literal[
+    "pending", "running", "succeeded", "failed", "skipped", "cancelled", "timed_out"
+]
+Value = str | int | float | bool | None
 
-def run_json(run: RunRecord, steps: list[StepRecord] | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": run.id,
-        "toolchain": run.toolchain,
-        "status": run.status,
-        "origin": run.origin,
-        "requester": run.requester,
-        "params": run.params,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "duration": run.duration,
-        "exit_code": run.exit_code,
-        "error": run.error,
-        "rerun_of": run.rerun_of,
-        "toolchain_sha256": run.toolchain_sha256,
-        "size_bytes": run.size_bytes,
-    }
-    if steps is not None:
-        data["steps"] = [
-            {
-                "id": s.step_id,
-                "tool": s.tool,
-                "spec": s.spec,
-                "version": s.version,
-                "sha256": s.sha256,
-                "status": s.status,
-                "attempts": s.attempts,
-                "exit_code": s.exit_code,
-                "started_at": s.started_at,
-                "finished_at": s.finished_at,
-                "duration": s.duration,
-                "outputs": s.outputs,
-                "error": s.error,
-                "allowed_failure": s.allowed_failure,
-            }
+
+class Step(Struct, kw_only=True):
+    """A step of a run: the tool version it ran and how it ended."""
+
+    id: str
+    tool: str
+    spec: str
+    version: str | None
+    sha256: str | None
+    status: StepStatus
+    attempts: int
+    exit_code: int | None
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+    outputs: dict[str, str]
+    error: str | None
+    allowed_failure: bool
+
+
+class Run(Struct, kw_only=True):
+    """A run: the toolchain, who started it, its params, times and outcome; its steps where
+    asked for, and over HTTP its place in the queue and its links."""
+
+    id: RunId
+    toolchain: str
+    status: RunStatus
+    origin: str
+    requester: str
+    params: dict[str, Value]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+    exit_code: int | None
+    error: str | None
+    rerun_of: str | None
+    toolchain_sha256: str | None
+    size_bytes: int | None
+    steps: list[Step] | UnsetType = UNSET
+    position: int | UnsetType = UNSET
+    links: dict[str, str] | UnsetType = UNSET
+
+
+class Tool(Struct, kw_only=True):
+    """An installed tool version."""
+
+    name: str
+    version: str
+    kind: str
+    description: str
+    installed_at: float
+    archive_sha256: str | None
+    path: Annotated[str, Meta(description="Only to a caller with the admin scope")] | UnsetType = (
+        UNSET
+    )
+    source: (
+        Annotated[str, Meta(description="Only to a caller with the admin scope")] | UnsetType
+    ) = UNSET
+
+
+class Param(Struct, kw_only=True):
+    type: str
+    default: Value
+    required: bool
+    description: str
+    choices: list[Value]
+
+
+class ToolchainStep(Struct, kw_only=True):
+    id: str
+    cmd: str
+    version: str
+    needs: list[str]
+    timeout: float | None
+    retries: int
+    continue_on_error: bool
+
+
+class Toolchain(Struct, kw_only=True):
+    """A toolchain as loaded; over HTTP, one that does not load is named with its error."""
+
+    name: str
+    valid: bool | UnsetType = UNSET
+    error: str | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    path: str | UnsetType | None = UNSET
+    sha256: str | UnsetType = UNSET
+    timeout: float | UnsetType | None = UNSET
+    max_parallel: int | UnsetType = UNSET
+    params: dict[str, Param] | UnsetType = UNSET
+    steps: list[ToolchainStep] | UnsetType = UNSET
+
+
+def plain(shape: Struct) -> Any:
+    """A shape as JSON's types (fields left unset are left out)."""
+    return msgspec.to_builtins(shape)
+
+
+def run_view(run: RunRecord, steps: list[StepRecord] | None = None) -> Run:
+    return Run(
+        id=run.id,
+        toolchain=run.toolchain,
+        status=run.status,  # type: ignore[arg-type]
+        origin=run.origin,
+        requester=run.requester,
+        params=run.params,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration=run.duration,
+        exit_code=run.exit_code,
+        error=run.error,
+        rerun_of=run.rerun_of,
+        toolchain_sha256=run.toolchain_sha256,
+        size_bytes=run.size_bytes,
+        steps=UNSET
+        if steps is None
+        else [
+            Step(
+                id=s.step_id,
+                tool=s.tool,
+                spec=s.spec,
+                version=s.version,
+                sha256=s.sha256,
+                status=s.status,  # type: ignore[arg-type]
+                attempts=s.attempts,
+                exit_code=s.exit_code,
+                started_at=s.started_at,
+                finished_at=s.finished_at,
+                duration=s.duration,
+                outputs=s.outputs,
+                error=s.error,
+                allowed_failure=s.allowed_failure,
+            )
             for s in steps
-        ]
-    return data
-
-
-def tool_json(tool: InstalledTool, *, private: bool = True) -> dict[str, Any]:
-    """``private``: with where it is and where it came from (this machine's paths)."""
-    data: dict[str, Any] = {
-        "name": tool.name,
-        "version": tool.version,
-        "kind": tool.manifest.kind,
-        "description": tool.manifest.description,
-        "installed_at": tool.installed_at,
-        "archive_sha256": tool.archive_sha256,
-    }
-    if private:
-        data.update(path=str(tool.path), source=tool.source)
-    return data
-
-
-def toolchain_json(toolchain: Toolchain) -> dict[str, object]:
-    return {
-        "name": toolchain.name,
-        "description": toolchain.description,
-        "path": str(toolchain.path) if toolchain.path else None,
-        "sha256": toolchain.sha256,
-        "timeout": toolchain.timeout,
-        "max_parallel": toolchain.max_parallel,
-        "params": {
-            p.name: {
-                "type": p.type,
-                "default": p.default,
-                "required": p.required,
-                "description": p.description,
-                "choices": list(p.choices),
-            }
-            for p in toolchain.params.values()
-        },
-        "steps": [
-            {
-                "id": s.id,
-                "cmd": s.cmd,
-                "version": s.version or "latest",
-                "needs": list(s.needs),
-                "timeout": s.timeout,
-                "retries": s.retries.max,
-                "continue_on_error": s.continue_on_error,
-            }
-            for s in toolchain.steps
         ],
-    }
-
-
-def run_from_json(data: dict[str, Any]) -> RunRecord:
-    """The record ``run_json`` describes (as a daemon sends it to ``--remote``)."""
-    from .history.store import RunRecord
-
-    return RunRecord(
-        id=data["id"],
-        toolchain=data["toolchain"],
-        status=data["status"],
-        origin=data.get("origin", ""),
-        requester=data.get("requester", ""),
-        params=data.get("params") or {},
-        created_at=data["created_at"],
-        started_at=data.get("started_at"),
-        finished_at=data.get("finished_at"),
-        exit_code=data.get("exit_code"),
-        error=data.get("error"),
-        toolchain_sha256=data.get("toolchain_sha256"),
-        rerun_of=data.get("rerun_of"),
-        size_bytes=data.get("size_bytes") or 0,
     )
 
 
-def steps_from_json(data: dict[str, Any]) -> list[StepRecord]:
+def run_json(run: RunRecord, steps: list[StepRecord] | None = None) -> dict[str, Any]:
+    return plain(run_view(run, steps))  # type: ignore[no-any-return]
+
+
+def tool_view(tool: InstalledTool, *, private: bool = True) -> Tool:
+    """``private``: with where it is and where it came from (this machine's paths)."""
+    return Tool(
+        name=tool.name,
+        version=tool.version,
+        kind=tool.manifest.kind,
+        description=tool.manifest.description,
+        installed_at=tool.installed_at,
+        archive_sha256=tool.archive_sha256,
+        path=str(tool.path) if private else UNSET,
+        source=tool.source if private else UNSET,
+    )
+
+
+def tool_json(tool: InstalledTool, *, private: bool = True) -> dict[str, Any]:
+    return plain(tool_view(tool, private=private))  # type: ignore[no-any-return]
+
+
+def toolchain_view(toolchain: ToolchainModel) -> Toolchain:
+    return Toolchain(
+        name=toolchain.name,
+        description=toolchain.description,
+        path=str(toolchain.path) if toolchain.path else None,
+        sha256=toolchain.sha256,
+        timeout=toolchain.timeout,
+        max_parallel=toolchain.max_parallel,
+        params={
+            p.name: Param(
+                type=p.type,
+                default=p.default,
+                required=p.required,
+                description=p.description,
+                choices=list(p.choices),
+            )
+            for p in toolchain.params.values()
+        },
+        steps=[
+            ToolchainStep(
+                id=s.id,
+                cmd=s.cmd,
+                version=s.version or "latest",
+                needs=list(s.needs),
+                timeout=s.timeout,
+                retries=s.retries.max,
+                continue_on_error=s.continue_on_error,
+            )
+            for s in toolchain.steps
+        ],
+    )
+
+
+def toolchain_json(toolchain: ToolchainModel) -> dict[str, Any]:
+    return plain(toolchain_view(toolchain))  # type: ignore[no-any-return]
+
+
+def read_run(data: Any) -> Run:
+    """A run as a daemon sent it, checked against its shape."""
+    from .errors import ConfigError
+
+    try:
+        return msgspec.convert(data, Run)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"the daemon answered a run toolrun cannot read: {exc}") from None
+
+
+def run_from_json(data: Any) -> RunRecord:
+    """The record ``run_json`` describes (as a daemon sends it to ``--remote``)."""
+    from .history.store import RunRecord
+
+    run = read_run(data)
+    return RunRecord(
+        id=run.id,
+        toolchain=run.toolchain,
+        status=run.status,
+        origin=run.origin,
+        requester=run.requester,
+        params=run.params,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        exit_code=run.exit_code,
+        error=run.error,
+        toolchain_sha256=run.toolchain_sha256,
+        rerun_of=run.rerun_of,
+        size_bytes=run.size_bytes or 0,
+    )
+
+
+def steps_from_json(data: Any) -> list[StepRecord]:
     from .history.store import StepRecord
 
+    run = read_run(data)
     return [
         StepRecord(
-            run_id=data["id"],
-            step_id=step["id"],
+            run_id=run.id,
+            step_id=step.id,
             position=position,
-            tool=step.get("tool", ""),
-            spec=step.get("spec", ""),
-            version=step.get("version"),
-            sha256=step.get("sha256"),
-            status=step.get("status", "pending"),
-            attempts=step.get("attempts", 0),
-            exit_code=step.get("exit_code"),
-            started_at=step.get("started_at"),
-            finished_at=step.get("finished_at"),
-            outputs=step.get("outputs") or {},
-            error=step.get("error"),
-            allowed_failure=bool(step.get("allowed_failure")),
+            tool=step.tool,
+            spec=step.spec,
+            version=step.version,
+            sha256=step.sha256,
+            status=step.status,
+            attempts=step.attempts,
+            exit_code=step.exit_code,
+            started_at=step.started_at,
+            finished_at=step.finished_at,
+            outputs=step.outputs,
+            error=step.error,
+            allowed_failure=step.allowed_failure,
         )
-        for position, step in enumerate(data.get("steps", []))
+        for position, step in enumerate(run.steps or [])
     ]

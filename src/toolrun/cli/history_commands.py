@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ..errors import NotFoundError, StorageError, UsageError
 from ..history.store import RUN_STATES, HistoryQuery, RunRecord, with_ending
-from ..json_views import run_json
 from ..records import replace
 from ..runs.event_text import EndingNote, display_lines, format_duration, shown_value
 from ..runs.events import OUTPUT, RUN_FINISHED, Event, follow_file, read_events
@@ -65,6 +64,8 @@ def history(
     if not runs and not ctx.remote and ctx.store.count_runs(query) == 0:
         lost_index(ctx)
     if as_json:
+        from ..json_views import run_json  # msgspec: 28 ms, for --json only
+
         print_json([run_json(run) for run in runs])
         return
     if not runs:
@@ -126,6 +127,8 @@ def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
         raise
     steps = ctx.runs.steps(run_id)
     if as_json:
+        from ..json_views import run_json  # msgspec: 28 ms, for --json only
+
         print_json(run_json(run, steps))
         return
     info(f"run        {run.id}")

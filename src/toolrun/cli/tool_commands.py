@@ -6,7 +6,6 @@ import sys
 import time
 
 from ..errors import NotFoundError, StorageError, ToolrunError, UsageError
-from ..json_views import tool_json
 from ..tools.manifest import current_platform
 from ..tools.versions import parse_spec, sorted_versions
 from .context import Context
@@ -51,6 +50,8 @@ def list_tools(ctx: Context, *, available: bool = False, as_json: bool = False) 
         warn(f"{error.message}; {error.hint}")
     if not available:
         if as_json:
+            from ..json_views import tool_json  # msgspec: 28 ms, for --json only
+
             print_json([tool_json(tool) for tool in installed])
         elif not installed:
             info("no tools installed; see `toolrun tool list --available`")
@@ -153,6 +154,8 @@ def which(ctx: Context, spec_text: str, *, as_json: bool = False, pre: bool = Fa
 
     program = shutil.which(command[0]) if tool.manifest.is_system else command[0]
     if as_json:
+        from ..json_views import tool_json  # msgspec: 28 ms, for --json only
+
         print_json({**tool_json(tool), "command": command, "program": program})
         return
     info(f"{tool.name} {tool.version}")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -18,10 +19,12 @@ from starlette.responses import (
 
 from ..errors import ToolrunError, UsageError
 from ..history.store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord, with_ending
-from ..json_views import run_json, tool_json, toolchain_json
+from ..json_views import Run, Toolchain, run_view, tool_view, toolchain_view
 from ..runs.events import OUTPUT, read_events
 from ..toolchains.model import list_toolchain_files, load_toolchain
 from ..units import parse_when
+from .answers import Artifacts, Cancelling, File, RunChange, RunList, Tools, answer, plain
+from .answers import Toolchains as ToolchainList
 from .core import Daemon, HttpError, last_event_id, query_flag, query_value
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .requests import BadRequest, decode_body_off_loop, run_request
@@ -58,9 +61,8 @@ async def create_run(request: Request) -> Response:
     kind = content_kind(request.headers.get("content-type", "")) or "json"
     data = await decode_body_off_loop(body, kind=kind)
     handle = await daemon.start_run(caller, run_request(data))
-    data = _run_body(daemon, handle.record)
-    return JSONResponse(
-        data,
+    return answer(
+        _run_body(daemon, handle.record),
         status_code=202,
         headers={"Location": f"/api/v1/runs/{handle.id}", RUN_ID_HEADER: handle.id},
     )
@@ -101,20 +103,21 @@ async def list_runs(request: Request) -> Response:
     runs = await asyncio.to_thread(daemon.store.list_runs, query)
     more = len(runs) > page_size
     runs = runs[:page_size]
-    body: dict[str, Any] = {
-        "runs": [run_json(run) for run in runs],
-        "page_size": page_size,
-        "next_cursor": runs[-1].id if more and runs else None,
-    }
-    body["page"] = page
-    return JSONResponse(body)
+    return answer(
+        RunList(
+            runs=[run_view(run) for run in runs],
+            page=page,
+            page_size=page_size,
+            next_cursor=runs[-1].id if more and runs else None,
+        )
+    )
 
 
 async def get_run(request: Request) -> Response:
     daemon = daemon_of(request)
     daemon.authorize(request, "read")
     record = _record(daemon, request)
-    return JSONResponse(_run_body(daemon, record))
+    return answer(_run_body(daemon, record))
 
 
 async def cancel_run(request: Request) -> Response:
@@ -128,7 +131,7 @@ async def cancel_run(request: Request) -> Response:
     if not daemon.manager.cancel(record.id):
         # Another process owns it (a terminal's `toolrun run`): it sees the request and stops.
         await asyncio.to_thread(daemon.store.request_cancel, record.id)
-    return JSONResponse({"id": record.id, "status": "cancelling"}, status_code=202)
+    return answer(Cancelling(id=record.id), status_code=202)
 
 
 async def rerun_run(request: Request) -> Response:
@@ -152,7 +155,7 @@ async def rerun_run(request: Request) -> Response:
     except NothingToRerun as exc:
         raise HttpError(409, "nothing_to_run", exc.message) from None
     handle = await daemon.submit(caller, toolchain, params, options)
-    return JSONResponse(
+    return answer(
         _run_body(daemon, handle.record),
         status_code=202,
         headers={"Location": f"/api/v1/runs/{handle.id}", RUN_ID_HEADER: handle.id},
@@ -235,10 +238,10 @@ async def list_artifacts(request: Request) -> Response:
     record = _record(daemon, request)
     root = daemon.store.run_dir(record.id) / "work"
     files = await asyncio.to_thread(_listing, root)
-    return JSONResponse({"id": record.id, "files": files})
+    return answer(Artifacts(id=record.id, files=files))
 
 
-def _listing(root: Path) -> list[dict[str, Any]]:
+def _listing(root: Path) -> list[File]:
     if not root.is_dir():
         return []
     files = []
@@ -249,11 +252,11 @@ def _listing(root: Path) -> list[dict[str, Any]]:
                 for block in iter(lambda: file.read(1 << 20), b""):
                     digest.update(block)
             files.append(
-                {
-                    "path": path.relative_to(root).as_posix(),
-                    "size": path.stat().st_size,
-                    "sha256": digest.hexdigest(),
-                }
+                File(
+                    path=path.relative_to(root).as_posix(),
+                    size=path.stat().st_size,
+                    sha256=digest.hexdigest(),
+                )
             )
     return files
 
@@ -295,21 +298,23 @@ async def all_events(request: Request) -> Response:
 
     async def messages() -> AsyncIterator[bytes]:
         try:
-            yield sse_data("hello", daemon.health())
+            yield sse_data("hello", plain(daemon.health()))
             while True:
                 change = await queue.get()
                 if change is None:
                     return
                 yield sse_data(
                     "run",
-                    {
-                        "id": change.run_id,
-                        "toolchain": change.toolchain,
-                        "status": change.status,
-                        "requester": change.requester,
-                        "at": change.at,
-                        "duration": change.duration,
-                    },
+                    plain(
+                        RunChange(
+                            id=change.run_id,
+                            toolchain=change.toolchain,
+                            status=change.status,
+                            requester=change.requester,
+                            at=change.at,
+                            duration=change.duration,
+                        )
+                    ),
                 )
         finally:
             daemon.watchers.discard(queue)
@@ -326,40 +331,41 @@ async def list_tools(request: Request) -> Response:
     daemon = daemon_of(request)
     private = daemon.authorize(request, "read").has("admin")
     installed = await asyncio.to_thread(daemon.ctx.installer.installed)
-    body: dict[str, Any] = {"installed": [tool_json(tool, private=private) for tool in installed]}
+    body = Tools(installed=[tool_view(tool, private=private) for tool in installed])
     if query_flag(request, "available"):
         offered = await asyncio.to_thread(daemon.ctx.resolver.available)
-        body["available"] = {
+        body.available = {
             name: {version: registry.name for version, registry in versions.items()}
             for name, versions in offered.versions.items()
         }
-    return JSONResponse(body)
+    return answer(body)
 
 
 async def list_toolchains(request: Request) -> Response:
     daemon = daemon_of(request)
     private = daemon.authorize(request, "read").has("admin")
     rows = await asyncio.to_thread(_toolchains, daemon, private)
-    return JSONResponse({"toolchains": rows})
+    return answer(ToolchainList(toolchains=rows))
 
 
-def _toolchains(daemon: Daemon, private: bool) -> list[dict[str, Any]]:
+def _toolchains(daemon: Daemon, private: bool) -> list[Toolchain]:
     """Every toolchain the daemon finds; to a caller without the admin scope, without the
     folders they are in."""
     seen: set[str] = set()
-    rows: list[dict[str, Any]] = []
+    rows: list[Toolchain] = []
     for folder in daemon.ctx.toolchain_dirs():
         for path in list_toolchain_files(folder):
             if path.stem in seen:
                 continue
             seen.add(path.stem)
             try:
-                row = {**toolchain_json(load_toolchain(path)), "name": path.stem, "valid": True}
+                row = toolchain_view(load_toolchain(path))
+                row.name, row.valid = path.stem, True
                 if not private:
-                    del row["path"]
+                    row.path = UNSET
             except ToolrunError as exc:
                 error = exc.message if private else exc.message.replace(str(path), path.name)
-                row = {"name": path.stem, "valid": False, "error": error}
+                row = Toolchain(name=path.stem, valid=False, error=error)
             rows.append(row)
     return rows
 
@@ -369,8 +375,7 @@ def _toolchains(daemon: Daemon, private: bool) -> list[dict[str, Any]]:
 
 async def healthz(request: Request) -> Response:
     daemon = daemon_of(request)
-    health = daemon.health()
-    return JSONResponse(health, status_code=503 if daemon.manager.draining else 200)
+    return answer(daemon.health(), status_code=503 if daemon.manager.draining else 200)
 
 
 async def metrics(request: Request) -> Response:
@@ -396,13 +401,13 @@ def _record(daemon: Daemon, request: Request) -> RunRecord:
     return record
 
 
-def _run_body(daemon: Daemon, record: RunRecord) -> dict[str, Any]:
+def _run_body(daemon: Daemon, record: RunRecord) -> Run:
     fresh = daemon.store.get_run(record.id) or record
-    body = run_json(fresh, daemon.store.steps(record.id))
+    body = run_view(fresh, daemon.store.steps(record.id))
     position = daemon.manager.position(record.id)
     if position is not None:
-        body["position"] = position
-    body["links"] = {
+        body.position = position
+    body.links = {
         "self": f"/api/v1/runs/{record.id}",
         "events": f"/api/v1/runs/{record.id}/events",
         "log": f"/api/v1/runs/{record.id}/log",

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -28,6 +29,7 @@ from ..records import record, replace
 from ..runs.engine import RunHandle, RunOptions, exec_toolchain
 from ..toolchains.model import Toolchain
 from ..tools.versions import MAX_NAME, is_tool_name
+from .answers import Error, Health, plain
 from .auth import Caller, TokenBook
 from .journal import Journal
 from .metrics import Metrics
@@ -75,10 +77,8 @@ class HttpError(Exception):
         self.headers = headers or {}
 
     def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.field:
-            body["field"] = self.field
-        return AsciiJSONResponse(body, status_code=self.status, headers=self.headers)
+        body = Error(error=self.code, message=self.message, field=self.field or UNSET)
+        return AsciiJSONResponse(plain(body), status_code=self.status, headers=self.headers)
 
 
 class AsciiJSONResponse(JSONResponse):
@@ -272,13 +272,13 @@ class Daemon:
             raise HttpError(404, "not_found", exc.message) from None
         return run_id
 
-    def health(self) -> dict[str, Any]:
-        return {
-            "status": "draining" if self.manager.draining else "ok",
-            "version": __version__,
-            "running": len(self.manager.running),
-            "queued": self.manager.queued,
-        }
+    def health(self) -> Health:
+        return Health(
+            status="draining" if self.manager.draining else "ok",
+            version=__version__,
+            running=len(self.manager.running),
+            queued=self.manager.queued,
+        )
 
 
 def daemon_hosts(settings: DaemonSettings, configured: tuple[str, ...]) -> ServedHosts:

@@ -11,14 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from .. import __version__
-from ..history.store import RUN_STATES, STEP_STATES
+from ..history.store import RUN_STATES
 from ..policy import FORBIDDEN_ARG_PATTERN
 from ..runs.events import KINDS
 from ..tools.versions import CONSTRAINT_PATTERN, MAX_NAME, MAX_SPEC, NAME_PATTERN
-from ..units import DURATION_PATTERN, MAX_DURATION, WHEN_PATTERN
+from ..units import WHEN_PATTERN
 from .core import FALSE_FLAGS, TRUE_FLAGS
-from ..policy import ENV_NAME_PATTERN
-from .requests import ENV_ITEM_PATTERN, MAX_ARGS
 
 MAX_INT = 2**53
 RUN_ID = {"type": "string", "pattern": r"^[0-9]{14}-[0-9]{1,9}$", "example": "20250208123359-1"}
@@ -182,7 +180,7 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": SCHEMAS,
+            "schemas": _schemas(),
         },
         "security": [{"bearer": []}, {}],
         "paths": PATHS,
@@ -435,250 +433,20 @@ PATHS: dict[str, Any] = {
     },
 }
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
-_STRING_OR_NULL = {"type": ["string", "null"]}
-_INT_OR_NULL = {"type": ["integer", "null"]}
-_SCALAR = {"type": ["string", "number", "boolean", "null"]}
-_ENV = {
-    "description": "A mapping of NAME: value, or the seed's list: [{NAME: value}] or "
-    "['NAME=value', 'NAME:value']. Remote callers may set only names that the tool's "
-    "tool.toml, the toolchain or the daemon's config accept (accept_env)",
-    "oneOf": [
-        {
-            "type": "object",
-            "propertyNames": {"pattern": ENV_NAME_PATTERN},
-            "additionalProperties": {"type": "string", "pattern": NO_NUL},
-        },
-        {
-            "type": "array",
-            "items": {
-                "oneOf": [
-                    {
-                        "type": "object",
-                        "minProperties": 1,
-                        "maxProperties": 1,
-                        "propertyNames": {"pattern": ENV_NAME_PATTERN},
-                        "additionalProperties": {"type": "string", "pattern": NO_NUL},
-                    },
-                    {"type": "string", "pattern": ENV_ITEM_PATTERN, "not": {"pattern": "\\x00"}},
-                ]
-            },
-        },
-    ],
-}
-_TIMEOUT = {
-    "description": "Seconds, or a duration such as 30s, 10m, 1h30m; 0: the toolchain's own",
-    "oneOf": [
-        {"type": "number", "minimum": 0, "maximum": MAX_DURATION},
-        {"type": "string", "pattern": DURATION_PATTERN},
-    ],
-}
-_PARAMS = {
-    "type": "object",
-    "additionalProperties": {
-        "oneOf": [
-            {"type": "string", "pattern": NO_NUL, "not": {"pattern": FORBIDDEN_ARG_PATTERN}},
-            {"type": ["number", "boolean", "null"]},
-        ]
-    },
-}
 
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "message"],
-        "additionalProperties": False,
-        "properties": {
-            "error": {"type": "string"},
-            "message": {"type": "string"},
-            "field": {"type": "string"},
-        },
-    },
-    "RunRequest": {"oneOf": [_ref("ToolRequest"), _ref("ToolchainRequest")]},
-    "ToolRequest": {
-        "type": "object",
-        "required": ["cmd"],
-        "additionalProperties": False,
-        "properties": {
-            "cmd": {**NAME, "description": "A tool's name"},
-            "version": {
-                "type": "string",
-                "pattern": CONSTRAINT_PATTERN,
-                "maxLength": MAX_SPEC,
-                "description": "0.1.0, 0.1, ^1.2, ~1.2.3, >=1,<2, latest (a string: 1.10 is "
-                "not 1.1)",
-            },
-            "args": {
-                "oneOf": [ARG, {"type": "array", "maxItems": MAX_ARGS, "items": ARG}],
-                "description": "The tool's arguments, each one argv item (never a shell line)",
-            },
-            "env": _ENV,
-            "timeout": _TIMEOUT,
-        },
-    },
-    "ToolchainRequest": {
-        "type": "object",
-        "required": ["toolchain"],
-        "additionalProperties": False,
-        "not": {"required": ["params", "args"]},
-        "properties": {
-            "toolchain": NAME,
-            "params": _PARAMS,
-            "args": {**_PARAMS, "description": "The seed's name for params"},
-            "env": _ENV,
-            "timeout": _TIMEOUT,
-        },
-    },
-    "Pending": {
-        "type": "object",
-        "required": ["id", "status"],
-        "additionalProperties": False,
-        "properties": {
-            "id": RUN_ID,
-            "status": {"type": "string", "enum": ["queued", "running"]},
-            "position": {"type": "integer"},
-        },
-    },
-    "Cancelling": {
-        "type": "object",
-        "required": ["id", "status"],
-        "additionalProperties": False,
-        "properties": {"id": RUN_ID, "status": {"type": "string", "enum": ["cancelling"]}},
-    },
-    "Step": {
-        "type": "object",
-        "required": ["id", "status"],
-        "properties": {
-            "id": {"type": "string"},
-            "tool": {"type": "string"},
-            "spec": {"type": "string"},
-            "version": _STRING_OR_NULL,
-            "sha256": _STRING_OR_NULL,
-            "status": {"type": "string", "enum": list(STEP_STATES)},
-            "attempts": {"type": "integer"},
-            "exit_code": _INT_OR_NULL,
-            "started_at": _NUMBER_OR_NULL,
-            "finished_at": _NUMBER_OR_NULL,
-            "duration": _NUMBER_OR_NULL,
-            "outputs": {"type": "object", "additionalProperties": {"type": "string"}},
-            "error": _STRING_OR_NULL,
-            "allowed_failure": {"type": "boolean"},
-        },
-    },
-    "Run": {
-        "type": "object",
-        "required": ["id", "toolchain", "status", "origin", "requester", "created_at"],
-        "properties": {
-            "id": RUN_ID,
-            "toolchain": {"type": "string"},
-            "status": {"type": "string", "enum": list(RUN_STATES)},
-            "origin": {"type": "string"},
-            "requester": {"type": "string"},
-            "params": {"type": "object", "additionalProperties": _SCALAR},
-            "created_at": {"type": "number"},
-            "started_at": _NUMBER_OR_NULL,
-            "finished_at": _NUMBER_OR_NULL,
-            "duration": _NUMBER_OR_NULL,
-            "exit_code": _INT_OR_NULL,
-            "error": _STRING_OR_NULL,
-            "rerun_of": _STRING_OR_NULL,
-            "toolchain_sha256": _STRING_OR_NULL,
-            "size_bytes": _INT_OR_NULL,
-            "position": {"type": "integer"},
-            "steps": {"type": "array", "items": _ref("Step")},
-            "links": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-    },
-    "RunList": {
-        "type": "object",
-        "required": ["runs", "page", "page_size", "next_cursor"],
-        "additionalProperties": False,
-        "properties": {
-            "runs": {"type": "array", "items": _ref("Run")},
-            "page": {"type": "integer"},
-            "page_size": {"type": "integer"},
-            "next_cursor": {"oneOf": [RUN_ID, {"type": "null"}]},
-        },
-    },
-    "RunChange": {
-        "type": "object",
-        "required": ["id", "toolchain", "status", "requester", "at", "duration"],
-        "properties": {
-            "id": RUN_ID,
-            "toolchain": {"type": "string"},
-            "status": {"type": "string", "enum": list(RUN_STATES)},
-            "requester": {"type": "string"},
-            "at": {"type": "number"},
-            "duration": _NUMBER_OR_NULL,
-        },
-    },
-    "Artifacts": {
-        "type": "object",
-        "required": ["id", "files"],
-        "additionalProperties": False,
-        "properties": {
-            "id": RUN_ID,
-            "files": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["path", "size", "sha256"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "path": {"type": "string"},
-                        "size": {"type": "integer"},
-                        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                    },
-                },
-            },
-        },
-    },
-    "Tool": {
-        "type": "object",
-        "required": ["name", "version", "kind", "description", "installed_at"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string"},
-            "version": {"type": "string"},
-            "kind": {"type": "string"},
-            "description": {"type": "string"},
-            "installed_at": {"type": "number"},
-            "archive_sha256": _STRING_OR_NULL,
-            "path": {"type": "string", "description": "Only to a caller with the admin scope"},
-            "source": {"type": "string", "description": "Only to a caller with the admin scope"},
-        },
-    },
-    "Tools": {
-        "type": "object",
-        "required": ["installed"],
-        "additionalProperties": False,
-        "properties": {
-            "installed": {"type": "array", "items": _ref("Tool")},
-            "available": {
-                "type": "object",
-                "description": "tool -> version -> the registry that offers it",
-                "additionalProperties": {
-                    "type": "object",
-                    "additionalProperties": {"type": "string"},
-                },
-            },
-        },
-    },
-    "Toolchains": {
-        "type": "object",
-        "required": ["toolchains"],
-        "additionalProperties": False,
-        "properties": {"toolchains": {"type": "array", "items": {"type": "object"}}},
-    },
-    "Health": {
-        "type": "object",
-        "required": ["status", "version", "running", "queued"],
-        "additionalProperties": False,
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "draining"]},
-            "version": {"type": "string"},
-            "running": {"type": "integer"},
-            "queued": {"type": "integer"},
-        },
-    },
-}
+def _schemas() -> dict[str, Any]:
+    """The components, generated from the shapes the daemon reads and answers with."""
+    import msgspec
+
+    from .answers import SHAPES
+    from .requests import ToolchainRequest, ToolRequest
+
+    _, schemas = msgspec.json.schema_components(
+        (ToolRequest, ToolchainRequest, *SHAPES), ref_template="#/components/schemas/{name}"
+    )
+    for schema in schemas.values():
+        schema.pop("title", None)  # msgspec's titles are our class names
+    schemas["RunRequest"] = {"oneOf": [_ref("ToolRequest"), _ref("ToolchainRequest")]}
+    # What no field can say: a toolchain's inputs come as params or as args, never both.
+    schemas["ToolchainRequest"]["not"] = {"required": ["params", "args"]}
+    return schemas

@@ -1,5 +1,10 @@
 """What a caller asks the daemon to run, read from a request body and checked field by field.
 
+The bodies' shapes are declared once, as ``ToolRequest`` and ``ToolchainRequest``: the OpenAPI
+document is made of them and the checks take their field names from them. The checks walk the
+decoded body themselves to say what a caller meant (quote a number, the seed's list forms of
+env and args); a test holds them to the same corpus as the document's schema.
+
 Pure functions over bytes and dicts: every problem becomes a BadRequest naming the field.
 
 Bodies are read strictly, so that what a caller meant is never guessed: a key given twice,
@@ -12,12 +17,22 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
+
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..errors import UsageError
-from ..policy import ENV_NAME_PATTERN
+from ..policy import ENV_NAME_PATTERN, FORBIDDEN_ARG_PATTERN
 from ..records import field, record
-from ..tools.versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
+from ..tools.versions import (
+    CONSTRAINT_PATTERN,
+    MAX_NAME,
+    MAX_SPEC,
+    NAME_PATTERN,
+    is_constraint,
+    is_tool_name,
+)
+from ..units import DURATION_PATTERN, MAX_DURATION
 
 MAX_BODY = 1024 * 1024
 ENV_ITEM_PATTERN = "^([A-Za-z_][A-Za-z0-9_]*)[=:](.*)$"  # the seed's list form: - foo:bar
@@ -32,6 +47,88 @@ class BadRequest(UsageError):
     def __init__(self, message: str, *, field: str | None = None, status: int = 400) -> None:
         super().__init__(message, field=field)
         self.status = status
+
+
+NO_NUL = "^[^\\x00]*$"
+Arg = Annotated[
+    str,
+    Meta(
+        pattern=NO_NUL,
+        extra_json_schema={"not": {"pattern": FORBIDDEN_ARG_PATTERN}},
+        description="No absolute path and no '..' in any part a tool may read as a path",
+    ),
+]
+Name = Annotated[str, Meta(pattern=NAME_PATTERN, max_length=MAX_NAME)]
+EnvValue = Annotated[str, Meta(pattern=NO_NUL)]
+EnvName = Annotated[str, Meta(pattern=ENV_NAME_PATTERN)]
+Env = Annotated[
+    dict[EnvName, EnvValue]
+    | list[
+        Annotated[dict[EnvName, EnvValue], Meta(min_length=1, max_length=1)]
+        | Annotated[
+            str, Meta(pattern=ENV_ITEM_PATTERN, extra_json_schema={"not": {"pattern": "\\x00"}})
+        ]
+    ],
+    Meta(
+        description="A mapping of NAME: value, or the seed's list: [{NAME: value}] or "
+        "['NAME=value', 'NAME:value']. Remote callers may set only names that the tool's "
+        "tool.toml, the toolchain or the daemon's config accept (accept_env)"
+    ),
+]
+Timeout = Annotated[
+    Annotated[float, Meta(ge=0, le=MAX_DURATION)] | Annotated[str, Meta(pattern=DURATION_PATTERN)],
+    Meta(description="Seconds, or a duration such as 30s, 10m, 1h30m; 0: the toolchain's own"),
+]
+Params = dict[
+    str,
+    Annotated[
+        str, Meta(pattern=NO_NUL, extra_json_schema={"not": {"pattern": FORBIDDEN_ARG_PATTERN}})
+    ]
+    | float
+    | bool
+    | None,
+]
+
+
+class ToolRequest(Struct, forbid_unknown_fields=True):
+    """A run of one tool (``POST /cmd``, ``POST /api/v1/runs``)."""
+
+    cmd: Annotated[Name, Meta(description="A tool's name")]
+    version: (
+        Annotated[
+            str,
+            Meta(
+                pattern=CONSTRAINT_PATTERN,
+                max_length=MAX_SPEC,
+                description="0.1.0, 0.1, ^1.2, ~1.2.3, >=1,<2, latest (a string: 1.10 is not 1.1)",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    args: (
+        Annotated[
+            Arg | Annotated[list[Arg], Meta(max_length=MAX_ARGS)],
+            Meta(description="The tool's arguments, each one argv item (never a shell line)"),
+        ]
+        | UnsetType
+    ) = UNSET
+    env: Env | UnsetType = UNSET
+    timeout: Timeout | UnsetType = UNSET
+
+
+class ToolchainRequest(Struct, forbid_unknown_fields=True):
+    """A run of a toolchain, with its params (``args`` is the seed's name for them; give one)."""
+
+    toolchain: Name
+    params: Params | UnsetType = UNSET
+    args: Annotated[Params, Meta(description="The seed's name for params")] | UnsetType = UNSET
+    env: Env | UnsetType = UNSET
+    timeout: Timeout | UnsetType = UNSET
+
+
+KNOWN_FIELDS = sorted(
+    {*ToolRequest.__struct_encode_fields__, *ToolchainRequest.__struct_encode_fields__}
+)
 
 
 @record
@@ -208,11 +305,10 @@ class YamlNumber(str):
 
 def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunRequest:
     """Check a decoded body. ``toolchain`` (from ``?toolchain=``) makes it a toolchain's params."""
-    known = {"cmd", "version", "args", "env", "params", "toolchain", "timeout"}
-    unknown = sorted((key for key in data if key not in known), key=str)
+    unknown = sorted((key for key in data if key not in KNOWN_FIELDS), key=str)
     if unknown:
         raise BadRequest(
-            f"unknown field {unknown[0]!r}; known: {', '.join(sorted(known))}",
+            f"unknown field {unknown[0]!r}; known: {', '.join(KNOWN_FIELDS)}",
             field=str(unknown[0]),
         )
     toolchain = toolchain or _optional_str(data, "toolchain")

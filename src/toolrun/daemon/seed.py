@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
-    JSONResponse,
     PlainTextResponse,
     Response,
     StreamingResponse,
@@ -23,6 +23,7 @@ from starlette.responses import (
 from ..history.store import ACTIVE, RunRecord, with_ending
 from ..runs.events import read_events
 from ..tools.versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
+from .answers import Pending, answer
 from .auth import Caller
 from .core import Daemon, HttpError, last_event_id, query_flag, query_value
 from .requests import (
@@ -179,11 +180,13 @@ async def result(request: Request) -> Response:
             stream, media_type="text/event-stream", headers={**headers, **SSE_HEADERS}
         )
     if record.status in ACTIVE:
-        body: dict[str, object] = {"id": run_id, "status": record.status}
         position = daemon.manager.position(run_id)
-        if position is not None:
-            body["position"] = position
-        return JSONResponse(body, status_code=202, headers={**headers, "Retry-After": "1"})
+        body = Pending(
+            id=run_id,
+            status=record.status,  # type: ignore[arg-type]
+            position=UNSET if position is None else position,
+        )
+        return answer(body, status_code=202, headers={**headers, "Retry-After": "1"})
     return _stored_answer(daemon, record, headers)
 
 

@@ -1,0 +1,172 @@
+"""The shapes declared once (json_views, daemon/answers, daemon/requests) are what the OpenAPI
+document says, what the checks take, and what ``--remote`` reads back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, get_args
+
+import jsonschema
+import msgspec
+import pytest
+
+from toolrun.daemon.openapi import document
+from toolrun.daemon.requests import BadRequest, ToolchainRequest, ToolRequest, run_request
+from toolrun.errors import ConfigError, UsageError
+from toolrun.history.store import RUN_STATES, STEP_STATES
+from toolrun.json_views import RunStatus, StepStatus, read_run, run_from_json, steps_from_json
+from toolrun.policy import check_relative_arg
+
+# Bodies the checks refuse and the document's RunRequest schema refuses too.
+BAD: dict[str, dict[str, Any]] = {
+    "nothing named": {},
+    "an unknown field": {"cmd": "uexp", "argz": []},
+    "cmd a number": {"cmd": 5},
+    "cmd with a slash": {"cmd": "../uexp"},
+    "cmd too long": {"cmd": "a" * 101},
+    "version a number": {"cmd": "uexp", "version": 0.1},
+    "version no constraint": {"cmd": "uexp", "version": "one"},
+    "an arg a number": {"cmd": "uexp", "args": [1]},
+    "an arg with a NUL": {"cmd": "uexp", "args": ["a\x00b"]},
+    "args a mapping for a tool": {"cmd": "uexp", "args": {"a": "b"}},
+    "params for a tool": {"cmd": "uexp", "params": {"a": "b"}},
+    "env a string": {"cmd": "uexp", "env": "-FOO:bar"},
+    "env a bad name": {"cmd": "uexp", "env": {"MY-VAR": "x"}},
+    "env a number value": {"cmd": "uexp", "env": {"FOO": 1}},
+    "env a bad item": {"cmd": "uexp", "env": ["FOO"]},
+    "timeout negative": {"cmd": "uexp", "timeout": -1},
+    "timeout a bad unit": {"cmd": "uexp", "timeout": "5x"},
+    "a toolchain and a cmd": {"toolchain": "export-job", "cmd": "uexp"},
+    "a toolchain's args a list": {"toolchain": "export-job", "args": ["a"]},
+    "params and args": {"toolchain": "export-job", "params": {}, "args": {}},
+    "params a list": {"toolchain": "export-job", "params": ["a"]},
+    "a toolchain name with a space": {"toolchain": "export job"},
+}
+GOOD: dict[str, dict[str, Any]] = {
+    "a tool": {"cmd": "uexp"},
+    "everything": {
+        "cmd": "uexp",
+        "version": "^0.1",
+        "args": ["-i", "tables/d01", "--flag=x"],
+        "env": {"STAGE": "test"},
+        "timeout": "1h30m",
+    },
+    "one arg as text": {"cmd": "uexp", "args": "d01"},
+    "the seed's env list": {"cmd": "uexp", "env": [{"A": "1"}, "B=2", "C:3"]},
+    "seconds": {"cmd": "uexp", "timeout": 30},
+    "a toolchain": {"toolchain": "export-job", "params": {"table": "d02", "push": False}},
+    "the seed's args": {"toolchain": "export-job", "args": {"table": "d02"}},
+}
+
+
+def schema_of(name: str) -> jsonschema.Draft202012Validator:
+    components = document()["components"]
+    schema = {"$ref": f"#/components/schemas/{name}", "components": components}
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_body_is_refused_by_the_checks_and_the_document(case: str) -> None:
+    with pytest.raises(BadRequest):
+        run_request(BAD[case])
+    assert not schema_of("RunRequest").is_valid(BAD[case]), f"the document takes {case}"
+
+
+@pytest.mark.parametrize("arg", ["/etc/passwd", "../secret", "--out=C:/x", "file:x"])
+def test_the_argument_rule_is_the_documents(arg: str) -> None:
+    """The daemon applies it when it starts the tool (a 400 naming the argument)."""
+    with pytest.raises(UsageError):
+        check_relative_arg(arg)
+    assert not schema_of("RunRequest").is_valid({"cmd": "uexp", "args": [arg]})
+    assert schema_of("RunRequest").is_valid({"cmd": "uexp", "args": ["./x", "a=b"]})
+
+
+@pytest.mark.parametrize("case", sorted(GOOD))
+def test_a_good_body_is_taken_by_both(case: str) -> None:
+    run_request(GOOD[case])
+    assert schema_of("RunRequest").is_valid(GOOD[case])
+
+
+def test_the_checks_know_the_fields_the_shapes_declare() -> None:
+    with pytest.raises(BadRequest) as refused:
+        run_request({"cmd": "uexp", "nope": 1})
+    fields = {*ToolRequest.__struct_encode_fields__, *ToolchainRequest.__struct_encode_fields__}
+    assert refused.value.message.endswith("known: " + ", ".join(sorted(fields)))
+
+
+def test_the_states_are_the_stores() -> None:
+    assert get_args(RunStatus) == RUN_STATES
+    assert get_args(StepStatus) == STEP_STATES
+
+
+RUN: dict[str, Any] = {
+    "id": "20250208123359-1",
+    "toolchain": "export-job",
+    "status": "succeeded",
+    "origin": "cli",
+    "requester": "ana",
+    "params": {"table": "d01"},
+    "created_at": 1.0,
+    "started_at": 1.5,
+    "finished_at": 2.5,
+    "duration": 1.0,
+    "exit_code": 0,
+    "error": None,
+    "rerun_of": None,
+    "toolchain_sha256": None,
+    "size_bytes": 10,
+    "steps": [
+        {
+            "id": "export",
+            "tool": "uexp",
+            "spec": "uexp@0.1",
+            "version": "0.1.0",
+            "sha256": None,
+            "status": "succeeded",
+            "attempts": 1,
+            "exit_code": 0,
+            "started_at": 1.5,
+            "finished_at": 2.5,
+            "duration": 1.0,
+            "outputs": {"out": "x"},
+            "error": None,
+            "allowed_failure": False,
+        }
+    ],
+    "links": {"self": "/api/v1/runs/20250208123359-1"},
+}
+
+
+def test_a_run_read_back_is_the_run_sent() -> None:
+    assert schema_of("Run").is_valid(RUN)
+    assert msgspec.to_builtins(read_run(RUN)) == RUN
+    record = run_from_json(RUN)
+    assert (record.id, record.status, record.params, record.size_bytes) == (
+        RUN["id"],
+        "succeeded",
+        {"table": "d01"},
+        10,
+    )
+    [step] = steps_from_json(RUN)
+    assert (step.run_id, step.step_id, step.outputs) == (RUN["id"], "export", {"out": "x"})
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"status": "exploded"}, "$.status"),
+        ({"created_at": "yesterday"}, "$.created_at"),
+        ({"id": "last"}, "$.id"),
+    ],
+)
+def test_a_damaged_run_from_a_daemon_is_a_clear_error(change: dict[str, Any], where: str) -> None:
+    damaged = {**RUN, **change}
+    with pytest.raises(ConfigError) as refused:
+        run_from_json(damaged)
+    assert where in refused.value.message
+    assert not schema_of("Run").is_valid(damaged)
+
+
+def test_the_document_is_json() -> None:
+    text = json.dumps(document())
+    assert "#/components/schemas/RunRequest" in text
