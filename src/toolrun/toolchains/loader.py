@@ -1,5 +1,9 @@
 """Reading a toolchain's YAML: composed nodes keep their line marks, so every problem is
-reported as file:line:col, all of them at once."""
+reported as file:line:col, all of them at once.
+
+It stays one module over 400 lines because it is one walk over the file's nodes, each key's
+rule beside the message it gives; the keys come from document.py, what steps name is checked
+by references.py."""
 
 from __future__ import annotations
 
@@ -17,15 +21,7 @@ from ..tools.versions import is_tool_name, parse_spec
 from ..units import parse_duration
 from . import document
 from .document import MAX_BACKOFF, MAX_RETRIES, PARAM_NAME_PATTERN, STEP_ID_PATTERN, keys
-from .expressions import (
-    STATUS_FUNCTIONS,
-    ExpressionError,
-    Template,
-    calls,
-    parse_condition,
-    parse_template,
-    paths,
-)
+from .expressions import ExpressionError, Template, parse_condition, parse_template
 from .model import (
     PARAM_TYPES,
     ParamSpec,
@@ -38,7 +34,7 @@ from .model import (
     scalar_text,
     type_of,
 )
-from .plan import find_cycle
+from .references import check_references
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # The keys each mapping may hold are the shapes' fields (document.py, which the schema is made of).
@@ -194,7 +190,12 @@ class _Checker:
             max_parallel=max_parallel,
             accept_env=accept_env,
         )
-        self.check_references(toolchain, top["toolchain"][1])
+        step_nodes = {
+            str(self.value(entry.value[0][0])): entry.value[0][0]
+            for entry in top["toolchain"][1].value
+            if isinstance(entry, yaml.MappingNode) and len(entry.value) == 1
+        }
+        check_references(toolchain, step_nodes, self.problem)
         return toolchain
 
     def env_patterns(self, item: tuple[yaml.Node, yaml.Node] | None) -> tuple[str, ...]:
@@ -519,81 +520,3 @@ class _Checker:
             else:
                 policy = replace(policy, backoff=float(value))
         return policy
-
-    def check_references(self, toolchain: Toolchain, node: yaml.Node) -> None:
-        """Names in needs and expressions must exist; needs must not form a cycle."""
-        ids = [step.id for step in toolchain.steps]
-        known = set(ids)  # a list made this quadratic: 12,000 steps took 3 s here
-        step_nodes = {
-            str(self.value(entry.value[0][0])): entry.value[0][0]
-            for entry in node.value
-            if isinstance(entry, yaml.MappingNode) and len(entry.value) == 1
-        }
-        for step in toolchain.steps:
-            mark = step_nodes.get(step.id)
-            for need in step.needs:
-                if need not in known:
-                    close = difflib.get_close_matches(need, ids, n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    self.problem(mark, f"step {step.id!r}: needs unknown step {need!r}{hint}")
-            templates = [*step.args, *step.env.values()]
-            for override in step.by_platform.values():
-                templates.extend(override.args or ())
-                templates.extend((override.env or {}).values())
-            if step.condition is not None:
-                templates.append(step.condition)
-            for template in templates:
-                for expression in template.nodes():
-                    for path in paths(expression):
-                        self.check_path(path, step, toolchain, known, mark)
-            if step.condition is None:
-                continue
-            for expression in step.condition.nodes():
-                unknown = calls(expression) - {
-                    *STATUS_FUNCTIONS,
-                    "contains",
-                    "startsWith",
-                    "endsWith",
-                }
-                if unknown:
-                    self.problem(mark, f"step {step.id!r}: unknown function {sorted(unknown)[0]}")
-        for template in toolchain.env.values():
-            for expression in template.nodes():
-                for path in paths(expression):
-                    if path[0] == "steps":
-                        self.problem(
-                            None, "toolchain env cannot read steps.*: it is set before any step"
-                        )
-                    elif path[0] == "params" and len(path) > 1 and path[1] not in toolchain.params:
-                        self.problem(None, f"env: unknown parameter {path[1]!r}")
-        cycle = find_cycle(
-            {step.id: step.needs for step in toolchain.steps if all(n in known for n in step.needs)}
-        )
-        if cycle:
-            self.problem(step_nodes.get(cycle[0]), "needs form a cycle: " + " -> ".join(cycle))
-
-    def check_path(
-        self,
-        path: tuple[str, ...],
-        step: Step,
-        toolchain: Toolchain,
-        ids: set[str],
-        mark: yaml.Node | None,
-    ) -> None:
-        where = f"step {step.id!r}"
-        root = path[0]
-        if root not in ("params", "env", "steps", "platform", "toolchain", "run"):
-            self.problem(
-                mark,
-                f"{where}: unknown name {root!r} in an expression "
-                "(known: params, env, steps, platform, toolchain, run)",
-            )
-        elif root == "params" and len(path) > 1 and path[1] not in toolchain.params:
-            close = difflib.get_close_matches(path[1], list(toolchain.params), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            self.problem(mark, f"{where}: unknown parameter {path[1]!r}{hint}")
-        elif root == "steps" and len(path) > 1:
-            if path[1] not in ids:
-                self.problem(mark, f"{where}: expression reads unknown step {path[1]!r}")
-            elif len(path) > 2 and path[2] not in ("outputs", "outcome", "exit_code"):
-                self.problem(mark, f"{where}: steps.{path[1]} has outputs, outcome and exit_code")
