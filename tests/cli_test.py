@@ -288,7 +288,7 @@ def test_exec_imports_none_of_the_slow_modules(registry: Path, workdir: Path, to
         "import sys\n"
         "from toolrun.__main__ import main\n"
         "code = main(['exec', 'hello', '--', 'x'])\n"
-        "slow = ('asyncio', 'typing', 'tomllib', 'dataclasses', 'inspect', 'hashlib')\n"
+        "slow = ('asyncio', 'typing', 'tomllib', 'dataclasses', 'inspect', 'hashlib', 'msgspec')\n"
         "loaded = [m for m in slow if m in sys.modules]\n"
         "print('LOADED', loaded, 'CODE', code, file=sys.stderr)\n"
     )

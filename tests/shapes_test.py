@@ -4,11 +4,15 @@ document says, what the checks take, and what ``--remote`` reads back."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any, get_args
 
 import jsonschema
 import msgspec
 import pytest
+from conftest import Toolrun, WriteToolchain, write_tool
 
 from toolrun.daemon.openapi import document
 from toolrun.daemon.requests import BadRequest, ToolchainRequest, ToolRequest, run_request
@@ -16,6 +20,9 @@ from toolrun.errors import ConfigError, UsageError
 from toolrun.history.store import RUN_STATES, STEP_STATES
 from toolrun.json_views import RunStatus, StepStatus, read_run, run_from_json, steps_from_json
 from toolrun.policy import check_relative_arg
+from toolrun.runs.event_shapes import SHAPES as EVENTS
+from toolrun.runs.event_shapes import Event, RunFinished, RunStarted
+from toolrun.tools.publish import rehash
 
 # Bodies the checks refuse and the document's RunRequest schema refuses too.
 BAD: dict[str, dict[str, Any]] = {
@@ -170,3 +177,84 @@ def test_a_damaged_run_from_a_daemon_is_a_clear_error(change: dict[str, Any], wh
 def test_the_document_is_json() -> None:
     text = json.dumps(document())
     assert "#/components/schemas/RunRequest" in text
+
+
+EVERY_KIND = """\
+toolchain:
+  - noisy:
+      cmd: noisy
+      args: ["2000"]
+  - flaky:
+      cmd: noisy
+      args: ["fail"]
+      retries: {max: 1, delay: 0.1}
+      continue_on_error: true
+      needs: []
+  - skipped:
+      cmd: noisy
+      if: "false"
+      needs: []
+  - unstartable:
+      cmd: gone
+      needs: []
+"""
+NOISY = """\
+import sys
+if sys.argv[1:] == ["fail"]:
+    print("oops", file=sys.stderr)
+    sys.exit(3)
+for index in range(int(sys.argv[1])):
+    print(f"line {index}")
+"""
+
+
+def test_every_event_a_run_writes_is_its_declared_shape(
+    workdir: Path, toolrun_home: Path, toolrun: Toolrun, toolchain: WriteToolchain
+) -> None:
+    """Decoded strictly: a field the engine adds and the shape lacks fails here."""
+    write_tool(workdir / "registry", "noisy", "1.0.0", script=NOISY)
+    gone = write_tool(workdir / "registry", "gone", "1.0.0")
+    manifest = (gone / "tool.toml").read_text(encoding="utf-8")
+    (gone / "tool.toml").write_text(
+        manifest.replace('"{python}", "{tool_dir}/main.py"', '"{tool_dir}/no-such-program"'),
+        encoding="utf-8",
+    )
+    rehash(gone)
+    toolchain("every", EVERY_KIND)
+    assert toolrun("config", "set", "output_cap", "4KB").returncode == 0
+    done = toolrun("run", "every", "--json")
+    assert done.returncode == 1, done.stderr
+    decoder = msgspec.json.Decoder(Event)
+    live = [decoder.decode(line) for line in done.stdout.splitlines() if line.strip()]
+    run_id = next(event.run for event in live if isinstance(event, RunStarted))
+    stored = [
+        decoder.decode(line)
+        for line in (toolrun_home / "runs" / run_id / "events.jsonl").read_bytes().splitlines()
+    ]
+    assert {type(event).__name__ for event in stored} == {shape.__name__ for shape in EVENTS}
+    assert [event.seq for event in stored] == list(range(1, len(stored) + 1))
+    assert len(live) == len(stored)
+
+
+def test_a_recovered_ending_is_its_declared_shape() -> None:
+    from toolrun.history.endings import run_finished_data
+
+    record = run_from_json(RUN)
+    data = {"seq": 9, "t": 1.0, "kind": "run_finished", **run_finished_data(record)}
+    ending = msgspec.convert({**data, "recovered": True}, Event)
+    assert isinstance(ending, RunFinished) and ending.recovered is True
+
+
+@pytest.mark.parametrize("command", [["tool", "list"], ["history"], ["--version"]])
+def test_the_fast_commands_leave_msgspec_alone(workdir: Path, command: list[str]) -> None:
+    """Its import costs 28-46 ms where typer is not loaded; only --json and the daemon pay."""
+    probe = (
+        "import sys\n"
+        "from toolrun.__main__ import main\n"
+        f"code = main({command!r})\n"
+        "print('MSGSPEC', 'msgspec' in sys.modules, file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=workdir, capture_output=True, text=True
+    )
+    assert "MSGSPEC False" in result.stderr, result.stderr

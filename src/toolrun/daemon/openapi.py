@@ -42,14 +42,21 @@ def _text(description: str, media: str = "text/plain") -> dict[str, Any]:
     return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
 
 
-def _events(description: str, kinds: list[str], *, ids: bool) -> dict[str, Any]:
-    """Server-Sent Events: each event an object of its fields, as OpenAPI 3.2 reads them."""
+def _events(
+    description: str, kinds: list[str], *, ids: bool, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Server-Sent Events: each event an object of its fields, as OpenAPI 3.2 reads them;
+    ``data``: the schema of the JSON each carries (a run's events by default)."""
     event: dict[str, Any] = {
         "type": "object",
         "required": ["event", "data"],
         "properties": {
             "event": {"type": "string", "enum": kinds},
-            "data": {"type": "string", "contentMediaType": "application/json"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data or _ref("Event"),
+            },
         },
     }
     if ids:
@@ -390,6 +397,7 @@ PATHS: dict[str, Any] = {
                     "Events; hello's data is a Health, run's a RunChange",
                     ["hello", "run"],
                     ids=False,
+                    data={"oneOf": [_ref("Health"), _ref("RunChange")]},
                 ),
                 **ERRORS,
             },
@@ -438,12 +446,15 @@ def _schemas() -> dict[str, Any]:
     """The components, generated from the shapes the daemon reads and answers with."""
     import msgspec
 
+    from ..runs.event_shapes import Event
     from .answers import SHAPES
     from .requests import ToolchainRequest, ToolRequest
 
-    _, schemas = msgspec.json.schema_components(
-        (ToolRequest, ToolchainRequest, *SHAPES), ref_template="#/components/schemas/{name}"
+    (event, *_), schemas = msgspec.json.schema_components(
+        (Event, ToolRequest, ToolchainRequest, *SHAPES),
+        ref_template="#/components/schemas/{name}",
     )
+    schemas["Event"] = event  # the union of the kinds, told apart by "kind"
     for schema in schemas.values():
         schema.pop("title", None)  # msgspec's titles are our class names
     schemas["RunRequest"] = {"oneOf": [_ref("ToolRequest"), _ref("ToolchainRequest")]}
