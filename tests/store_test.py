@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from toolrun.errors import NotFoundError
-from toolrun.history.store import BACKGROUND_DELETE, HistoryQuery, Store, check_run_id
+from toolrun.history.retention import BACKGROUND_DELETE
+from toolrun.history.store import HistoryQuery, Store, check_run_id
 
 
 def finished_run(store: Store) -> str:

@@ -1,4 +1,8 @@
-"""``config.toml``: read fast with tomllib, edited with tomlkit so a user's comments survive."""
+"""``config.toml``: read fast with tomllib, edited with tomlkit so a user's comments survive.
+
+It stays whole: ``SETTINGS`` is the one table of keys that both the reader and the editor
+check a value against, so what ``toolrun config set`` accepts is what a run reads back.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import NotFoundError, StorageError, UsageError
-from ..history.store import RUN_STATES, HistoryQuery, RunRecord, with_ending
+from ..history.endings import with_ending
+from ..history.store import RUN_STATES, HistoryQuery, RunRecord
 from ..records import replace
 from ..runs.event_text import EndingNote, display_lines, format_duration, shown_value
 from ..runs.events import OUTPUT, RUN_FINISHED, Event, follow_file, read_events

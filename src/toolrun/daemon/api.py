@@ -1,4 +1,9 @@
-"""The REST surface under ``/api/v1``, and ``/healthz``, ``/metrics``, ``/openapi.json``."""
+"""The REST surface under ``/api/v1``, and ``/healthz``, ``/metrics``, ``/openapi.json``.
+
+It stays whole as the one versioned surface ``openapi.py`` describes: a handler per route of
+``app.py``'s table, each a few lines over the daemon (authorize, check the query, call the
+store or the engine, answer), sharing the run lookup and query checks at the end.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ from starlette.responses import (
 )
 
 from ..errors import ToolrunError, UsageError
-from ..history.store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord, with_ending
+from ..history.endings import with_ending
+from ..history.store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord
 from ..json_views import Run, Toolchain, run_view, tool_view, toolchain_view
 from ..runs.events import OUTPUT, read_events
 from ..toolchains.model import list_toolchain_files, load_toolchain

@@ -20,7 +20,8 @@ from starlette.responses import (
     StreamingResponse,
 )
 
-from ..history.store import ACTIVE, RunRecord, with_ending
+from ..history.endings import with_ending
+from ..history.store import ACTIVE, RunRecord
 from ..runs.events import read_events
 from ..tools.versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
 from .answers import Pending, answer

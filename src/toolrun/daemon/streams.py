@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TypeVar
 
-from ..history.store import ACTIVE, RunRecord, StepRecord, Store, with_ending
+from ..history.endings import with_ending
+from ..history.store import ACTIVE, RunRecord, StepRecord, Store
 from ..runs.event_text import EndingNote, display_lines
 from ..runs.events import OUTPUT, RUN_FINISHED, STEP_STARTED, Event, LogTail
 from .runs import RunManager

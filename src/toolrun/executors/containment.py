@@ -16,6 +16,9 @@ machine allows:
 
 None of them reaps the attempt's own process: that is its owner's (asyncio's, Popen's), and a
 second ``waitpid`` makes the owner see a wrong exit status.
+
+It stays whole: the three kinds are one contract (``Box``: spawning, adopt, is_empty, signal,
+close) that ``end`` drives whatever the kind, and the choice among them is made here, once.
 """
 
 from __future__ import annotations

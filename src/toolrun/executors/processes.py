@@ -5,6 +5,10 @@ where the machine allows one, a Job Object on Windows, else its own session and 
 group), which is how its whole tree is ended on a cancel or a timeout, and how what it left
 running is ended when it exits. The Windows branches stay small; the logic they call
 (``LineSplitter``, ``exit_description``) is plain and tested everywhere.
+
+It stays whole: ``StepProcess`` (an event loop's) and ``ThreadedStepProcess`` (a blocking
+caller's) are one step process in two forms, sharing its start options, start errors, line
+splitting and callbacks; apart, a change to one would miss the other.
 """
 
 from __future__ import annotations

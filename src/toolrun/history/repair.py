@@ -22,8 +22,9 @@ from ..digests import sha256_hex
 from ..records import record
 from ..runs import events as ev
 from ..runs.events import read_events
+from .endings import INTERRUPTED
 from .ownership import owner_alive
-from .store import INTERRUPTED, RUN_ID_RE, RunRecord, StepRecord, Store, host_name
+from .store import RUN_ID_RE, RunRecord, StepRecord, Store, host_name
 
 
 @record(frozen=True)

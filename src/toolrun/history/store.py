@@ -1,8 +1,13 @@
 """The history: runs and steps in SQLite (WAL), each run's files in ``runs/<id>/``.
 
-Several toolrun processes (CLI, TUI, daemon) share one store. Writes take SQLite's write lock
-up front (BEGIN IMMEDIATE) and wait for it (busy timeout), so none sees "database is locked";
-run ids are allocated inside that lock, so they are unique across processes.
+``Store`` is the history's door: the engine, the front ends and repair read and write runs
+only through its methods. Its parts: the records (``model.py``), the database file and its
+connection (``database.py``, ``schema.py``), listing (``queries.py``), the final event
+(``endings.py``) and pruning (``retention.py``). Run ids are allocated inside SQLite's write
+lock, so they are unique across the processes that share a store.
+
+What is left here stays one class: each method is a transaction on the one shared connection,
+most also on the run's folder beside its row (created, restored, marked, deleted together).
 """
 
 from __future__ import annotations
@@ -10,199 +15,47 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import NotFoundError, StorageError, UsageError
-from ..records import field, record
-from ..runs.events import RUN_FINISHED, Event, append_final, last_event
+from ..runs.events import RUN_FINISHED, append_final
+from .database import Database
+from .model import (
+    ACTIVE,
+    RUN_ID_RE,
+    RUN_STATES,
+    STEP_STATES,
+    RunRecord,
+    StepRecord,
+    check_run_id,
+    run_from_row,
+    step_from_row,
+)
 from .ownership import OwnerLock, RunOwnership, owner_alive
+from .queries import HistoryQuery, count_sql, list_sql, wants_text_index
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import sqlite3
+    from contextlib import AbstractContextManager
     from typing import Any
 
-BACKGROUND_DELETE = 200  # runs deleted at once before folders go to a background deleter
-SORT_ORDERS = {
-    "started": "created_at",
-    "id": "created_at",
-    "toolchain": "toolchain",
-    "status": "status",
-    "duration": "(finished_at - started_at)",
-    "requester": "requester",
-    "origin": "origin",
-}
-RUN_ID_RE = re.compile(r"[0-9]{14}-[0-9]{1,9}")  # ASCII digits; used with fullmatch
-ACTIVE = ("queued", "running")
-RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
-STEP_STATES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled", "timed_out")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    stamp TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    toolchain TEXT NOT NULL,
-    status TEXT NOT NULL,
-    origin TEXT NOT NULL DEFAULT 'cli',
-    requester TEXT NOT NULL DEFAULT '',
-    params TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    exit_code INTEGER,
-    error TEXT,
-    owner_pid INTEGER,
-    owner_host TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    toolchain_sha256 TEXT,
-    rerun_of TEXT,
-    size_bytes INTEGER NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX IF NOT EXISTS runs_stamp_seq ON runs (stamp, seq);
-CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
-CREATE INDEX IF NOT EXISTS runs_status_created ON runs (status, created_at);
-CREATE INDEX IF NOT EXISTS runs_toolchain_created ON runs (toolchain, created_at);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    step_id TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    tool TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    version TEXT,
-    sha256 TEXT,
-    status TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    exit_code INTEGER,
-    started_at REAL,
-    finished_at REAL,
-    outputs TEXT NOT NULL DEFAULT '{}',
-    error TEXT,
-    allowed_failure INTEGER NOT NULL DEFAULT 0,
-    pid INTEGER,  -- the running attempt's process, and when it started (process_start_time)
-    pid_started REAL,
-    cgroup TEXT,  -- the running attempt's cgroup, where it has one
-    PRIMARY KEY (run_id, step_id)
-);
-"""
-
-# Free text is found through a trigram index: a LIKE over a million runs reads all of them
-# when the text is rare (about a second); the index answers in milliseconds. It follows the
-# runs table through triggers, and only the columns a person searches are in it.
-_TEXT_INDEX = """
-CREATE VIRTUAL TABLE runs_text USING fts5(
-    id, toolchain, requester, params, content='runs', tokenize='trigram'
-);
-CREATE TRIGGER runs_text_insert AFTER INSERT ON runs BEGIN
-    INSERT INTO runs_text (rowid, id, toolchain, requester, params)
-    VALUES (new.rowid, new.id, new.toolchain, new.requester, new.params);
-END;
-CREATE TRIGGER runs_text_delete AFTER DELETE ON runs BEGIN
-    INSERT INTO runs_text (runs_text, rowid, id, toolchain, requester, params)
-    VALUES ('delete', old.rowid, old.id, old.toolchain, old.requester, old.params);
-END;
-CREATE TRIGGER runs_text_update AFTER UPDATE OF id, toolchain, requester, params ON runs BEGIN
-    INSERT INTO runs_text (runs_text, rowid, id, toolchain, requester, params)
-    VALUES ('delete', old.rowid, old.id, old.toolchain, old.requester, old.params);
-    INSERT INTO runs_text (rowid, id, toolchain, requester, params)
-    VALUES (new.rowid, new.id, new.toolchain, new.requester, new.params);
-END;
-INSERT INTO runs_text (runs_text) VALUES ('rebuild');
-"""
-WAL_RESTART_FRAMES = 1000  # pages in the log before the daemon's checkpoints start it over
-RECENT_WINDOW = 20_000  # newest runs searched by a plain scan before the index is asked
-
-
-def elapsed(started: float | None, finished: float | None) -> float | None:
-    """Seconds from start to finish, or to now for something still going."""
-    if started is None:
-        return None
-    return (finished or time.time()) - started
-
-
-@record(frozen=True)
-class StepRecord:
-    """A step of a run, as the history keeps it."""
-
-    run_id: str
-    step_id: str
-    position: int
-    tool: str
-    spec: str
-    version: str | None = None
-    sha256: str | None = None
-    status: str = "pending"
-    attempts: int = 0
-    exit_code: int | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    allowed_failure: bool = False
-
-    @property
-    def duration(self) -> float | None:
-        return elapsed(self.started_at, self.finished_at)
-
-
-@record(frozen=True)
-class RunRecord:
-    """A run, as the history keeps it."""
-
-    id: str
-    toolchain: str
-    status: str
-    origin: str
-    requester: str
-    params: dict[str, Any]
-    created_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-    exit_code: int | None = None
-    error: str | None = None
-    owner_pid: int | None = None
-    owner_host: str | None = None
-    cancel_requested: bool = False
-    toolchain_sha256: str | None = None
-    rerun_of: str | None = None
-    size_bytes: int = 0
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def duration(self) -> float | None:
-        return elapsed(self.started_at, self.finished_at)
-
-
-@record(frozen=True)
-class HistoryQuery:
-    """Which runs ``Store.runs`` returns, in which order."""
-
-    status: str | None = None
-    toolchain: str | None = None
-    since: float | None = None
-    until: float | None = None
-    requester: str | None = None
-    text: str | None = None
-    limit: int = 50
-    offset: int = 0
-    order: str = "started"  # a key of SORT_ORDERS
-    descending: bool = True
-    before: tuple[float, int] | None = None  # (created_at, seq) of a run: only older ones
-
-
-def check_run_id(run_id: str) -> str:
-    """Only well-formed ids ever reach SQL or a path."""
-    if not RUN_ID_RE.fullmatch(run_id):
-        raise NotFoundError(f"{run_id!r} is not a run id (they look like 20250208123359-1)")
-    return run_id
+# What other modules import from here, wherever it is defined. (endings.py and retention.py
+# are imported where they are needed: neither is on `toolrun exec`'s path.)
+__all__ = [
+    "ACTIVE",
+    "RUN_ID_RE",
+    "RUN_STATES",
+    "STEP_STATES",
+    "HistoryQuery",
+    "RunRecord",
+    "StepRecord",
+    "Store",
+    "check_run_id",
+    "host_name",
+]
 
 
 class Store:
@@ -210,145 +63,28 @@ class Store:
         self.data_dir = data_dir
         self.db_path = data_dir / "history.db"
         self.runs_dir = data_dir / "runs"
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.RLock()
-        self._text_index = False
-        self._stop_checkpoints = threading.Event()
+        self._database = Database(self.db_path)
         self._ownership = RunOwnership()
         self._snapshots: dict[str, Path] = {}  # toolchain sha256 -> a run's toolchain.yaml
-        # Why the store could be opened only for reading (a full disk), or "" when it can
-        # be written.
-        self.read_only = ""
 
     # -- connection ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """The store's one connection, under a lock; ``write`` holds SQLite's write lock.
+    def connect(self, *, write: bool = False) -> AbstractContextManager[sqlite3.Connection]:
+        """The store's one connection, under a lock; ``write`` holds SQLite's write lock."""
+        return self._database.connect(write=write)
 
-        One connection for the life of the Store: closing the last connection to a WAL
-        database checkpoints it, which made every small update cost milliseconds.
-        """
-        with self._lock:
-            db = self._open()
-            if write and self.read_only:
-                raise StorageError(
-                    f"{self.db_path} can only be read: {self.read_only}",
-                    hint="free some space, or make the data folder writable, then try again",
-                )
-            try:
-                if write:
-                    db.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield db
-                    except BaseException:
-                        db.execute("ROLLBACK")
-                        raise
-                    db.execute("COMMIT")
-                else:
-                    yield db
-            except sqlite3.DatabaseError as exc:
-                raise self._error(exc) from None
-
-    def _error(self, exc: sqlite3.Error, doing: str = "") -> StorageError:
-        if is_damage(exc):
-            return StorageError(
-                f"{self.db_path} is damaged ({exc})",
-                hint="toolrun history repair rebuilds it from the run folders (their "
-                "events.jsonl), keeping the damaged file aside",
-            )
-        return StorageError(f"{doing}{self.db_path}: {exc}")
-
-    def _open(self) -> sqlite3.Connection:
-        if self._db is not None:
-            return self._db
-        try:
-            db = self._open_writable()
-        except (OSError, sqlite3.Error) as exc:
-            if isinstance(exc, sqlite3.Error) and is_damage(exc):
-                raise self._error(exc) from None
-            # A full disk or a read-only file system: what is there can still be read.
-            db = self._open_read_only(exc)
-        self._db = db
-        return db
-
-    def _open_writable(self) -> sqlite3.Connection:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # Used from the event loop and from its executor threads, always under _lock.
-        db = sqlite3.connect(
-            self.db_path, timeout=60, isolation_level=None, check_same_thread=False
-        )
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA busy_timeout = 60000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.executescript(_SCHEMA)
-            _add_process_columns(db)
-            self._text_index = _ensure_text_index(db)
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _open_read_only(self, why: OSError | sqlite3.Error) -> sqlite3.Connection:
-        """The history as it is on disk, without a lock or a write-ahead log of its own
-        (``immutable``): it needs no byte of free space. A writer that died since its last
-        checkpoint may have left changes this does not see."""
-        reason = why.strerror if isinstance(why, OSError) and why.strerror else str(why)
-        try:
-            if not self.db_path.is_file() or self.db_path.stat().st_size == 0:
-                raise StorageError(f"cannot open {self.db_path}: {reason}")
-            from urllib.parse import quote
-
-            uri = f"file:{quote(str(self.db_path.absolute()))}?mode=ro&immutable=1"
-            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
-            query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs_text'"
-            self._text_index = db.execute(query).fetchone() is not None
-        except sqlite3.Error as exc:
-            raise self._error(exc, "cannot open ") from None
-        self.read_only = reason
-        return db
+    @property
+    def read_only(self) -> str:
+        """Why the store could be opened only for reading (a full disk), or "" when it can
+        be written."""
+        return self._database.read_only
 
     def close(self) -> None:
-        self._stop_checkpoints.set()
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        self._database.close()
 
     def checkpoint_in_background(self, interval: float = 0.25) -> None:
-        """For a long-lived writer (the daemon): checkpoint the log from a thread of its own.
-
-        Otherwise SQLite checkpoints inside whichever commit takes the write-ahead log past
-        1,000 pages, about every 50 runs, and that commit takes 15 ms instead of 0.2: on the
-        daemon's event loop, a stall for every request in flight.
-        """
-        with self.connect() as db:
-            db.execute("PRAGMA wal_autocheckpoint = 0")
-        thread = threading.Thread(
-            target=self._checkpoint_every, args=(interval,), name="checkpoint", daemon=True
-        )
-        thread.start()
-
-    def _checkpoint_every(self, interval: float) -> None:
-        # timeout=0: this connection never waits for a lock; a checkpoint that would have to
-        # is tried again at the next turn.
-        db = sqlite3.connect(self.db_path, timeout=0, isolation_level=None)
-        try:
-            while not self._stop_checkpoints.wait(interval):
-                with contextlib.suppress(sqlite3.Error):
-                    # PASSIVE copies what it can and never holds up a writer, but under steady
-                    # writing it never reaches the end of the log, so the log would never
-                    # start over and would grow without end. RESTART does start it over,
-                    # holding writers up only while it copies the little PASSIVE left.
-                    _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    if frames > WAL_RESTART_FRAMES:
-                        db.execute("PRAGMA wal_checkpoint(RESTART)")
-        finally:
-            db.close()
+        """For a long-lived writer (the daemon): checkpoint the log from a thread of its own."""
+        self._database.checkpoint_in_background(interval)
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / check_run_id(run_id)
@@ -509,7 +245,7 @@ class Store:
         check_run_id(run_id)
         with self.connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _run_from_row(row) if row else None
+        return run_from_row(row) if row else None
 
     def require_run(self, run_id: str) -> RunRecord:
         run = self.get_run(run_id)
@@ -522,10 +258,10 @@ class Store:
             rows = db.execute(
                 "SELECT * FROM steps WHERE run_id = ? ORDER BY position", (run_id,)
             ).fetchall()
-        return [_step_from_row(row) for row in rows]
+        return [step_from_row(row) for row in rows]
 
     def list_runs(self, query: HistoryQuery) -> list[RunRecord]:
-        if query.text and len(query.text) >= 3 and self._has_text_index():
+        if wants_text_index(query) and self._database.has_text_index():
             if query.order in ("started", "id") and query.descending:
                 # Text the newest runs hold is found fastest by reading them; rare text, by
                 # the index (whose matches must all be sorted). Try the first, then the other.
@@ -535,36 +271,19 @@ class Store:
             return self._list_runs(query, indexed=True)
         return self._list_runs(query)
 
-    def _has_text_index(self) -> bool:
-        with self.connect():
-            return self._text_index
-
     def _list_runs(
         self, query: HistoryQuery, *, recent: bool = False, indexed: bool = False
     ) -> list[RunRecord]:
-        clauses, values = _history_filters(query, indexed=indexed)
-        if recent:
-            clauses.append(
-                "created_at >= COALESCE((SELECT created_at FROM runs ORDER BY created_at DESC"
-                f" LIMIT 1 OFFSET {RECENT_WINDOW - 1}), 0)"
-            )
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        direction = "DESC" if query.descending else "ASC"
-        order = SORT_ORDERS.get(query.order, "created_at")  # never the caller's text in SQL
-        sql = (
-            f"SELECT * FROM runs {where} ORDER BY {order} {direction}, created_at DESC, seq DESC"
-            " LIMIT ? OFFSET ?"
-        )
+        sql, values = list_sql(query, recent=recent, indexed=indexed)
         with self.connect() as db:
-            rows = db.execute(sql, (*values, query.limit, query.offset)).fetchall()
-        return [_run_from_row(row) for row in rows]
+            rows = db.execute(sql, values).fetchall()
+        return [run_from_row(row) for row in rows]
 
     def count_runs(self, query: HistoryQuery) -> int:
-        indexed = bool(query.text and len(query.text) >= 3 and self._has_text_index())
-        clauses, values = _history_filters(query, indexed=indexed)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        indexed = wants_text_index(query) and self._database.has_text_index()
+        sql, values = count_sql(query, indexed=indexed)
         with self.connect() as db:
-            return int(db.execute(f"SELECT COUNT(*) FROM runs {where}", values).fetchone()[0])
+            return int(db.execute(sql, values).fetchone()[0])
 
     def position_of(self, run_id: str) -> tuple[float, int] | None:
         """Where a run sits in the newest-first order, for paging on from it."""
@@ -600,6 +319,10 @@ class Store:
             if row["owner_host"] == host
             and not owner_alive(self.runs_dir / row["id"] / "owner.lock")
         ]
+        if not dead:
+            return []
+        from .endings import INTERRUPTED, run_finished_data
+
         now = time.time()
         marked = []
         for run_id in dead:
@@ -644,29 +367,16 @@ class Store:
         self._delete([run_id])
 
     def _delete(self, run_ids: list[str]) -> None:
-        """Rows first, in one transaction, then folders: a run is never half listed.
-
-        Many folders are renamed into ``runs/.trash`` (cheap) and deleted by a detached
-        process, so pruning a hundred thousand runs does not wait on the file system.
-        """
+        """Rows first, in one transaction, then folders: a run is never half listed."""
         with self.connect(write=True) as db:
             db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
             db.execute("DELETE FROM doomed")
             db.executemany("INSERT OR IGNORE INTO doomed VALUES (?)", ((i,) for i in run_ids))
             db.execute("DELETE FROM steps WHERE run_id IN (SELECT id FROM doomed)")
             db.execute("DELETE FROM runs WHERE id IN (SELECT id FROM doomed)")
-        import shutil
+        from .retention import remove_folders
 
-        if len(run_ids) < BACKGROUND_DELETE:
-            for run_id in run_ids:
-                shutil.rmtree(self.runs_dir / run_id, ignore_errors=True)
-            return
-        trash = self.runs_dir / ".trash" / f"{os.getpid()}-{time.time_ns()}"
-        trash.mkdir(parents=True)
-        for run_id in run_ids:
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(self.runs_dir / run_id, trash / run_id)
-        delete_in_background(self.runs_dir / ".trash")
+        remove_folders(self.runs_dir, run_ids)
 
     def prune(
         self,
@@ -678,29 +388,13 @@ class Store:
     ) -> list[str]:
         """Delete finished runs: older than ``older_than`` seconds, beyond the newest ``keep``,
         and the oldest until the rest fit in ``max_size`` bytes. Returns the ids removed."""
-        conditions = []
-        values: list[Any] = []
-        if older_than is not None:
-            conditions.append("created_at < ?")
-            values.append(time.time() - older_than)
-        if keep is not None:
-            conditions.append("position > ?")
-            values.append(keep)
-        if max_size is not None:
-            conditions.append("total > ?")
-            values.append(max_size)
-        if not conditions:
+        from .retention import prune_sql
+
+        select = prune_sql(older_than=older_than, keep=keep, max_size=max_size)
+        if select is None:
             return []
-        # Newest first: a run's position and the bytes of it and every newer run decide.
-        sql = (
-            "SELECT id FROM (SELECT id, created_at,"
-            " ROW_NUMBER() OVER (ORDER BY created_at DESC, seq DESC) AS position,"
-            " SUM(size_bytes) OVER (ORDER BY created_at DESC, seq DESC) AS total"
-            " FROM runs WHERE status NOT IN ('queued', 'running'))"
-            f" WHERE {' OR '.join(conditions)}"
-        )
         with self.connect() as db:
-            doomed = [row[0] for row in db.execute(sql, values)]
+            doomed = [row[0] for row in db.execute(*select)]
         if not dry_run:
             self._delete(doomed)
         return doomed
@@ -715,168 +409,6 @@ class Store:
         return total
 
 
-_LATER_COLUMNS = (("pid", "INTEGER"), ("pid_started", "REAL"), ("cgroup", "TEXT"))
-
-
-INTERRUPTED = "the toolrun process running it ended unexpectedly"
-
-
-def is_damage(exc: sqlite3.Error) -> bool:
-    """SQLite says the file is not a database, or one whose pages are damaged."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or any(
-        words in str(exc) for words in ("malformed", "not a database")
-    )
-
-
-def run_finished_data(record: RunRecord) -> dict[str, Any]:
-    """What a ``run_finished`` event says of a run the store has seen end."""
-    return {
-        "status": record.status,
-        "exit_code": record.exit_code if record.exit_code is not None else 1,
-        "duration": round(record.duration, 3) if record.duration is not None else None,
-        "error": record.error,
-    }
-
-
-def with_ending(events: Iterator[Event], record: RunRecord, log: Path) -> Iterator[Event]:
-    """A finished run's stored events, ending with ``run_finished`` as every replay does: one
-    made from the store when the log ``log`` has none (its writer died before it could say).
-    ``events`` may start after some seq: then none is added if the log ended already."""
-    ended = False
-    for event in events:
-        yield event
-        ended = ended or event.kind == RUN_FINISHED
-    if ended or record.is_active:
-        return
-    last = last_event(log)
-    if last is not None and last.kind == RUN_FINISHED:
-        return
-    data = {**run_finished_data(record), "recovered": True}
-    seq = last.seq + 1 if last is not None else 1
-    yield Event(seq, record.finished_at or time.time(), RUN_FINISHED, data=data)
-
-
-def _add_process_columns(db: sqlite3.Connection) -> None:
-    """Stores made before steps recorded their process get those columns, once."""
-
-    def missing() -> list[tuple[str, str]]:
-        have = {row[1] for row in db.execute("PRAGMA table_info(steps)")}
-        return [(name, kind) for name, kind in _LATER_COLUMNS if name not in have]
-
-    if not missing():
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for name, kind in missing():  # another process may have added some while we waited
-            db.execute(f"ALTER TABLE steps ADD COLUMN {name} {kind}")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def _ensure_text_index(db: sqlite3.Connection) -> bool:
-    """Create the free-text index if this SQLite can and the store lacks it (a store made by
-    an earlier toolrun is indexed once, here). False when SQLite has no trigram FTS5."""
-
-    def exists() -> bool:
-        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs_text'"
-        return db.execute(query).fetchone() is not None
-
-    if exists():
-        return True
-    try:
-        db.executescript(f"BEGIN IMMEDIATE;\n{_TEXT_INDEX}\nCOMMIT;")
-    except sqlite3.OperationalError:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        # Another process made it first, or this SQLite lacks FTS5's trigram tokenizer.
-        return exists()
-    return True
-
-
-def _like(text: str) -> str:
-    """A LIKE pattern matching ``text`` anywhere, its own % and _ taken literally."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _history_filters(query: HistoryQuery, *, indexed: bool = False) -> tuple[list[str], list[Any]]:
-    clauses: list[str] = []
-    values: list[Any] = []
-    if query.status:
-        clauses.append("status = ?")
-        values.append(query.status)
-    if query.toolchain:
-        clauses.append("toolchain = ?")
-        values.append(query.toolchain)
-    if query.since is not None:
-        clauses.append("created_at >= ?")
-        values.append(query.since)
-    if query.until is not None:
-        clauses.append("created_at < ?")
-        values.append(query.until)
-    if query.requester:
-        clauses.append("requester = ?")
-        values.append(query.requester)
-    if query.before is not None:
-        clauses.append("(created_at < ? OR (created_at = ? AND seq < ?))")
-        values.extend([query.before[0], query.before[0], query.before[1]])
-    if query.text and indexed:
-        clauses.append("rowid IN (SELECT rowid FROM runs_text WHERE runs_text MATCH ?)")
-        values.append('"' + query.text.replace('"', '""') + '"')
-    elif query.text:
-        clauses.append(
-            "(id LIKE ? ESCAPE '\\' OR toolchain LIKE ? ESCAPE '\\'"
-            " OR requester LIKE ? ESCAPE '\\' OR params LIKE ? ESCAPE '\\')"
-        )
-        values.extend([_like(query.text)] * 4)
-    return clauses, values
-
-
-def _run_from_row(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        id=row["id"],
-        toolchain=row["toolchain"],
-        status=row["status"],
-        origin=row["origin"],
-        requester=row["requester"],
-        params=json.loads(row["params"]),
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        exit_code=row["exit_code"],
-        error=row["error"],
-        owner_pid=row["owner_pid"],
-        owner_host=row["owner_host"],
-        cancel_requested=bool(row["cancel_requested"]),
-        toolchain_sha256=row["toolchain_sha256"],
-        rerun_of=row["rerun_of"],
-        size_bytes=row["size_bytes"],
-    )
-
-
-def _step_from_row(row: sqlite3.Row) -> StepRecord:
-    return StepRecord(
-        run_id=row["run_id"],
-        step_id=row["step_id"],
-        position=row["position"],
-        tool=row["tool"],
-        spec=row["spec"],
-        version=row["version"],
-        sha256=row["sha256"],
-        status=row["status"],
-        attempts=row["attempts"],
-        exit_code=row["exit_code"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        outputs=json.loads(row["outputs"]),
-        error=row["error"],
-        allowed_failure=bool(row["allowed_failure"]),
-    )
-
-
 def host_name() -> str:
     return platform_node() or "localhost"
 
@@ -885,23 +417,3 @@ def platform_node() -> str:
     if hasattr(os, "uname"):
         return str(os.uname().nodename)
     return os.environ.get("COMPUTERNAME", "")
-
-
-def delete_in_background(folder: Path) -> None:
-    """Delete ``folder`` from a detached process that outlives this one."""
-    import subprocess
-    import sys
-
-    code = "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)"
-    options: dict[str, Any] = {}
-    if sys.platform == "win32":
-        options["creationflags"] = subprocess.DETACHED_PROCESS
-    else:
-        options["start_new_session"] = True
-    subprocess.Popen(
-        [sys.executable, "-c", code, str(folder)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        **options,
-    )

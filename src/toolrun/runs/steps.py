@@ -5,6 +5,10 @@ Both drivers keep their books here, so a run looks the same in the history which
 ``threaded_driver`` (one step on the calling thread). A step's attempts and retries are one
 program (``step_program``) that both drive; the attempts themselves are the executor's
 (executors/protocol.py). Nothing here blocks for long.
+
+It stays whole: ``RunBook`` is one state machine, each transition changing a step's state
+and what records it (its row, its events) at once; split, a state and its records would
+live apart.
 """
 
 from __future__ import annotations

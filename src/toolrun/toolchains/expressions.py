@@ -11,6 +11,10 @@
              | "(" expr ")"
 
 Comparisons of strings ignore case, as in GitHub Actions; a missing property is null.
+
+It stays whole: it is one small language (tokens, parser, evaluator and the ``${{ }}``
+templates around it), each part reading the ``Node`` of the one before; a change to the
+grammar above touches all of them.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 An install fetches into a staging folder on the same volume, checks every file's sha256 against
 the manifest, writes the receipt last and renames the folder into place, all under a
 per-version file lock. A version without a receipt was never installed, whatever is on disk.
+
+It stays whole: install, remove and the integrity checks are one protocol over one folder
+layout: the receipt ``install`` writes (with each file's size and time) is what
+``check_intact`` reads back, under the same lock and staging folder.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ that speaks HTTP, the remote CLI and the tests, uses httpx). It stays for start-
 exec` and `tool install` against an HTTP registry import `urllib.request` in 47 ms here where
 `httpx` takes 141–153 ms (``-X importtime``, 2026-12-03, the machine under load), and plain
 GETs of static files need nothing more.
+
+It stays whole: the ``Registry`` contract, its two kinds, and the ``index.json`` format that
+``publish.py`` writes and ``HttpRegistry`` reads are one interface, read together.
 """
 
 from __future__ import annotations
