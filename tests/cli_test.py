@@ -9,19 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, write_tool
+from conftest import REPO, Toolrun, WriteToolchain, write_tool
 
 from toolrun import __version__
 from toolrun.cli.completion import SHELLS
 
 
 @pytest.mark.parametrize("flag", ["-v", "--version"])
-def test_version(toolrun, flag: str) -> None:  # type: ignore[no-untyped-def]
+def test_version(toolrun: Toolrun, flag: str) -> None:
     result = toolrun(flag)
     assert (result.returncode, result.stdout) == (0, f"toolrun {__version__}\n")
 
 
-def test_help_lists_commands_and_exit_codes(toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_help_lists_commands_and_exit_codes(toolrun: Toolrun) -> None:
     for flag in ("-h", "--help"):
         result = toolrun(flag)
         assert result.returncode == 0
@@ -29,14 +29,14 @@ def test_help_lists_commands_and_exit_codes(toolrun) -> None:  # type: ignore[no
         assert "Exit codes" in result.stdout and "6 storage" in result.stdout
 
 
-def test_usage_errors_exit_2_without_traceback(toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_usage_errors_exit_2_without_traceback(toolrun: Toolrun) -> None:
     for args in (["tool", "install", "uexp@@"], ["tool", "frobnicate"], ["config", "set", "x"]):
         result = toolrun(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
 
 
-def test_errors_are_one_clear_line_and_debug_shows_the_traceback(toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_one_clear_line_and_debug_shows_the_traceback(toolrun: Toolrun) -> None:
     result = toolrun("tool", "install", "nosuchtool")
     assert result.returncode == 4
     assert result.stderr.startswith("toolrun: error: unknown tool 'nosuchtool'")
@@ -45,7 +45,7 @@ def test_errors_are_one_clear_line_and_debug_shows_the_traceback(toolrun) -> Non
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
-def test_tool_commands_end_to_end(registry: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_tool_commands_end_to_end(registry: Path, toolrun: Toolrun) -> None:
     assert toolrun("tool", "install", "hello==1.0.0", "greet").returncode == 0
     listing = json.loads(toolrun("tool", "list", "--json").stdout)
     assert [(t["name"], t["version"]) for t in listing] == [("greet", "0.1.0"), ("hello", "1.0.0")]
@@ -79,8 +79,8 @@ def test_tool_commands_end_to_end(registry: Path, toolrun) -> None:  # type: ign
 
 
 def test_unknown_tools_get_suggestions_and_missing_versions_list_what_exists(
-    registry: Path, toolrun
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun
+) -> None:
     typo = toolrun("tool", "install", "helo")
     assert typo.returncode == 4 and "did you mean hello" in typo.stderr
     none = toolrun("tool", "install", "hello>=5")
@@ -90,13 +90,15 @@ def test_unknown_tools_get_suggestions_and_missing_versions_list_what_exists(
     assert which.returncode == 4 and "toolrun tool install hello" in which.stderr
 
 
-def test_install_reports_each_failure_and_installs_the_rest(registry: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_install_reports_each_failure_and_installs_the_rest(
+    registry: Path, toolrun: Toolrun
+) -> None:
     result = toolrun("tool", "install", "nosuch", "greet")
     assert result.returncode == 4
     assert "installed greet 0.1.0" in result.stdout
 
 
-def test_verify_names_changed_files(registry: Path, toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_verify_names_changed_files(registry: Path, toolrun: Toolrun, toolrun_home: Path) -> None:
     assert toolrun("tool", "install", "greet").returncode == 0
     assert "greet 0.1.0: ok" in toolrun("tool", "verify").stdout
     (toolrun_home / "tools/greet/0.1.0/main.py").write_text("print('changed')")
@@ -105,7 +107,7 @@ def test_verify_names_changed_files(registry: Path, toolrun, toolrun_home: Path)
     assert "greet 0.1.0: CHANGED" in result.stderr and "main.py: sha256 mismatch" in result.stderr
 
 
-def test_config_edits_keep_comments(toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_config_edits_keep_comments(toolrun: Toolrun, toolrun_home: Path) -> None:
     config = toolrun_home / "config.toml"
     config.write_text("# my team's settings\noffline = false  # keep me\n")
     assert toolrun("config", "path").stdout.strip() == str(config)
@@ -124,7 +126,7 @@ def test_config_edits_keep_comments(toolrun, toolrun_home: Path) -> None:  # typ
     assert "# my team's settings" in config.read_text()
 
 
-def test_bad_config_values_and_keys(toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_config_values_and_keys(toolrun: Toolrun, toolrun_home: Path) -> None:
     bad_value = toolrun("config", "set", "registry_timeout", "soon")
     assert bad_value.returncode == 2 and "a duration such as 30s" in bad_value.stderr
     typo = toolrun("config", "get", "ofline")
@@ -139,7 +141,7 @@ def test_bad_config_values_and_keys(toolrun, toolrun_home: Path) -> None:  # typ
     assert latin1.returncode == 3 and "config.toml:2: not UTF-8 text (byte 0xe9)" in latin1.stderr
 
 
-def test_a_hand_edit_of_the_same_size_is_read(toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_hand_edit_of_the_same_size_is_read(toolrun: Toolrun, toolrun_home: Path) -> None:
     """The config's reading is kept in the cache by its content, not by its time or size."""
     config = toolrun_home / "config.toml"
     config.write_text("registry_timeout = 3\n")
@@ -151,14 +153,16 @@ def test_a_hand_edit_of_the_same_size_is_read(toolrun, toolrun_home: Path) -> No
     assert toolrun("config", "get", "registry_timeout").stdout == "4\n"
 
 
-def test_registry_add_refuses_missing_folders(toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_registry_add_refuses_missing_folders(toolrun: Toolrun) -> None:
     result = toolrun("registry", "add", "nope", "/no/such/folder")
     assert (
         result.returncode == 2 and "neither an http(s) URL nor an existing folder" in result.stderr
     )
 
 
-def test_the_fast_path_prints_what_typer_prints(registry: Path, toolrun, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_fast_path_prints_what_typer_prints(
+    registry: Path, toolrun: Toolrun, workdir: Path
+) -> None:
     assert toolrun("tool", "install", "hello", "greet").returncode == 0
     assert toolrun("exec", "hello", "--", "x").returncode == 0
     for flags in ([], ["--json"], ["--status", "succeeded"], ["--limit=1", "--json"]):
@@ -196,7 +200,7 @@ def test_hot_commands_import_no_heavy_library(args: list[str], workdir: Path) ->
 
 
 @pytest.mark.parametrize("shell", SHELLS)
-def test_committed_completion_scripts_are_current(shell: str, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_committed_completion_scripts_are_current(shell: str, toolrun: Toolrun) -> None:
     result = toolrun("completion", shell)
     assert result.returncode == 0
     suffix = {"bash": "bash", "zsh": "zsh", "fish": "fish", "powershell": "ps1"}[shell]
@@ -204,7 +208,7 @@ def test_committed_completion_scripts_are_current(shell: str, toolrun) -> None: 
     assert result.stdout == committed, "regenerate with: python scripts/update_completions.py"
 
 
-def test_completion_answers_from_the_app(toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_completion_answers_from_the_app(toolrun: Toolrun) -> None:
     result = toolrun(
         env={
             "_TOOLRUN_COMPLETE": "complete_bash",
@@ -239,7 +243,7 @@ def test_without_toolrun_home_the_platform_folders_are_used(tmp_path: Path, work
     assert result.stdout.strip() == str(tmp_path / "xdg-config" / "toolrun" / "config.toml")
 
 
-def test_a_broken_manifest_names_file_and_field(registry: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_manifest_names_file_and_field(registry: Path, toolrun: Toolrun) -> None:
     manifest = registry / "greet" / "0.1.0" / "tool.toml"
     manifest.write_text(manifest.read_text().replace('version = "0.1.0"', "version = 0.1"))
     result = toolrun("tool", "install", "greet")
@@ -262,8 +266,8 @@ def test_exec_and_the_cli_module_never_import_textual(registry: Path, workdir: P
 
 
 def test_exec_ends_at_once_with_everything_written(
-    registry: Path, workdir: Path, toolrun_home: Path, toolrun
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, workdir: Path, toolrun_home: Path, toolrun: Toolrun
+) -> None:
     """exec skips Python's teardown: its output, its run and the store must be complete first."""
     write_tool(registry, "many", "1.0.0", script="for n in range(20000):\n    print('line', n)\n")
     result = toolrun("exec", "many")
@@ -278,7 +282,9 @@ def test_exec_ends_at_once_with_everything_written(
     assert not (toolrun_home / "history.db-wal").exists()
 
 
-def test_exec_imports_none_of_the_slow_modules(registry: Path, workdir: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_exec_imports_none_of_the_slow_modules(
+    registry: Path, workdir: Path, toolrun: Toolrun
+) -> None:
     """Each costs milliseconds of exec's 100 ms budget (benchmarks/exec_overhead.py)."""
     assert toolrun("tool", "install", "hello").returncode == 0  # installing may use both
     # A config file too, read once already: its reading is kept, and tomllib needs typing.
@@ -301,8 +307,8 @@ def test_exec_imports_none_of_the_slow_modules(registry: Path, workdir: Path, to
 
 
 def test_exec_reencodes_a_gbk_tool_for_a_terminal_and_passes_bytes_into_a_pipe(
-    registry, toolrun, workdir
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun, workdir: Path
+) -> None:
     import os
     import pty
     import subprocess
@@ -341,7 +347,9 @@ def test_exec_reencodes_a_gbk_tool_for_a_terminal_and_passes_bytes_into_a_pipe(
     assert "转表 ok".encode() in seen  # the terminal's UTF-8, not the tool's GBK
 
 
-def test_what_a_user_reads_is_plain_words_not_python(registry, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_what_a_user_reads_is_plain_words_not_python(
+    registry: Path, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
     toolchain(
         "flags",
         "params:\n  push: {type: boolean, default: true}\n  n: 3\n"
@@ -356,7 +364,9 @@ def test_what_a_user_reads_is_plain_words_not_python(registry, toolchain, toolru
     assert beyond.returncode == 0 and "no runs on page 99 (1 in all" in beyond.stdout
 
 
-def test_the_output_cap_marks_every_step_whose_output_it_hides(probe, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_the_output_cap_marks_every_step_whose_output_it_hides(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
     assert toolrun("config", "set", "output_cap", "1KB").returncode == 0
     toolchain(
         "chatty",

@@ -8,12 +8,67 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+if TYPE_CHECKING:
+    from textual.app import App
+    from textual.pilot import Pilot
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+# -- the fixtures' types, for the tests' signatures --------------------------------------------
+
+
+class Toolrun(Protocol):
+    """The ``toolrun`` fixture: :func:`run_toolrun` in ./ (``workdir``) unless told ``cwd``."""
+
+    def __call__(
+        self,
+        *args: str,
+        cwd: Path | None = ...,
+        env: dict[str, str] | None = ...,
+        timeout: float = ...,
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+WriteToolchain = Callable[[str, str], Path]
+"""The ``toolchain`` fixture: (name, YAML text) -> the path of ./toolchains/NAME.yaml."""
+
+Answered = list[tuple[str, int, dict[str, str]]]
+"""What a ``serve`` server answered: (path, status, request headers) for each request."""
+
+
+class Serve(Protocol):
+    """The ``serve`` fixture: folder -> base URL; ``answered`` lists every request served."""
+
+    answered: Answered
+
+    def __call__(self, directory: Path) -> str: ...
+
+
+class StartDaemon(Protocol):
+    """The ``daemon`` fixture: start ``toolrun daemon ARGS`` in ./; stopped at the end."""
+
+    def __call__(self, *args: str, env: dict[str, str] | None = ...) -> DaemonProcess: ...
+
+
+class SnapCompare(Protocol):
+    """pytest-textual-snapshot's ``snap_compare`` fixture: the app's screen matches the SVG
+    kept in __snapshots__. (The plugin declares it ``Callable[[str | PurePath], bool]``, which
+    leaves out the keywords it takes.)"""
+
+    def __call__(
+        self,
+        app: str | PurePath | App[Any],
+        press: Iterable[str] = ...,
+        terminal_size: tuple[int, int] = ...,
+        run_before: Callable[[Pilot[Any]], Awaitable[None] | None] | None = ...,
+    ) -> bool: ...
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +114,7 @@ def run_toolrun(
 
 
 @pytest.fixture
-def toolrun(workdir: Path):  # type: ignore[no-untyped-def]
+def toolrun(workdir: Path) -> Toolrun:
     return functools.partial(run_toolrun, cwd=workdir)
 
 
@@ -106,7 +161,7 @@ def registry(workdir: Path) -> Path:
 class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
     """Answers quietly and notes (path, status, request headers) of every request."""
 
-    answered: list[tuple[str, int, dict[str, str]]]
+    answered: Answered
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         self.answered.append((self.path, int(code), dict(self.headers)))
@@ -115,24 +170,29 @@ class _RecordingHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def serve() -> Iterator[object]:
-    """Serve folders over HTTP on 127.0.0.1; returns a function folder -> base URL. Its
-    ``answered`` lists every request served: (path, status, request headers)."""
-    servers: list[http.server.ThreadingHTTPServer] = []
-    answered: list[tuple[str, int, dict[str, str]]] = []
+class _Servers:
+    """The ``serve`` fixture's function (a :class:`Serve`), and the servers it started."""
 
-    def start(directory: Path) -> str:
-        recording = type("Handler", (_RecordingHandler,), {"answered": answered})
+    def __init__(self) -> None:
+        self.servers: list[http.server.ThreadingHTTPServer] = []
+        self.answered: Answered = []
+
+    def __call__(self, directory: Path) -> str:
+        recording = type("Handler", (_RecordingHandler,), {"answered": self.answered})
         handler = functools.partial(recording, directory=str(directory))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+        self.servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/"
 
-    start.answered = answered  # type: ignore[attr-defined]
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """Serve folders over HTTP on 127.0.0.1; returns a function folder -> base URL. Its
+    ``answered`` lists every request served: (path, status, request headers)."""
+    start = _Servers()
     yield start
-    for server in servers:
+    for server in start.servers:
         server.shutdown()
         server.server_close()
 
@@ -156,7 +216,7 @@ def probe(workdir: Path) -> Path:
 
 
 @pytest.fixture
-def toolchain(workdir: Path):  # type: ignore[no-untyped-def]
+def toolchain(workdir: Path) -> WriteToolchain:
     """Write ./toolchains/NAME.yaml; returns its path."""
 
     def write(name: str, text: str) -> Path:
@@ -240,7 +300,7 @@ class DaemonProcess:
 
 
 @pytest.fixture
-def daemon(workdir: Path, probe: Path) -> Iterator[object]:
+def daemon(workdir: Path, probe: Path) -> Iterator[StartDaemon]:
     """Start daemons in ./ (which holds the probe registry); each is stopped at the end."""
     started: list[DaemonProcess] = []
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import run_toolrun
+from conftest import StartDaemon, Toolrun, WriteToolchain, run_toolrun
 
 from toolrun.executors.containment import (
     CGROUP,
@@ -93,7 +93,9 @@ def test_version_verbose_says_which_containment_is_in_force() -> None:
 
 
 @needs_cgroups
-def test_a_daemonised_grandchild_ends_when_its_step_exits(probe, toolrun, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_a_daemonised_grandchild_ends_when_its_step_exits(
+    probe: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     result = toolrun("exec", "probe", "--", "daemonize", "daemon.pid")
     assert result.returncode == 0, result.stderr
     assert gone_soon(daemon_pid(toolrun_home))
@@ -101,8 +103,8 @@ def test_a_daemonised_grandchild_ends_when_its_step_exits(probe, toolrun, toolru
 
 @needs_cgroups
 def test_a_daemonised_grandchild_ends_with_a_timed_out_step(
-    probe, toolchain, toolrun, toolrun_home
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     toolchain(
         "slow",
         "toolchain:\n"
@@ -115,7 +117,9 @@ def test_a_daemonised_grandchild_ends_with_a_timed_out_step(
 
 
 @needs_cgroups
-def test_a_daemonised_grandchild_ends_with_a_cancelled_run(daemon, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_a_daemonised_grandchild_ends_with_a_cancelled_run(
+    daemon: StartDaemon, toolrun_home: Path
+) -> None:
     import httpx
 
     server = daemon()
@@ -130,8 +134,8 @@ def test_a_daemonised_grandchild_ends_with_a_cancelled_run(daemon, toolrun_home)
 
 @needs_cgroups
 def test_a_daemonised_grandchild_ends_when_the_next_toolrun_finds_its_runner_killed(
-    probe, toolchain, workdir, toolrun_home
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, workdir: Path, toolrun_home: Path
+) -> None:
     toolchain("slow", "toolchain:\n  - a: {cmd: probe, args: [daemonize, daemon.pid, '60']}\n")
     runner = subprocess.Popen(
         [sys.executable, "-m", "toolrun", "run", "slow", "--plain"],
@@ -155,7 +159,9 @@ def test_a_daemonised_grandchild_ends_when_the_next_toolrun_finds_its_runner_kil
     assert not any(holder.name.startswith(f"toolrun-{runner.pid}-") for holder in holders)
 
 
-def test_without_cgroups_a_tree_still_ends_with_its_step(probe, toolrun, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_without_cgroups_a_tree_still_ends_with_its_step(
+    probe: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     env = {"TOOLRUN_CONTAINMENT": "group"}
     result = toolrun("exec", "--timeout", "1s", "probe", "--", "tree", "pids", env=env)
     assert result.returncode == 124
@@ -170,8 +176,8 @@ def test_without_cgroups_a_tree_still_ends_with_its_step(probe, toolrun, toolrun
 
 @pytest.mark.parametrize("steps", [1, 2])
 def test_a_timed_out_step_ends_on_time_and_records_no_exit_code(
-    probe, toolchain, toolrun, steps
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, steps: int
+) -> None:
     body = "toolchain:\n  - a: {cmd: probe, args: [sleep, '30'], timeout: 2s}\n"
     if steps == 2:
         body += "  - b: {cmd: probe, args: [echo, x], needs: []}\n"
@@ -188,7 +194,9 @@ def test_a_timed_out_step_ends_on_time_and_records_no_exit_code(
     assert (step["status"], step["exit_code"]) == ("timed_out", None)
 
 
-def test_a_timed_out_exec_ends_on_time_and_records_no_exit_code(probe, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_a_timed_out_exec_ends_on_time_and_records_no_exit_code(
+    probe: Path, toolrun: Toolrun
+) -> None:
     started = time.monotonic()
     result = toolrun("exec", "--timeout", "2s", "probe", "--", "sleep", "30")
     took = time.monotonic() - started
@@ -202,8 +210,8 @@ def test_a_timed_out_exec_ends_on_time_and_records_no_exit_code(probe, toolrun) 
 
 
 def test_a_tool_that_ignores_the_polite_signal_gets_the_grace_then_force(
-    probe, toolchain, toolrun
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
     assert toolrun("config", "set", "kill_grace", "1").returncode == 0
     toolchain("stubborn", "toolchain:\n  - a: {cmd: probe, args: [stubborn, pid], timeout: 1s}\n")
     result = toolrun("run", "stubborn", "--json")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, run_toolrun
+from conftest import REPO, StartDaemon, WriteToolchain, run_toolrun
 from daemon_seed_test import TIMEOUT, sse_events, wait_ended
 
 
@@ -26,7 +26,7 @@ def start_run(client: httpx.Client, body: dict[str, object]) -> str:
     return str(answer.json()["id"])
 
 
-def test_runs_are_listed_filtered_and_paged(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_runs_are_listed_filtered_and_paged(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         ids = [start_run(client, {"cmd": "probe", "args": ["echo", str(i)]}) for i in range(5)]
@@ -68,7 +68,7 @@ def test_runs_are_listed_filtered_and_paged(daemon) -> None:  # type: ignore[no-
                 assert answer.status_code == 400 and answer.json()["field"] == field, params
 
 
-def test_one_run_its_log_and_its_artifacts(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_one_run_its_log_and_its_artifacts(daemon: StartDaemon, toolchain: WriteToolchain) -> None:
     toolchain(
         "make",
         "toolchain:\n"
@@ -112,7 +112,7 @@ def test_one_run_its_log_and_its_artifacts(daemon, toolchain) -> None:  # type: 
             assert "error" in answer.json()
 
 
-def test_cancel_ends_a_running_run_and_refuses_an_ended_one(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_cancel_ends_a_running_run_and_refuses_an_ended_one(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         run_id = client.get("/cmd/probe/sleep/60?onlyid=true").text
@@ -125,7 +125,9 @@ def test_cancel_ends_a_running_run_and_refuses_an_ended_one(daemon) -> None:  # 
         assert client.post("/api/v1/runs/20990101000000-1/cancel").status_code == 404
 
 
-def test_the_queue_holds_runs_beyond_max_parallel_and_refuses_past_its_size(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_the_queue_holds_runs_beyond_max_parallel_and_refuses_past_its_size(
+    daemon: StartDaemon,
+) -> None:
     server = daemon("--max-parallel", "1", "--queue", "1")
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         going = client.get("/cmd/probe/sleep/60?onlyid=true").text
@@ -148,7 +150,7 @@ def test_the_queue_holds_runs_beyond_max_parallel_and_refuses_past_its_size(daem
         wait_ended(client, going)
 
 
-def test_the_daemon_wide_stream_reports_transitions(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_the_daemon_wide_stream_reports_transitions(daemon: StartDaemon) -> None:
     server = daemon()
     received: list[dict[str, str]] = []
     ready = threading.Event()
@@ -178,7 +180,9 @@ def test_the_daemon_wide_stream_reports_transitions(daemon) -> None:  # type: ig
     assert all(json.loads(e["data"])["id"] == run_id for e in received if e["event"] == "run")
 
 
-def test_tools_toolchains_health_and_openapi(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_tools_toolchains_health_and_openapi(
+    daemon: StartDaemon, toolchain: WriteToolchain
+) -> None:
     toolchain("one", "toolchain:\n  - a: {cmd: probe, args: [echo, hi]}\n")
     toolchain("broken", "toolchain: [\n")
     server = daemon()
@@ -197,7 +201,7 @@ def test_tools_toolchains_health_and_openapi(daemon, toolchain) -> None:  # type
         assert {"/cmd", "/result/{run_id}", "/api/v1/runs", "/metrics"} <= set(document["paths"])
 
 
-def test_metrics_parse_as_prometheus_text(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_parse_as_prometheus_text(daemon: StartDaemon) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     server = daemon()
@@ -229,7 +233,9 @@ def test_metrics_parse_as_prometheus_text(daemon) -> None:  # type: ignore[no-un
     assert not [line for line in text.splitlines() if "_created" in line]
 
 
-def test_metrics_in_multi_process_mode_add_up_across_daemons(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_in_multi_process_mode_add_up_across_daemons(
+    daemon: StartDaemon, tmp_path: Path
+) -> None:
     """With PROMETHEUS_MULTIPROC_DIR, each daemon writes its counts there and /metrics of
     any of them answers for all: two daemons, one run each, two runs counted."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -269,7 +275,9 @@ def test_tokens_are_created_listed_and_revoked_with_only_a_hash_stored(toolrun_h
     assert json.loads(run_toolrun("daemon", "token", "list", "--json").stdout) == []
 
 
-def test_tokens_scopes_and_allow_lists_are_enforced(daemon, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_tokens_scopes_and_allow_lists_are_enforced(
+    daemon: StartDaemon, toolrun_home: Path
+) -> None:
     reader = run_toolrun("daemon", "token", "create", "reader", "--scope", "read").stdout.strip()
     runner = run_toolrun(
         "daemon", "token", "create", "builder", "--scope", "run", "--allow", "probe"
@@ -324,7 +332,7 @@ def test_bad_daemon_options_are_usage_errors(workdir: Path) -> None:
 # -- stopping ---------------------------------------------------------------------------------
 
 
-def test_sigterm_refuses_new_runs_lets_running_ones_finish_and_exits_0(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_refuses_new_runs_lets_running_ones_finish_and_exits_0(daemon: StartDaemon) -> None:
     server = daemon("--grace", "20s")
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         run_id = client.get("/cmd/probe/sleep/2?onlyid=true").text
@@ -340,7 +348,7 @@ def test_sigterm_refuses_new_runs_lets_running_ones_finish_and_exits_0(daemon) -
     assert listed[run_id]["status"] == "succeeded"
 
 
-def test_sigterm_cancels_what_outlives_the_grace_period(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_cancels_what_outlives_the_grace_period(daemon: StartDaemon) -> None:
     server = daemon("--grace", "1s")
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         run_id = client.get("/cmd/probe/sleep/60?onlyid=true").text
@@ -353,7 +361,7 @@ def test_sigterm_cancels_what_outlives_the_grace_period(daemon) -> None:  # type
     assert server.events("drained")[0]["cancelled"] == [run_id]
 
 
-def test_after_sigkill_the_next_start_marks_its_runs_interrupted(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_after_sigkill_the_next_start_marks_its_runs_interrupted(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         run_id = client.get("/cmd/probe/sleep/60?onlyid=true").text
@@ -372,7 +380,7 @@ def test_after_sigkill_the_next_start_marks_its_runs_interrupted(daemon) -> None
 # -- many clients -----------------------------------------------------------------------------
 
 
-def test_hundreds_of_idle_sse_readers_do_not_hold_up_other_requests(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_hundreds_of_idle_sse_readers_do_not_hold_up_other_requests(daemon: StartDaemon) -> None:
     server = daemon()
     host, port = server.url.removeprefix("http://").split(":")
     run_id = httpx.get(f"{server.url}/cmd/probe/sleep/30?onlyid=true", timeout=TIMEOUT).text
@@ -397,8 +405,8 @@ def test_hundreds_of_idle_sse_readers_do_not_hold_up_other_requests(daemon) -> N
 
 
 def test_schemathesis_finds_no_disagreement_between_the_document_and_the_daemon(
-    daemon, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    daemon: StartDaemon, tmp_path: Path
+) -> None:
     server = daemon()
     # A real run, so that the operations on a run reach it rather than a 404.
     made = httpx.get(f"{server.url}/cmd/probe/write/out.txt/hello", timeout=TIMEOUT)
@@ -433,7 +441,7 @@ def test_schemathesis_finds_no_disagreement_between_the_document_and_the_daemon(
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
 
-def test_tls_serves_https_with_the_given_certificate(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_tls_serves_https_with_the_given_certificate(daemon: StartDaemon, tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
@@ -468,7 +476,7 @@ def test_tls_serves_https_with_the_given_certificate(daemon, tmp_path: Path) -> 
         httpx.get(f"{server.url}/healthz", timeout=TIMEOUT)  # not trusted without the cert
 
 
-def test_keep_alive_answers_do_not_wait_for_delayed_acks(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_keep_alive_answers_do_not_wait_for_delayed_acks(daemon: StartDaemon) -> None:
     # With Nagle's algorithm on, each answer's second segment waited for the client's delayed
     # ACK: 40 ms a request on one connection. TCP_NODELAY makes it a couple of ms.
     server = daemon()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_toolrun
+from conftest import DaemonProcess, StartDaemon, WriteToolchain, run_toolrun
 
 TIMEOUT = httpx.Timeout(30.0)
 
@@ -21,7 +21,7 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1])
 
 
-def runs(server) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def runs(server: DaemonProcess) -> list[dict[str, object]]:
     answer = httpx.get(f"{server.url}/api/v1/runs", timeout=TIMEOUT)
     assert answer.status_code == 200, answer.text
     return list(answer.json()["runs"])
@@ -30,7 +30,7 @@ def runs(server) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
 # -- host names -------------------------------------------------------------------------------
 
 
-def test_a_request_sent_to_a_name_the_daemon_does_not_serve_is_refused(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_sent_to_a_name_the_daemon_does_not_serve_is_refused(daemon: StartDaemon) -> None:
     server = daemon()
     port = port_of(server.url)
     httpx.get(f"{server.url}/cmd/probe/echo/x", timeout=TIMEOUT)  # one run to read
@@ -55,7 +55,7 @@ def test_a_request_sent_to_a_name_the_daemon_does_not_serve_is_refused(daemon) -
         assert httpx.get(f"{server.url}{path}", headers={"Host": "x"}, timeout=TIMEOUT).is_success
 
 
-def test_allow_host_adds_names_and_domains(daemon, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_allow_host_adds_names_and_domains(daemon: StartDaemon, toolrun_home: Path) -> None:
     assert run_toolrun("config", "set", "allow_hosts", "build01.studio.example").returncode == 0
     server = daemon("--allow-host", ".tools.example")
     for host, status in [
@@ -84,7 +84,9 @@ def test_allow_host_adds_names_and_domains(daemon, toolrun_home: Path) -> None: 
         {"Sec-Fetch-Site": "same-site"},
     ],
 )
-def test_a_request_from_another_site_starts_and_reads_nothing(daemon, headers) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_from_another_site_starts_and_reads_nothing(
+    daemon: StartDaemon, headers: dict[str, str]
+) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT, headers=headers) as client:
         answers = [
@@ -102,7 +104,7 @@ def test_a_request_from_another_site_starts_and_reads_nothing(daemon, headers) -
     assert runs(server) == []
 
 
-def test_the_same_origin_and_a_typed_address_are_answered(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_origin_and_a_typed_address_are_answered(daemon: StartDaemon) -> None:
     server = daemon()
     for headers in (
         {"Origin": server.url},
@@ -163,7 +165,9 @@ def open_in_chromium(url: str, profile: Path) -> None:
     )
 
 
-def test_a_web_page_in_a_real_browser_cannot_start_a_tool(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_web_page_in_a_real_browser_cannot_start_a_tool(
+    daemon: StartDaemon, tmp_path: Path
+) -> None:
     server = daemon()
     # Another origin on this machine, as any page on the internet would be.
     attack = f"""<!doctype html><title>cat pictures</title>
@@ -198,7 +202,9 @@ fetch("{server.url}/api/v1/runs", {{mode: "no-cors", method: "POST",
 # -- env from remote callers --------------------------------------------------------------------
 
 
-def test_a_remote_caller_sets_only_env_names_someone_accepted(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_a_remote_caller_sets_only_env_names_someone_accepted(
+    daemon: StartDaemon, toolchain: WriteToolchain
+) -> None:
     toolchain(
         "game",
         "accept_env: [GAME_*]\ntoolchain:\n  - a: {cmd: probe, args: [env, GAME_MODE, GREETING]}\n",
@@ -245,7 +251,7 @@ def test_a_remote_caller_sets_only_env_names_someone_accepted(daemon, toolchain)
     assert [r["status"] for r in runs(server)] == ["succeeded", "succeeded"]
 
 
-def test_config_accepts_env_for_every_tool_but_never_a_loader_variable(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_config_accepts_env_for_every_tool_but_never_a_loader_variable(daemon: StartDaemon) -> None:
     assert run_toolrun("config", "set", "accept_env", "STUDIO_*,LD_PRELOAD").returncode == 0
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import StartDaemon, WriteToolchain
 
 TIMEOUT = httpx.Timeout(30.0)
 LOOPS = ["asyncio"] + ([] if sys.platform == "win32" else ["uvloop"])
@@ -26,8 +27,8 @@ def wait_ended(client: httpx.Client, run_id: str) -> dict[str, object]:
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_runs_stream_time_out_and_cancel_under_each_loop(
-    daemon, toolchain, toolrun_home: Path, loop
-) -> None:  # type: ignore[no-untyped-def]
+    daemon: StartDaemon, toolchain: WriteToolchain, toolrun_home: Path, loop: str
+) -> None:
     toolchain(
         "pair",
         "toolchain:\n  - a: {cmd: probe, args: [echo, one]}\n"

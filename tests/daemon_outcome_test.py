@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import run_toolrun
+from conftest import StartDaemon, run_toolrun
 
 TIMEOUT = httpx.Timeout(30.0)
 
@@ -58,8 +58,8 @@ def trailers_of(body: bytes) -> dict[str, str]:
 
 
 def test_a_tool_that_cannot_start_says_so_in_the_stream_the_result_and_the_trailers(
-    daemon,
-) -> None:  # type: ignore[no-untyped-def]
+    daemon: StartDaemon,
+) -> None:
     server = daemon()
     too_long = {"cmd": "probe", "args": ["echo", "x" * 200_000]}  # past Linux's 128 KiB an arg
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
@@ -75,7 +75,7 @@ def test_a_tool_that_cannot_start_says_so_in_the_stream_the_result_and_the_trail
         assert result.headers["x-toolrun-exit-code"] == "127"
 
 
-def test_trailers_carry_the_status_and_the_tools_exit_code(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_trailers_carry_the_status_and_the_tools_exit_code(daemon: StartDaemon) -> None:
     server = daemon()
     head, body = raw_get(server.url, "/cmd/probe/fail/3")
     assert b"200 OK" in head.split(b"\r\n")[0]
@@ -101,7 +101,7 @@ def test_trailers_carry_the_status_and_the_tools_exit_code(daemon) -> None:  # t
     assert plain.text == "failing\n"
 
 
-def test_buffered_mode_maps_the_run_to_the_status_code(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_buffered_mode_maps_the_run_to_the_status_code(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         ok = client.get("/cmd/probe/echo/done?mode=buffered")
@@ -119,7 +119,7 @@ def test_buffered_mode_maps_the_run_to_the_status_code(daemon) -> None:  # type:
         assert wrong.status_code == 400 and wrong.json()["field"] == "mode"
 
 
-def test_the_output_cap_and_a_cancel_are_said_last(daemon, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_output_cap_and_a_cancel_are_said_last(daemon: StartDaemon, toolrun_home: Path) -> None:
     assert run_toolrun("config", "set", "output_cap", "1KB").returncode == 0
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
@@ -131,7 +131,9 @@ def test_the_output_cap_and_a_cancel_are_said_last(daemon, toolrun_home: Path) -
         assert client.get(f"/result/{started}").text.endswith("toolrun: run cancelled\n")
 
 
-def test_a_missing_system_program_is_a_404_before_anything_runs(daemon, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_system_program_is_a_404_before_anything_runs(
+    daemon: StartDaemon, workdir: Path
+) -> None:
     folder = workdir / "registry" / "ghost" / "1.0.0"
     folder.mkdir(parents=True)
     (folder / "tool.toml").write_text(
@@ -150,7 +152,7 @@ def test_a_missing_system_program_is_a_404_before_anything_runs(daemon, workdir:
 # -- a run whose daemon was killed ---------------------------------------------------------------
 
 
-def test_every_replay_of_an_interrupted_run_ends_with_run_finished(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_every_replay_of_an_interrupted_run_ends_with_run_finished(daemon: StartDaemon) -> None:
     first = daemon()
     run_id = httpx.get(f"{first.url}/cmd/probe/drip/100/0.1?onlyid=true", timeout=TIMEOUT).text
     time.sleep(1)
@@ -185,8 +187,8 @@ def test_every_replay_of_an_interrupted_run_ends_with_run_finished(daemon) -> No
 
 
 def test_a_log_whose_end_was_never_written_still_ends_with_run_finished(
-    daemon, toolrun_home
-) -> None:  # type: ignore[no-untyped-def]
+    daemon: StartDaemon, toolrun_home: Path
+) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         run_id = client.get("/cmd/probe/echo/x").headers["x-toolrun-run-id"]
@@ -217,7 +219,9 @@ def test_a_log_whose_end_was_never_written_still_ends_with_run_finished(
         ('{"cmd": "probe", "timeout": 0.5e999}', "json", "timeout", "finite"),
     ],
 )
-def test_a_body_that_could_mean_two_things_is_refused(daemon, body, kind, field, words) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_that_could_mean_two_things_is_refused(
+    daemon: StartDaemon, body: str, kind: str, field: str, words: str
+) -> None:
     server = daemon()
     answer = httpx.post(f"{server.url}/cmd?body={kind}", content=body, timeout=TIMEOUT)
     assert answer.status_code == 400, answer.text
@@ -226,7 +230,7 @@ def test_a_body_that_could_mean_two_things_is_refused(daemon, body, kind, field,
     assert httpx.get(f"{server.url}/api/v1/runs", timeout=TIMEOUT).json()["runs"] == []
 
 
-def test_a_yaml_number_keeps_its_digits(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_a_yaml_number_keeps_its_digits(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         # The seed's own form: version 2.0 (a number in YAML) is the version "2.0", a prefix.
@@ -245,7 +249,9 @@ def test_a_yaml_number_keeps_its_digits(daemon) -> None:  # type: ignore[no-unty
 # -- what a caller without the admin scope is shown ---------------------------------------------
 
 
-def test_server_paths_are_shown_only_to_the_admin_scope(daemon, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_server_paths_are_shown_only_to_the_admin_scope(
+    daemon: StartDaemon, toolrun_home: Path
+) -> None:
     reader = run_toolrun("daemon", "token", "create", "qa", "--scope", "run").stdout.strip()
     admin = run_toolrun("daemon", "token", "create", "ops", "--scope", "admin").stdout.strip()
     server = daemon()
@@ -282,7 +288,9 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_the_remote_cli_trusts_a_private_ca_when_told(daemon, tmp_path: Path, workdir) -> None:  # type: ignore[no-untyped-def]
+def test_the_remote_cli_trusts_a_private_ca_when_told(
+    daemon: StartDaemon, tmp_path: Path, workdir: Path
+) -> None:
     cert, key = _certificate(tmp_path)
     server = daemon("--tls-cert", str(cert), "--tls-key", str(key))
     untrusted = run_toolrun("--remote", server.url, "history", "--json", cwd=workdir)
@@ -300,8 +308,8 @@ def test_the_remote_cli_trusts_a_private_ca_when_told(daemon, tmp_path: Path, wo
 
 
 def test_a_swapped_certificate_and_key_fail_before_listening(
-    daemon, tmp_path: Path, workdir
-) -> None:  # type: ignore[no-untyped-def]
+    daemon: StartDaemon, tmp_path: Path, workdir: Path
+) -> None:
     cert, key = _certificate(tmp_path)
     result = run_toolrun(
         "daemon", "-p", "0", "--tls-cert", str(key), "--tls-key", str(cert), cwd=workdir

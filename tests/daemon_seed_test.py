@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_toolrun
+from conftest import StartDaemon, WriteToolchain, run_toolrun
 
 TIMEOUT = httpx.Timeout(30.0)
 
@@ -26,7 +27,8 @@ def wait_ended(client: httpx.Client, run_id: str, seconds: float = 30) -> dict[s
 
 def sse_events(lines: list[str]) -> list[dict[str, str]]:
     """Parse Server-Sent Events from response lines."""
-    events, current = [], {}
+    events: list[dict[str, str]] = []
+    current: dict[str, str] = {}
     for line in lines:
         if not line:
             if current:
@@ -38,7 +40,9 @@ def sse_events(lines: list[str]) -> list[dict[str, str]]:
     return events
 
 
-def test_get_cmd_streams_the_tools_output_and_records_the_run(daemon, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_get_cmd_streams_the_tools_output_and_records_the_run(
+    daemon: StartDaemon, toolrun_home: Path
+) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         answer = client.get("/cmd/probe/echo/hello%2Fworld/second arg")
@@ -53,7 +57,7 @@ def test_get_cmd_streams_the_tools_output_and_records_the_run(daemon, toolrun_ho
     assert [r["id"] for r in json.loads(listed.stdout)] == [run_id]
 
 
-def test_a_version_in_the_path_picks_that_version(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_a_version_in_the_path_picks_that_version(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         run_id = client.get("/cmd/probe@1.0.0/echo/x").headers["x-toolrun-run-id"]
@@ -61,7 +65,7 @@ def test_a_version_in_the_path_picks_that_version(daemon) -> None:  # type: igno
     assert run["steps"][0]["version"] == "1.0.0"
 
 
-def test_curl_streams_output_as_it_is_produced(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_curl_streams_output_as_it_is_produced(daemon: StartDaemon) -> None:
     server = daemon()
     started = time.monotonic()
     process = subprocess.Popen(
@@ -76,7 +80,7 @@ def test_curl_streams_output_as_it_is_produced(daemon) -> None:  # type: ignore[
     assert first_at < 0.8 * (time.monotonic() - started)  # the first line came before the end
 
 
-def test_onlyid_answers_202_at_once_and_result_follows_the_run(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_onlyid_answers_202_at_once_and_result_follows_the_run(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         answer = client.get("/cmd/probe/sleep/1?onlyid=true")
@@ -92,7 +96,7 @@ def test_onlyid_answers_202_at_once_and_result_follows_the_run(daemon) -> None: 
     assert done.text == "sleeping\nwoke\n"
 
 
-def test_result_is_404_for_unknown_and_malformed_ids(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_result_is_404_for_unknown_and_malformed_ids(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         for path in ("/result/20990101000000-1", "/result/..%2F..%2Fetc", "/result/not-an-id"):
@@ -101,7 +105,7 @@ def test_result_is_404_for_unknown_and_malformed_ids(daemon) -> None:  # type: i
             assert answer.json()["error"] == "not_found"
 
 
-def test_post_takes_yaml_by_default_json_by_flag_or_content_type(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_post_takes_yaml_by_default_json_by_flag_or_content_type(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         yaml_body = "cmd: probe\nversion: 2.0.0\nargs: [env, GREETING]\nenv:\n  - GREETING:hi\n"
@@ -114,7 +118,9 @@ def test_post_takes_yaml_by_default_json_by_flag_or_content_type(daemon) -> None
         assert answer.text == "j\n"
 
 
-def test_post_with_toolchain_runs_it_with_the_bodys_params(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_post_with_toolchain_runs_it_with_the_bodys_params(
+    daemon: StartDaemon, toolchain: WriteToolchain
+) -> None:
     toolchain(
         "greet",
         "params:\n  who: {type: string, default: nobody}\n"
@@ -132,7 +138,7 @@ def test_post_with_toolchain_runs_it_with_the_bodys_params(daemon, toolchain) ->
     assert run["toolchain"] == "greet" and run["params"] == {"who": "team"}
 
 
-def test_sse_carries_every_event_with_ids_in_order(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_sse_carries_every_event_with_ids_in_order(daemon: StartDaemon) -> None:
     server = daemon()
     with (
         httpx.Client(base_url=server.url, timeout=TIMEOUT) as client,
@@ -149,7 +155,7 @@ def test_sse_carries_every_event_with_ids_in_order(daemon) -> None:  # type: ign
     assert lines == ["a", "b"]
 
 
-def test_an_sse_client_that_reconnects_gets_every_line_exactly_once(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_an_sse_client_that_reconnects_gets_every_line_exactly_once(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         run_id = client.get("/cmd/probe/drip/30/0.05?onlyid=true").text
@@ -175,7 +181,7 @@ def test_an_sse_client_that_reconnects_gets_every_line_exactly_once(daemon) -> N
     assert seen == [f"drip {i}" for i in range(30)]
 
 
-def test_result_help_is_the_embedded_manual(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_result_help_is_the_embedded_manual(daemon: StartDaemon) -> None:
     server = daemon()
     answer = httpx.get(f"{server.url}/result/help", timeout=TIMEOUT)
     assert answer.status_code == 200
@@ -184,7 +190,7 @@ def test_result_help_is_the_embedded_manual(daemon) -> None:  # type: ignore[no-
     assert "http://" not in answer.text.split("<body>")[0]  # no external assets
 
 
-def test_a_client_that_disconnects_leaves_the_run_going(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_that_disconnects_leaves_the_run_going(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         with client.stream("GET", "/cmd/probe/sleep/1") as answer:
@@ -233,8 +239,8 @@ BAD_POSTS = [
 
 @pytest.mark.parametrize(("path", "body", "status", "field"), BAD_POSTS)
 def test_bad_requests_get_a_4xx_naming_the_problem(
-    daemon, toolchain, path, body, status, field
-) -> None:  # type: ignore[no-untyped-def]
+    daemon: StartDaemon, toolchain: WriteToolchain, path: str, body: str, status: int, field: str
+) -> None:
     toolchain(
         "greet", "params:\n  who: {type: string}\ntoolchain:\n  - a: {cmd: probe, args: [echo]}\n"
     )
@@ -248,14 +254,14 @@ def test_bad_requests_get_a_4xx_naming_the_problem(
     assert httpx.get(f"{server.url}/api/v1/runs", timeout=TIMEOUT).json()["runs"] == []
 
 
-def test_a_body_over_1_mib_is_refused_with_413(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_over_1_mib_is_refused_with_413(daemon: StartDaemon) -> None:
     server = daemon()
     big = "cmd: probe\nargs: [echo, '" + "x" * (1024 * 1024) + "']\n"
     answer = httpx.post(f"{server.url}/cmd", content=big, timeout=TIMEOUT)
     assert answer.status_code == 413
     assert answer.json()["error"] == "too_large"
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for _ in range(40):
             yield b"#" * 65536  # no Content-Length: refused while reading
 
@@ -263,7 +269,7 @@ def test_a_body_over_1_mib_is_refused_with_413(daemon) -> None:  # type: ignore[
     assert answer.status_code == 413
 
 
-def test_unknown_paths_and_methods_answer_json(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_paths_and_methods_answer_json(daemon: StartDaemon) -> None:
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         missing = client.get("/nowhere")
@@ -276,7 +282,9 @@ def test_unknown_paths_and_methods_answer_json(daemon) -> None:  # type: ignore[
         assert nul.status_code == 400 and nul.json()["field"] == "args"
 
 
-def test_the_log_names_every_request_and_never_a_token(daemon, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_log_names_every_request_and_never_a_token(
+    daemon: StartDaemon, toolrun_home: Path
+) -> None:
     created = run_toolrun("daemon", "token", "create", "ci")
     secret = created.stdout.strip()
     server = daemon()
@@ -293,7 +301,9 @@ def test_the_log_names_every_request_and_never_a_token(daemon, toolrun_home: Pat
     assert secret not in "".join(server.raw)
 
 
-def test_a_run_of_another_process_is_followed_as_its_log_grows(daemon, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_of_another_process_is_followed_as_its_log_grows(
+    daemon: StartDaemon, workdir: Path
+) -> None:
     server = daemon()
     import os
     import sys
@@ -355,7 +365,9 @@ HOSTILE = [
 ]
 
 
-def test_hostile_requests_get_a_4xx_and_the_daemon_keeps_answering(daemon, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_requests_get_a_4xx_and_the_daemon_keeps_answering(
+    daemon: StartDaemon, toolchain: WriteToolchain
+) -> None:
     toolchain(
         "greet", "params:\n  who: {type: string}\ntoolchain:\n  - a: {cmd: probe, args: [echo]}\n"
     )
@@ -375,7 +387,7 @@ def test_hostile_requests_get_a_4xx_and_the_daemon_keeps_answering(daemon, toolc
     assert not server.events("server"), server.events("server")  # no error the app let through
 
 
-def test_a_body_framed_twice_is_refused(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_framed_twice_is_refused(daemon: StartDaemon) -> None:
     import socket
 
     server = daemon()
@@ -395,7 +407,7 @@ def test_a_body_framed_twice_is_refused(daemon) -> None:  # type: ignore[no-unty
     assert answer.startswith(b"HTTP/1.1 400") and b"not both" in answer, answer
 
 
-def test_a_large_yaml_body_does_not_hold_up_other_requests(daemon) -> None:  # type: ignore[no-untyped-def]
+def test_a_large_yaml_body_does_not_hold_up_other_requests(daemon: StartDaemon) -> None:
     """YAML is parsed in a worker thread: /healthz answers meanwhile."""
     import threading
 

@@ -12,23 +12,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import run_toolrun
+from conftest import Toolrun, WriteToolchain, run_toolrun
 
 
-def runs_of(toolrun) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def runs_of(toolrun: Toolrun) -> list[dict[str, Any]]:
     listed = toolrun("history", "--json", "--limit", "100")
     assert listed.returncode == 0, listed.stderr
     return list(json.loads(listed.stdout))
 
 
-def shown(toolrun, run_id: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def shown(toolrun: Toolrun, run_id: str) -> dict[str, Any]:
     return dict(json.loads(toolrun("show", run_id, "--json").stdout))
 
 
 @pytest.fixture
-def history(registry: Path, toolchain, toolrun) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+def history(registry: Path, toolchain: WriteToolchain, toolrun: Toolrun) -> list[dict[str, Any]]:
     """A few runs of several kinds, as `show --json` gives them."""
     toolchain(
         "pair",
@@ -46,13 +47,13 @@ KEPT = ("id", "toolchain", "status", "origin", "requester", "params", "exit_code
 STEP_KEPT = ("id", "tool", "spec", "version", "sha256", "status", "attempts", "exit_code")
 
 
-def same_history(before: list[dict[str, object]], after: list[dict[str, object]]) -> None:
+def same_history(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:
     assert [r["id"] for r in after] == [r["id"] for r in before]
     for old, new in zip(before, after, strict=True):
         assert {k: new[k] for k in KEPT} == {k: old[k] for k in KEPT}
-        assert abs(float(new["created_at"]) - float(old["created_at"])) < 1  # type: ignore[arg-type]
-        old_steps = [{k: s[k] for k in STEP_KEPT} for s in old["steps"]]  # type: ignore[attr-defined]
-        new_steps = [{k: s[k] for k in STEP_KEPT} for s in new["steps"]]  # type: ignore[attr-defined]
+        assert abs(float(new["created_at"]) - float(old["created_at"])) < 1
+        old_steps = [{k: s[k] for k in STEP_KEPT} for s in old["steps"]]
+        new_steps = [{k: s[k] for k in STEP_KEPT} for s in new["steps"]]
         assert new_steps == old_steps
 
 
@@ -61,8 +62,8 @@ def same_history(before: list[dict[str, object]], after: list[dict[str, object]]
 
 @pytest.mark.parametrize("damage", ["header", "pages"])
 def test_a_damaged_index_is_named_and_repaired_from_the_run_folders(
-    history, toolrun, toolrun_home: Path, damage: str
-) -> None:  # type: ignore[no-untyped-def]
+    history: list[dict[str, Any]], toolrun: Toolrun, toolrun_home: Path, damage: str
+) -> None:
     db = toolrun_home / "history.db"
     data = bytearray(db.read_bytes())
     if damage == "header":
@@ -87,7 +88,9 @@ def test_a_damaged_index_is_named_and_repaired_from_the_run_folders(
     assert toolrun("exec", "greet").returncode == 0  # and the store is writable again
 
 
-def test_an_emptied_index_says_so_and_names_the_fix(history, toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_emptied_index_says_so_and_names_the_fix(
+    history: list[dict[str, Any]], toolrun: Toolrun, toolrun_home: Path
+) -> None:
     (toolrun_home / "history.db").write_bytes(b"")
     for side in ("history.db-wal", "history.db-shm"):
         (toolrun_home / side).unlink(missing_ok=True)
@@ -101,8 +104,8 @@ def test_an_emptied_index_says_so_and_names_the_fix(history, toolrun, toolrun_ho
 
 
 def test_a_run_the_index_lost_is_never_overwritten_by_a_new_one(
-    registry, toolrun, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     assert toolrun("exec", "greet").returncode == 0
     (first,) = runs_of(toolrun)
     (toolrun_home / "history.db").unlink()
@@ -118,8 +121,8 @@ def test_a_run_the_index_lost_is_never_overwritten_by_a_new_one(
 
 
 def test_a_log_cut_short_is_read_with_a_warning_naming_the_byte(
-    registry, toolrun, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     assert toolrun("exec", "hello", "--", "one").returncode == 0
     (run,) = runs_of(toolrun)
     log = toolrun_home / "runs" / str(run["id"]) / "events.jsonl"
@@ -141,7 +144,9 @@ def _no_room() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
 
 
-def test_the_history_reads_on_a_full_disk(history, workdir: Path, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_history_reads_on_a_full_disk(
+    history: list[dict[str, Any]], workdir: Path, toolrun_home: Path
+) -> None:
     for side in ("history.db-wal", "history.db-shm"):
         assert not (toolrun_home / side).exists()  # closed cleanly: a reader must make them
     run_id = str(history[0]["id"])
@@ -163,8 +168,8 @@ def test_the_history_reads_on_a_full_disk(history, workdir: Path, toolrun_home: 
 
 
 def test_an_argument_that_is_not_utf8_is_refused_and_leaves_nothing(
-    registry, toolrun, toolrun_home: Path, workdir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun, toolrun_home: Path, workdir: Path
+) -> None:
     for args in (
         [b"exec", b"hello", b"--", b"\xff"],
         [b"run", b"pair", b"who=\xffx"],
@@ -184,7 +189,9 @@ def test_an_argument_that_is_not_utf8_is_refused_and_leaves_nothing(
 # -- a YAML bomb --------------------------------------------------------------------------------
 
 
-def test_a_yaml_bomb_is_refused_at_once(registry, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_a_yaml_bomb_is_refused_at_once(
+    registry: Path, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
     levels = ["x0: &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for i in range(1, 10):
         levels.append(f"x{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 9) + "]")
@@ -203,7 +210,9 @@ def test_a_yaml_bomb_is_refused_at_once(registry, toolchain, toolrun) -> None:  
 # -- installs ------------------------------------------------------------------------------------
 
 
-def test_an_install_cleans_what_killed_installs_left(registry, toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_install_cleans_what_killed_installs_left(
+    registry: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     staging = toolrun_home / "tools" / ".staging"
@@ -223,8 +232,8 @@ def test_an_install_cleans_what_killed_installs_left(registry, toolrun, toolrun_
 
 
 def test_a_tool_changed_after_install_is_refused_until_reinstalled(
-    registry, toolrun, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     assert toolrun("tool", "install", "hello==1.0.0").returncode == 0
     folder = toolrun_home / "tools" / "hello" / "1.0.0"
     main = folder / "main.py"

@@ -8,24 +8,27 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+from conftest import Toolrun, WriteToolchain
 
 
-def events_of(home: Path, run_id: str) -> list[dict]:  # type: ignore[type-arg]
+def events_of(home: Path, run_id: str) -> list[dict[str, Any]]:
     path = home / "runs" / run_id / "events.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def only_run(toolrun) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    runs = json.loads(toolrun("history", "--json").stdout)
+def only_run(toolrun: Toolrun) -> dict[str, Any]:
+    runs: list[dict[str, Any]] = json.loads(toolrun("history", "--json").stdout)
     assert len(runs) >= 1
     return runs[0]
 
 
-def shown(toolrun, run_id: str) -> dict:  # type: ignore[no-untyped-def, type-arg]
-    return json.loads(toolrun("show", run_id, "--json").stdout)
+def shown(toolrun: Toolrun, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] = json.loads(toolrun("show", run_id, "--json").stdout)
+    return run
 
 
 # A run of one plain step executes on the CLI's thread (threaded_driver); with a second step it
@@ -39,8 +42,8 @@ def second_step(request: pytest.FixtureRequest) -> str:
 
 
 def test_a_toolchain_runs_in_order_passing_outputs_and_files(
-    probe, toolchain, toolrun, toolrun_home
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     toolchain(
         "pass",
         """
@@ -83,7 +86,9 @@ toolchain:
     ]
 
 
-def test_failures_skip_dependents_unless_allowed(probe, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_failures_skip_dependents_unless_allowed(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
     toolchain(
         "fails",
         """
@@ -116,8 +121,13 @@ toolchain:
 
 
 def test_retries_with_backoff_number_every_attempt(
-    probe, toolchain, toolrun, toolrun_home, tmp_path, second_step
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path,
+    toolchain: WriteToolchain,
+    toolrun: Toolrun,
+    toolrun_home: Path,
+    tmp_path: Path,
+    second_step: str,
+) -> None:
     counter = tmp_path / "counter"
     toolchain(
         "flaky",
@@ -166,7 +176,9 @@ def tree_is_gone(pid_file: Path) -> list[int]:
     pytest.fail(f"processes of the run's tree survived: {alive}")
 
 
-def test_a_step_timeout_ends_the_whole_tree(probe, toolchain, toolrun, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_step_timeout_ends_the_whole_tree(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, tmp_path: Path
+) -> None:
     pid_file = tmp_path / "pids"
     toolchain(
         "slow",
@@ -186,7 +198,9 @@ toolchain:
     assert "step timed out after 1s" in result.stdout
 
 
-def test_a_step_timeout_in_a_run_of_one_step(probe, toolchain, toolrun, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_step_timeout_in_a_run_of_one_step(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, tmp_path: Path
+) -> None:
     pid_file = tmp_path / "pids"
     toolchain(
         "slow1", f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"], timeout: 1s}}\n'
@@ -198,7 +212,9 @@ def test_a_step_timeout_in_a_run_of_one_step(probe, toolchain, toolrun, tmp_path
     assert (step["status"], step["error"]) == ("timed_out", "step timed out after 1s")
 
 
-def test_a_run_timeout_exits_124(probe, toolchain, toolrun, tmp_path, second_step) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_timeout_exits_124(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, tmp_path: Path, second_step: str
+) -> None:
     pid_file = tmp_path / "pids"
     hang = f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}{second_step}\n'
     toolchain("hang", hang)
@@ -227,8 +243,13 @@ def wait_for(path: Path, timeout: float = 20) -> None:
 
 
 def test_ctrl_c_cancels_cleanly_with_exit_130(
-    probe, toolchain, workdir, tmp_path, toolrun, second_step
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path,
+    toolchain: WriteToolchain,
+    workdir: Path,
+    tmp_path: Path,
+    toolrun: Toolrun,
+    second_step: str,
+) -> None:
     pid_file = tmp_path / "pids"
     hang = f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}{second_step}\n'
     toolchain("hang", hang)
@@ -243,8 +264,13 @@ def test_ctrl_c_cancels_cleanly_with_exit_130(
 
 
 def test_ctrl_c_twice_forces_a_tool_that_ignores_the_polite_signal(
-    probe, toolchain, workdir, tmp_path, toolrun, second_step
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path,
+    toolchain: WriteToolchain,
+    workdir: Path,
+    tmp_path: Path,
+    toolrun: Toolrun,
+    second_step: str,
+) -> None:
     pid_file = tmp_path / "pid"
     toolchain(
         "stubborn",
@@ -268,8 +294,13 @@ def test_ctrl_c_twice_forces_a_tool_that_ignores_the_polite_signal(
 
 
 def test_cancel_from_another_process(
-    probe, toolchain, workdir, tmp_path, toolrun, second_step
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path,
+    toolchain: WriteToolchain,
+    workdir: Path,
+    tmp_path: Path,
+    toolrun: Toolrun,
+    second_step: str,
+) -> None:
     pid_file = tmp_path / "pids"
     hang = f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}{second_step}\n'
     toolchain("hang", hang)
@@ -285,8 +316,13 @@ def test_cancel_from_another_process(
 
 
 def test_a_killed_runner_leaves_an_interrupted_run_with_its_events(
-    probe, toolchain, workdir, tmp_path, toolrun, toolrun_home
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path,
+    toolchain: WriteToolchain,
+    workdir: Path,
+    tmp_path: Path,
+    toolrun: Toolrun,
+    toolrun_home: Path,
+) -> None:
     pid_file = tmp_path / "pids"
     toolchain("hang", f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}\n')
     process = start_run(workdir, "run", "hang")
@@ -322,8 +358,13 @@ def test_a_killed_runner_leaves_an_interrupted_run_with_its_events(
 
 
 def test_a_killed_runner_whose_tool_already_exited_leaves_no_children(
-    probe, toolchain, workdir, tmp_path, toolrun, second_step
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path,
+    toolchain: WriteToolchain,
+    workdir: Path,
+    tmp_path: Path,
+    toolrun: Toolrun,
+    second_step: str,
+) -> None:
     """The step's leader is gone, its children live on in its process group: the group's
     number cannot have been given to anything else, so the next toolrun ends the group."""
     pid_file = tmp_path / "pids"
@@ -344,8 +385,8 @@ def test_a_killed_runner_whose_tool_already_exited_leaves_no_children(
 
 
 def test_following_a_run_whose_runner_dies_ends_its_tools(
-    probe, toolchain, workdir, tmp_path, toolrun
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, workdir: Path, tmp_path: Path, toolrun: Toolrun
+) -> None:
     pid_file = tmp_path / "pids"
     toolchain("hang", f'toolchain:\n  - tree: {{cmd: probe, args: [tree, "{pid_file}"]}}\n')
     runner = start_run(workdir, "run", "hang")
@@ -375,7 +416,9 @@ def test_following_a_run_whose_runner_dies_ends_its_tools(
     ],
     ids=["signal", "exit-code", "closes-stdout", "binary", "dir", "fifo", "link", "big"],
 )
-def test_misbehaving_tools(probe, toolrun, toolrun_home, args, status, expect) -> None:  # type: ignore[no-untyped-def]
+def test_misbehaving_tools(
+    probe: Path, toolrun: Toolrun, toolrun_home: Path, args: list[str], status: str, expect: str
+) -> None:
     result = toolrun("exec", "probe", "--", *args)
     run = only_run(toolrun)
     assert run["status"] == status
@@ -390,7 +433,7 @@ def test_misbehaving_tools(probe, toolrun, toolrun_home, args, status, expect) -
         assert shown(toolrun, run["id"])["steps"][0]["outputs"] == {}
 
 
-def test_a_tool_that_cannot_start(probe, toolrun, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_a_tool_that_cannot_start(probe: Path, toolrun: Toolrun, toolrun_home: Path) -> None:
     main = toolrun_home / "tools"
     assert toolrun("tool", "install", "probe").returncode == 0
     manifest = main / "probe" / "2.0.0" / ".toolrun-receipt.json"
@@ -402,7 +445,9 @@ def test_a_tool_that_cannot_start(probe, toolrun, toolrun_home) -> None:  # type
     assert "not executable" in result.stderr
 
 
-def test_enormous_lines_are_cut_not_fatal(probe, toolrun, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_enormous_lines_are_cut_not_fatal(
+    probe: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     result = toolrun("exec", "probe", "--", "bigline", "1000000")
     assert result.returncode == 0
     assert len(result.stdout) == 1000001  # exec passes the bytes through untouched
@@ -416,7 +461,9 @@ def test_enormous_lines_are_cut_not_fatal(probe, toolrun, toolrun_home) -> None:
     assert max(len(line) for line in lines) == 64 * 1024
 
 
-def test_children_that_outlive_the_tool_are_ended(probe, toolrun, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_children_that_outlive_the_tool_are_ended(
+    probe: Path, toolrun: Toolrun, tmp_path: Path
+) -> None:
     pid_file = tmp_path / "orphan"
     started = time.monotonic()
     result = toolrun("exec", "probe", "--", "orphan", str(pid_file))
@@ -429,7 +476,7 @@ def test_children_that_outlive_the_tool_are_ended(probe, toolrun, tmp_path) -> N
         time.sleep(0.05)
 
 
-def test_exec_passes_output_and_exit_code_through(probe, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_exec_passes_output_and_exit_code_through(probe: Path, toolrun: Toolrun) -> None:
     result = toolrun("exec", "probe@1", "--", "echo", "a b", "${{ not.expanded }}")
     assert result.stdout == "a b\n${{ not.expanded }}\n"
     failed = toolrun("exec", "probe", "--", "fail", "9")
@@ -439,7 +486,9 @@ def test_exec_passes_output_and_exit_code_through(probe, toolrun) -> None:  # ty
     assert run["toolchain"] == "probe" and run["origin"] == "cli"
 
 
-def test_the_environment_is_clean(probe, toolrun, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_environment_is_clean(
+    probe: Path, toolrun: Toolrun, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SECRET_TOKEN", "leak")
     monkeypatch.setenv("LC_ALL", "C.UTF-8")
     result = toolrun("exec", "probe", "--", "env", "SECRET_TOKEN", "LC_ALL", "PATH", "TOOLRUN_STEP")
@@ -451,8 +500,8 @@ def test_the_environment_is_clean(probe, toolrun, monkeypatch) -> None:  # type:
 
 
 def test_output_cap_truncates_the_log_and_the_tool_keeps_running(
-    probe, toolrun, toolrun_home
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     assert toolrun("config", "set", "output_cap", "10KB").returncode == 0
     result = toolrun("exec", "probe", "--", "lines", "5000")
     assert result.returncode == 0
@@ -464,9 +513,11 @@ def test_output_cap_truncates_the_log_and_the_tool_keeps_running(
     assert stored[-1]["kind"] == "run_finished" and stored[-1]["status"] == "succeeded"
 
 
-def test_two_million_lines_are_all_stored(probe, toolrun, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_two_million_lines_are_all_stored(
+    probe: Path, toolrun: Toolrun, toolrun_home: Path, workdir: Path
+) -> None:
     assert toolrun("config", "set", "log_format", "both").returncode == 0
-    result = toolrun("run", "--plain", sys_path_toolchain(toolrun, "big"), timeout=300)
+    result = toolrun("run", "--plain", sys_path_toolchain(workdir, "big"), timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     run_id = only_run(toolrun)["id"]
     count = 0
@@ -481,8 +532,8 @@ def test_two_million_lines_are_all_stored(probe, toolrun, toolrun_home) -> None:
         assert sum(1 for _ in log) == 2_000_000
 
 
-def sys_path_toolchain(toolrun, name: str) -> str:  # type: ignore[no-untyped-def]
-    folder = Path(toolrun.keywords["cwd"]) / "toolchains"
+def sys_path_toolchain(workdir: Path, name: str) -> str:
+    folder = workdir / "toolchains"
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.yaml").write_text(
         "toolchain:\n  - big: {cmd: probe, args: [lines, '2000000']}\n"
@@ -490,7 +541,9 @@ def sys_path_toolchain(toolrun, name: str) -> str:  # type: ignore[no-untyped-de
     return name
 
 
-def test_run_ids_are_unique_across_processes(probe, toolrun, workdir, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_run_ids_are_unique_across_processes(
+    probe: Path, toolrun: Toolrun, workdir: Path, toolrun_home: Path
+) -> None:
     assert toolrun("tool", "install", "probe").returncode == 0
     script = (
         "import sys\n"
@@ -522,8 +575,8 @@ def test_run_ids_are_unique_across_processes(probe, toolrun, workdir, toolrun_ho
 
 @pytest.mark.parametrize("command", ["exec", "run", "run --json"])
 def test_a_reader_that_goes_away_cancels_the_run_quietly(
-    probe, toolchain, workdir, toolrun, command: str
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, workdir: Path, toolrun: Toolrun, command: str
+) -> None:
     """`toolrun run X | head`: toolrun ends like a pipeline's writer, and the run is recorded."""
     toolchain("many", "toolchain:\n  - many: {cmd: probe, args: [lines, '2000000']}\n")
     args = {

@@ -51,7 +51,7 @@ def test_events_round_trip(tmp_path: Path) -> None:
     assert list(read_events(tmp_path / "events.jsonl")) == [event]
 
 
-def test_follow_batches_groups_what_is_waiting_and_keeps_alive_when_quiet(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_follow_batches_groups_what_is_waiting_and_keeps_alive_when_quiet(tmp_path: Path) -> None:
     import asyncio
 
     from toolrun.runs.events import OUTPUT, RUN_FINISHED, EventLog, RunChannel

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any, TypedDict
 
 from toolrun.executors.local import LocalExecutor
 from toolrun.executors.protocol import Ending, Launch, Placement, Sink, StartError
@@ -20,9 +21,18 @@ from toolrun.tools.registry import FolderRegistry
 from toolrun.tools.resolver import ToolResolver
 
 
+class Answer(TypedDict, total=False):
+    """One scripted launch: it cannot start, hangs until cancelled, or exits with outputs."""
+
+    cannot_start: bool
+    hang: bool
+    exit: int
+    outputs: dict[str, str]
+
+
 class ScriptedAttempt:
     def __init__(
-        self, executor: ScriptedExecutor, launch: Launch, sink: Sink, answer: dict[str, object]
+        self, executor: ScriptedExecutor, launch: Launch, sink: Sink, answer: Answer
     ) -> None:
         self.executor = executor
         self.launch = launch
@@ -36,8 +46,8 @@ class ScriptedAttempt:
         if self.answer.get("hang"):
             await self.cancelled.wait()
             return Ending(-15)
-        outputs = dict(self.answer.get("outputs", {}))  # type: ignore[call-overload]
-        return Ending(int(self.answer["exit"]), outputs)  # type: ignore[call-overload]
+        outputs = dict(self.answer.get("outputs", {}))
+        return Ending(self.answer["exit"], outputs)
 
     async def cancel(self, *, grace: float, forced: object = None) -> None:
         self.executor.cancels.append(grace)
@@ -49,7 +59,7 @@ class ScriptedExecutor:
 
     name = "scripted"
 
-    def __init__(self, script: dict[str, list[dict[str, object]]]) -> None:
+    def __init__(self, script: dict[str, list[Answer]]) -> None:
         self.script = script
         self.launches: list[Launch] = []
         self.sinks: list[Sink] = []
@@ -72,7 +82,7 @@ def engine_with(home: Path, registry: Path, executor: ScriptedExecutor) -> Engin
     return Engine(store, resolver, EngineSettings(kill_grace=0.5), executor=executor)
 
 
-def events(home: Path, run_id: str) -> list[dict[str, object]]:
+def events(home: Path, run_id: str) -> list[dict[str, Any]]:
     lines = (home / "runs" / run_id / "events.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
@@ -123,7 +133,7 @@ def test_a_toolchain_runs_through_another_executor(probe: Path, toolrun_home: Pa
     seen = events(toolrun_home, record.id)
     finished = [e for e in seen if e["kind"] == "step_finished" and e["step"] == "first"]
     assert [e["exit_code"] for e in finished] == [3, 0]
-    lines = [line for e in seen if e["kind"] == "output" for line in e["lines"]]  # type: ignore[attr-defined]
+    lines = [line for e in seen if e["kind"] == "output" for line in e["lines"]]
     assert "ran forty-two in work" in lines
     assert seen[-1]["kind"] == "run_finished"
 

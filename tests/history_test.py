@@ -7,17 +7,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from conftest import write_tool
+from conftest import Toolrun, WriteToolchain, write_tool
 
 
-def history(toolrun, *args: str) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+def history(toolrun: Toolrun, *args: str) -> list[dict[str, Any]]:
     result = toolrun("history", "--json", *args)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    runs: list[dict[str, Any]] = json.loads(result.stdout)
+    return runs
 
 
-def test_filters_and_pages(probe, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_filters_and_pages(probe: Path, toolchain: WriteToolchain, toolrun: Toolrun) -> None:
     toolchain("ok", "toolchain:\n  - a: {cmd: probe, args: [echo, fine]}\n")
     toolchain("bad", "toolchain:\n  - a: {cmd: probe, args: [fail, '2']}\n")
     for name in ("ok", "bad", "ok", "ok"):
@@ -49,7 +51,9 @@ def test_filters_and_pages(probe, toolchain, toolrun) -> None:  # type: ignore[n
     ]
 
 
-def test_show_logs_and_result(probe, toolchain, toolrun, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_show_logs_and_result(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     toolchain(
         "two",
         "toolchain:\n"
@@ -79,8 +83,8 @@ def test_show_logs_and_result(probe, toolchain, toolrun, toolrun_home) -> None: 
 
 
 def test_logs_follow_a_live_run_from_another_terminal(
-    probe, toolchain, workdir, toolrun, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, workdir: Path, toolrun: Toolrun, tmp_path: Path
+) -> None:
     toolchain(
         "slow",
         "toolchain:\n"
@@ -108,7 +112,9 @@ def test_logs_follow_a_live_run_from_another_terminal(
     assert lines == ["before", "sleeping", "woke", "after"]
 
 
-def test_result_of_a_live_run_is_75(probe, toolchain, workdir, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_result_of_a_live_run_is_75(
+    probe: Path, toolchain: WriteToolchain, workdir: Path, toolrun: Toolrun
+) -> None:
     toolchain("slow", "toolchain:\n  - a: {cmd: probe, args: [sleep, '3']}\n")
     runner = subprocess.Popen(
         [sys.executable, "-m", "toolrun", "run", "slow"],
@@ -129,8 +135,8 @@ def test_result_of_a_live_run_is_75(probe, toolchain, workdir, toolrun) -> None:
 
 
 def test_rerun_uses_the_same_versions_and_toolchain_text(
-    probe, toolchain, toolrun, workdir
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, workdir: Path
+) -> None:
     path = toolchain("pinned", "toolchain:\n  - a: {cmd: probe, args: [echo, original]}\n")
     assert toolrun("run", "pinned").returncode == 0
     first = history(toolrun)[0]["id"]
@@ -143,7 +149,9 @@ def test_rerun_uses_the_same_versions_and_toolchain_text(
     assert rerun["rerun_of"] == first and rerun["steps"][0]["version"] == "2.0.0"
 
 
-def test_rerun_from_failed_keeps_what_succeeded(probe, toolchain, toolrun, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_from_failed_keeps_what_succeeded(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, tmp_path: Path
+) -> None:
     flag = tmp_path / "counter"
     toolchain(
         "mend",
@@ -167,7 +175,9 @@ toolchain:
     assert nothing.returncode == 2
 
 
-def test_delete_and_prune(probe, toolchain, toolrun, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_delete_and_prune(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     toolchain("ok", "toolchain:\n  - a: {cmd: probe, args: [lines, '2000']}\n")
     for _ in range(5):
         assert toolrun("run", "ok").returncode == 0
@@ -189,7 +199,9 @@ def test_delete_and_prune(probe, toolchain, toolrun, toolrun_home) -> None:  # t
     assert toolrun("history", "prune", "--max-size", "lots").returncode == 2
 
 
-def test_refused_before_anything_runs(probe, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_refused_before_anything_runs(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
     toolchain(
         "broken",
         "params:\n  n: {type: integer, required: true}\n"
@@ -216,7 +228,7 @@ def test_refused_before_anything_runs(probe, toolchain, toolrun) -> None:  # typ
     assert typo.returncode == 4 and "did you mean broken" in typo.stderr
 
 
-def test_toolchain_commands(probe, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_toolchain_commands(probe: Path, toolchain: WriteToolchain, toolrun: Toolrun) -> None:
     toolchain("good", "description: fine\nparams: {x: 1}\ntoolchain:\n  - a: {cmd: probe}\n")
     toolchain("bad", "toolchain:\n  - a: {cmd: probe, neds: []}\n")
     listing = json.loads(toolrun("toolchain", "list", "--json").stdout)
@@ -227,7 +239,9 @@ def test_toolchain_commands(probe, toolchain, toolrun) -> None:  # type: ignore[
     assert toolrun("toolchain", "validate", "good").returncode == 0
 
 
-def test_json_output_is_the_event_stream(probe, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_json_output_is_the_event_stream(
+    probe: Path, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
     toolchain("one", "toolchain:\n  - a: {cmd: probe, args: [echo, x]}\n")
     result = toolrun("run", "one", "--json")
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -241,7 +255,9 @@ def test_json_output_is_the_event_stream(probe, toolchain, toolrun) -> None:  # 
     assert events[2]["lines"] == ["x"] and events[2]["stream"] == "stdout"
 
 
-def test_toolchains_from_the_environment_folder(probe, toolrun, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_toolchains_from_the_environment_folder(
+    probe: Path, toolrun: Toolrun, tmp_path: Path
+) -> None:
     folder = tmp_path / "shared"
     folder.mkdir()
     (folder / "elsewhere.yaml").write_text("toolchain:\n  - a: {cmd: probe, args: [echo, hi]}\n")

@@ -5,22 +5,25 @@ code, and nothing lost."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_toolrun, write_tool
+from conftest import Toolrun, WriteToolchain, run_toolrun, write_tool
 
 LONG = "a" * 300
 
 
-def check(result, code: int, *words: str) -> None:  # type: ignore[no-untyped-def]
+def check(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == code, (result.returncode, result.stderr)
     for word in words:
         assert word in result.stderr, (word, result.stderr)
 
 
-def test_arguments_and_values_out_of_any_range(registry: Path, toolrun, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_arguments_and_values_out_of_any_range(
+    registry: Path, toolrun: Toolrun, workdir: Path
+) -> None:
     check(toolrun("registry", "add", "r", "http://[::1"), 2, "not a URL")
     check(toolrun("registry", "add", "r", "http://127.0.0.1:9/ x"), 2, "space")
     check(toolrun("registry", "add", "r", "http://"), 2, "host")
@@ -44,7 +47,9 @@ def test_arguments_and_values_out_of_any_range(registry: Path, toolrun, workdir:
     )
 
 
-def test_toolchains_with_values_no_run_can_use(registry: Path, toolchain, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_toolchains_with_values_no_run_can_use(
+    registry: Path, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
     toolchain("merge", "base: &b {cmd: hello}\ntoolchain:\n  - a:\n      <<: *b\n")
     toolchain("forever", "toolchain:\n  - a: {cmd: hello, timeout: .inf}\n")
     toolchain("loop", "toolchain:\n  - a: {cmd: hello, retries: 99999999999999999999}\n")
@@ -64,8 +69,8 @@ def test_toolchains_with_values_no_run_can_use(registry: Path, toolchain, toolru
 
 
 def test_damaged_files_are_named_and_the_rest_still_works(
-    registry: Path, toolrun, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     assert toolrun("tool", "install", "hello==1.0.0", "hello==1.1.0").returncode == 0
     receipt = toolrun_home / "tools" / "hello" / "1.0.0" / ".toolrun-receipt.json"
     receipt.write_text("[1, 2]")
@@ -89,7 +94,9 @@ def test_damaged_files_are_named_and_the_rest_still_works(
     check(toolrun("logs", run_id), 6, "its log is missing")
 
 
-def test_broken_config_files_are_refused_before_any_edit(toolrun, toolrun_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_broken_config_files_are_refused_before_any_edit(
+    toolrun: Toolrun, toolrun_home: Path
+) -> None:
     config = toolrun_home / "config.toml"
     for text, words in (
         (b'description = "\xff"\n', ("config.toml:1", "not UTF-8")),
@@ -104,8 +111,8 @@ def test_broken_config_files_are_refused_before_any_edit(toolrun, toolrun_home: 
 
 
 def test_registry_build_never_writes_over_what_it_did_not_write(
-    registry: Path, toolrun, workdir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun, workdir: Path
+) -> None:
     (workdir / "index.json").write_text('{"mine": 1}')
     check(toolrun("registry", "build", str(registry), ""), 2, "name the output folder")
     (workdir / "elsewhere").mkdir()
@@ -119,8 +126,8 @@ def test_registry_build_never_writes_over_what_it_did_not_write(
 
 
 def test_many_failures_are_each_reported_and_offline_keeps_folders(
-    registry: Path, toolrun, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, toolrun: Toolrun, tmp_path: Path
+) -> None:
     result = toolrun("tool", "install", "nosuch", "hello@9", "greet")
     check(result, 4, "unknown tool 'nosuch'", "no version of hello matches '9'")
     assert "installed greet 0.1.0" in result.stdout
@@ -200,8 +207,8 @@ def test_a_full_disk_stops_the_run_says_so_and_leaves_no_tool(
 
 
 def test_a_registry_url_with_a_password_is_refused_without_showing_it(
-    toolrun, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    toolrun: Toolrun, toolrun_home: Path
+) -> None:
     # urllib would take "user:secret@host" for a host name, and every message naming the
     # registry would carry the password.
     result = toolrun("registry", "add", "team", "https://ci:s3cret@registry.example/tools/")
@@ -216,8 +223,8 @@ def test_a_registry_url_with_a_password_is_refused_without_showing_it(
 
 
 def test_a_listing_whose_reader_goes_away_ends_quietly(
-    registry: Path, workdir: Path, toolrun
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, workdir: Path, toolrun: Toolrun
+) -> None:
     """`toolrun logs ID | head -1`: exit 141 as a pipeline's writer, not "Broken pipe"."""
     import subprocess
     import sys

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import write_tool
+from conftest import Serve, Toolrun, write_tool
 
 
 @pytest.fixture
-def published(registry: Path, tmp_path: Path, toolrun, serve) -> str:  # type: ignore[no-untyped-def]
+def published(registry: Path, tmp_path: Path, toolrun: Toolrun, serve: Serve) -> str:
     """The test registry built into a static tree, served, and configured as 'team'."""
     write_tool(
         registry,
@@ -37,8 +37,8 @@ def published(registry: Path, tmp_path: Path, toolrun, serve) -> str:  # type: i
 
 
 def test_installs_from_http_are_byte_identical(
-    published: str, toolrun, tmp_path: Path, toolrun_home: Path, workdir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    published: str, toolrun: Toolrun, tmp_path: Path, toolrun_home: Path, workdir: Path
+) -> None:
     result = toolrun("tool", "install", "hello")
     assert result.returncode == 0, result.stderr
     assert "installed hello 3.0.0 from team" in result.stdout
@@ -49,7 +49,7 @@ def test_installs_from_http_are_byte_identical(
     assert toolrun("tool", "verify").returncode == 0
 
 
-def test_registry_build_is_reproducible(registry: Path, tmp_path: Path, toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_registry_build_is_reproducible(registry: Path, tmp_path: Path, toolrun: Toolrun) -> None:
     for out in ("a", "b"):
         assert toolrun("registry", "build", str(registry), str(tmp_path / out)).returncode == 0
     index_a = json.loads((tmp_path / "a" / "index.json").read_text())
@@ -59,8 +59,8 @@ def test_registry_build_is_reproducible(registry: Path, tmp_path: Path, toolrun)
 
 
 def test_a_tampered_archive_is_refused_with_both_hashes(
-    published: str, toolrun, tmp_path: Path, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    published: str, toolrun: Toolrun, tmp_path: Path, toolrun_home: Path
+) -> None:
     archive = tmp_path / "published" / "hello" / "hello-1.1.0.zip"
     data = bytearray(archive.read_bytes())
     data[-30] ^= 0xFF
@@ -72,8 +72,8 @@ def test_a_tampered_archive_is_refused_with_both_hashes(
 
 
 def test_an_archive_is_held_to_the_unpacked_size_its_index_declares(
-    published: str, toolrun, tmp_path: Path, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    published: str, toolrun: Toolrun, tmp_path: Path, toolrun_home: Path
+) -> None:
     index_path = tmp_path / "published" / "index.json"
     index = json.loads(index_path.read_text())
     entry = index["tools"]["hello"]["versions"]["3.0.0"]
@@ -90,8 +90,8 @@ def test_an_archive_is_held_to_the_unpacked_size_its_index_declares(
 
 
 def test_build_refuses_a_registry_whose_hashes_are_stale(
-    registry: Path, tmp_path: Path, toolrun
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, tmp_path: Path, toolrun: Toolrun
+) -> None:
     (registry / "greet/0.1.0/main.py").write_text("print('edited')\n")
     result = toolrun("registry", "build", str(registry), str(tmp_path / "out"))
     assert result.returncode == 5
@@ -128,8 +128,8 @@ def silent_server() -> Iterator[str]:
 
 
 def test_a_slow_registry_times_out_and_installed_tools_still_resolve(
-    registry: Path, silent_server: str, toolrun
-) -> None:  # type: ignore[no-untyped-def]
+    registry: Path, silent_server: str, toolrun: Toolrun
+) -> None:
     assert toolrun("tool", "install", "greet").returncode == 0  # from ./registry
     assert toolrun("registry", "add", "slow", silent_server).returncode == 0
     assert toolrun("config", "set", "registry_timeout", "1").returncode == 0
@@ -151,7 +151,7 @@ def test_a_slow_registry_times_out_and_installed_tools_still_resolve(
     assert offline.returncode == 0 and offline.stderr == ""
 
 
-def test_an_unreachable_registry_is_named(toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_registry_is_named(toolrun: Toolrun) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -163,8 +163,8 @@ def test_an_unreachable_registry_is_named(toolrun) -> None:  # type: ignore[no-u
 
 
 def test_a_malicious_archive_from_a_registry_installs_nothing(
-    tmp_path: Path, serve, toolrun, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, serve: Serve, toolrun: Toolrun, toolrun_home: Path
+) -> None:
     import hashlib
     import zipfile
 
@@ -198,13 +198,13 @@ def test_a_malicious_archive_from_a_registry_installs_nothing(
     assert not list(toolrun_home.rglob("escaped.txt")) and not list(tmp_path.rglob("escaped.txt"))
 
 
-def _index_requests(serve) -> list[tuple[int, dict[str, str]]]:  # type: ignore[no-untyped-def]
+def _index_requests(serve: Serve) -> list[tuple[int, dict[str, str]]]:
     return [(status, headers) for path, status, headers in serve.answered if path == "/index.json"]
 
 
 def test_runs_reuse_the_index_and_then_check_it_with_a_conditional_get(
-    published: str, toolrun, serve, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    published: str, toolrun: Toolrun, serve: Serve, toolrun_home: Path
+) -> None:
     first = toolrun("exec", "hello")
     assert first.returncode == 0 and first.stdout == "hello 3.0.0\n", first.stderr
     assert [status for status, _ in _index_requests(serve)] == [200]
@@ -224,8 +224,8 @@ def test_runs_reuse_the_index_and_then_check_it_with_a_conditional_get(
 
 
 def test_a_version_published_after_the_index_was_kept_is_found_when_asked_for(
-    published: str, toolrun, serve, tmp_path: Path, workdir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    published: str, toolrun: Toolrun, serve: Serve, tmp_path: Path, workdir: Path
+) -> None:
     assert toolrun("exec", "hello").stdout == "hello 3.0.0\n"
     write_tool(workdir / "source", "hello", "4.0.0")
     rebuilt = toolrun("registry", "build", str(workdir / "source"), str(tmp_path / "published"))
@@ -245,8 +245,8 @@ def test_a_version_published_after_the_index_was_kept_is_found_when_asked_for(
 
 
 def test_an_index_dated_as_it_is_sent_is_fetched_whole_next_time(
-    published: str, toolrun, serve, tmp_path: Path, workdir: Path
-) -> None:  # type: ignore[no-untyped-def]
+    published: str, toolrun: Toolrun, serve: Serve, tmp_path: Path, workdir: Path
+) -> None:
     # Rebuilt in the second it is then fetched, and again within that second: asked "modified
     # since?" with that date, the registry would answer 304 and keep 4.0.0 hidden.
     # The file's date is set a little ahead, so that "the same second" holds on a slow machine.
@@ -266,7 +266,9 @@ def test_an_index_dated_as_it_is_sent_is_fetched_whole_next_time(
     assert status == 200 and "If-Modified-Since" not in headers
 
 
-def test_a_pinned_installed_version_needs_no_registry(published: str, toolrun, serve) -> None:  # type: ignore[no-untyped-def]
+def test_a_pinned_installed_version_needs_no_registry(
+    published: str, toolrun: Toolrun, serve: Serve
+) -> None:
     assert toolrun("tool", "install", "hello==1.1.0").returncode == 0
     asked = len(_index_requests(serve))
     assert toolrun("config", "set", "registry_cache", "0").returncode == 0
@@ -276,8 +278,8 @@ def test_a_pinned_installed_version_needs_no_registry(published: str, toolrun, s
 
 
 def test_a_spoilt_cached_index_is_fetched_again(
-    published: str, toolrun, serve, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    published: str, toolrun: Toolrun, serve: Serve, toolrun_home: Path
+) -> None:
     assert toolrun("exec", "hello").returncode == 0
     (kept,) = (toolrun_home / "cache" / "registries").glob("*.json")
     for spoilt in ("{not json", '{"url": 1}', json.dumps({"url": published + "index.json"})):
@@ -289,8 +291,8 @@ def test_a_spoilt_cached_index_is_fetched_again(
 
 
 def test_a_daemon_sees_a_new_version_once_its_copy_of_the_index_is_old(
-    published: str, serve, workdir: Path, tmp_path: Path, toolrun
-) -> None:  # type: ignore[no-untyped-def]
+    published: str, serve: Serve, workdir: Path, tmp_path: Path, toolrun: Toolrun
+) -> None:
     from toolrun.tools.index_cache import IndexCache
     from toolrun.tools.registry import HttpRegistry
 
@@ -309,7 +311,7 @@ def test_a_daemon_sees_a_new_version_once_its_copy_of_the_index_is_old(
     assert [status for status, _ in _index_requests(serve)] == [200, 200]
 
 
-def test_registry_cache_takes_a_duration(toolrun) -> None:  # type: ignore[no-untyped-def]
+def test_registry_cache_takes_a_duration(toolrun: Toolrun) -> None:
     for bad in ("-1", "soon", "nan"):
         result = toolrun("config", "set", "--", "registry_cache", bad)
         assert result.returncode == 2, (bad, result.stderr)

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -193,7 +194,7 @@ def _mount_tmpfs(path: Path, options: str) -> bool:
 
 
 @pytest.fixture
-def small_data_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
+def small_data_dir(tmp_path: Path) -> Iterator[Path | None]:
     """A 1 MiB tmpfs as the data dir (a disk that fills up), or None where mounts are denied."""
     path = tmp_path / "small"
     if not _mount_tmpfs(path, "size=1m"):

@@ -44,7 +44,7 @@ def test_exit_descriptions() -> None:
     assert exit_description(-9) == "killed by SIGKILL"
 
 
-def test_an_argument_with_a_nul_byte_is_a_start_error_not_a_crash(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_argument_with_a_nul_byte_is_a_start_error_not_a_crash(tmp_path: Path) -> None:
     import asyncio
     import os
     import sys

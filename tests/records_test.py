@@ -39,6 +39,7 @@ def test_fields_by_position_and_by_name_with_defaults() -> None:
 
 
 def test_bad_calls_are_type_errors_naming_the_argument() -> None:
+    # Each call is wrong on purpose (the error under test), so mypy is told to let it be.
     with pytest.raises(TypeError, match="'x'"):
         Point()  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="'z'"):
@@ -52,9 +53,10 @@ def test_bad_calls_are_type_errors_naming_the_argument() -> None:
 def test_frozen_records_refuse_changes_and_hash_by_value() -> None:
     point = Point(1, 2)
     with pytest.raises(FrozenRecordError, match="'x'"):
-        point.x = 3  # type: ignore[misc]
+        point.x = 3  # type: ignore[misc]  # the change under test: mypy sees it is frozen
     with pytest.raises(AttributeError):
-        del point.y  # type: ignore[misc]
+        del point.y
+    # A tuple for the list[str] field: only a record of hashable values can be hashed.
     assert hash(Point(1, 2, ())) == hash(Point(1, 2, ()))  # type: ignore[arg-type]
     assert len({Point(1, 2, ()), Point(1, 2, ())}) == 1  # type: ignore[arg-type]
 
@@ -63,7 +65,8 @@ def test_mutable_records_keep_their_own_methods_and_are_not_hashable() -> None:
     counter = Counter("runs")
     counter.count += 1
     assert repr(counter) == "<runs: 1>" and counter == Counter("runs", 1)
-    assert counter != Counter("runs", 2) and counter != ("runs", 1)
+    other: object = ("runs", 1)  # not a Counter: mypy's strict equality would refuse it
+    assert counter != Counter("runs", 2) and counter != other
     with pytest.raises(TypeError):
         hash(counter)
 
@@ -96,7 +99,7 @@ def test_definition_mistakes_are_caught_when_the_class_is_made() -> None:
         @record
         class Late:
             a: int = 0
-            b: int
+            b: int  # type: ignore[misc]  # the mistake under test
 
     with pytest.raises(ValueError, match="default_factory"):
 

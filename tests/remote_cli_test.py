@@ -8,14 +8,35 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import run_toolrun
+from conftest import DaemonProcess, StartDaemon, WriteToolchain, run_toolrun
+
+if TYPE_CHECKING:  # imported where they are needed, as the tests below import them
+    from textual.pilot import Pilot
+
+    from toolrun.tui.run_app import RunApp
+
+
+class RemoteCli:
+    """Runs the CLI against ``server`` from a machine with nothing local (``elsewhere``)."""
+
+    def __init__(self, server: DaemonProcess, elsewhere: Path) -> None:
+        self.server = server
+        self.elsewhere = elsewhere
+
+    def __call__(self, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {"TOOLRUN_HOME": str(self.elsewhere / "home")}
+        if token:
+            env["TOOLRUN_TOKEN"] = token
+        return run_toolrun("--remote", self.server.url, *args, cwd=self.elsewhere, env=env)
 
 
 @pytest.fixture
-def remote(daemon, toolchain, tmp_path: Path):  # type: ignore[no-untyped-def]
+def remote(daemon: StartDaemon, toolchain: WriteToolchain, tmp_path: Path) -> RemoteCli:
     """A daemon, and a function running the CLI against it from a machine with nothing local."""
     toolchain(
         "two",
@@ -28,18 +49,10 @@ def remote(daemon, toolchain, tmp_path: Path):  # type: ignore[no-untyped-def]
     server = daemon()
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "home").mkdir(parents=True)
-
-    def cli(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-        env = {"TOOLRUN_HOME": str(elsewhere / "home")}
-        if token:
-            env["TOOLRUN_TOKEN"] = token
-        return run_toolrun("--remote", server.url, *args, cwd=elsewhere, env=env)
-
-    cli.server = server  # type: ignore[attr-defined]
-    return cli
+    return RemoteCli(server, elsewhere)
 
 
-def test_run_prints_the_steps_and_exits_as_a_local_run_would(remote) -> None:  # type: ignore[no-untyped-def]
+def test_run_prints_the_steps_and_exits_as_a_local_run_would(remote: RemoteCli) -> None:
     done = remote("run", "two", "word=remote")
     assert done.returncode == 0, done.stderr
     assert "first  | remote" in done.stdout and "second ! careful" in done.stdout
@@ -52,7 +65,7 @@ def test_run_prints_the_steps_and_exits_as_a_local_run_would(remote) -> None:  #
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
 
 
-def test_bad_input_keeps_local_exit_codes(remote) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_keeps_local_exit_codes(remote: RemoteCli) -> None:
     unknown_param = remote("run", "two", "colour=red")
     assert unknown_param.returncode == 2 and "colour" in unknown_param.stderr
     assert remote("run", "nope").returncode == 4  # an unknown toolchain: as the local command
@@ -62,7 +75,7 @@ def test_bad_input_keeps_local_exit_codes(remote) -> None:  # type: ignore[no-un
     assert remote("history", "delete", "20990101000000-1").returncode == 2
 
 
-def test_exec_passes_output_and_the_tools_exit_code_through(remote) -> None:  # type: ignore[no-untyped-def]
+def test_exec_passes_output_and_the_tools_exit_code_through(remote: RemoteCli) -> None:
     echoed = remote("exec", "probe", "echo", "one", "two")
     assert echoed.returncode == 0 and echoed.stdout == "one\ntwo\n"
     failed = remote("exec", "probe@1.0.0", "fail", "3")
@@ -71,7 +84,7 @@ def test_exec_passes_output_and_the_tools_exit_code_through(remote) -> None:  # 
     assert to_stderr.stdout == "" and to_stderr.stderr == "oops\n"
 
 
-def test_history_show_logs_and_result_read_the_daemons_runs(remote) -> None:  # type: ignore[no-untyped-def]
+def test_history_show_logs_and_result_read_the_daemons_runs(remote: RemoteCli) -> None:
     remote("run", "two")
     remote("run", "broken")
     local = json.loads(run_toolrun("history", "--json").stdout)  # the daemon's own store
@@ -91,7 +104,7 @@ def test_history_show_logs_and_result_read_the_daemons_runs(remote) -> None:  # 
     assert result.returncode == 1 and result.stdout == "failing\n"
 
 
-def test_logs_follow_result_while_running_and_cancel(remote) -> None:  # type: ignore[no-untyped-def]
+def test_logs_follow_result_while_running_and_cancel(remote: RemoteCli) -> None:
     started = remote("exec", "probe", "echo", "warm-up")  # installs probe on the daemon
     assert started.returncode == 0
     url = remote.server.url
@@ -119,7 +132,7 @@ def test_logs_follow_result_while_running_and_cancel(remote) -> None:  # type: i
     assert remote("cancel", sleeper).returncode == 2  # already ended
 
 
-def test_rerun_runs_it_again_on_the_daemon(remote) -> None:  # type: ignore[no-untyped-def]
+def test_rerun_runs_it_again_on_the_daemon(remote: RemoteCli) -> None:
     remote("run", "two", "word=again")
     first = json.loads(remote("history", "--json").stdout)[0]
     again = remote("rerun", first["id"])
@@ -128,7 +141,7 @@ def test_rerun_runs_it_again_on_the_daemon(remote) -> None:  # type: ignore[no-u
     assert newest["rerun_of"] == first["id"] and newest["params"] == {"word": "again"}
 
 
-def test_tokens_and_an_unreachable_daemon(daemon, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+def test_tokens_and_an_unreachable_daemon(daemon: StartDaemon, workdir: Path) -> None:
     secret = run_toolrun("daemon", "token", "create", "ci").stdout.strip()
     server = daemon()
     refused = run_toolrun("--remote", server.url, "history", cwd=workdir)
@@ -150,7 +163,7 @@ def test_tokens_and_an_unreachable_daemon(daemon, workdir: Path) -> None:  # typ
     assert bad_url.returncode == 2
 
 
-def test_ctrl_c_cancels_the_remote_run_and_exits_130(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_ctrl_c_cancels_the_remote_run_and_exits_130(remote: RemoteCli, tmp_path: Path) -> None:
     remote("exec", "probe", "echo", "warm-up")
     process = subprocess.Popen(
         [
@@ -178,7 +191,9 @@ def test_ctrl_c_cancels_the_remote_run_and_exits_130(remote, tmp_path: Path) -> 
     assert "cancelling run" in err
 
 
-def test_a_reader_that_goes_away_cancels_the_remote_run_quietly(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_reader_that_goes_away_cancels_the_remote_run_quietly(
+    remote: RemoteCli, tmp_path: Path
+) -> None:
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "toolrun", "--remote", remote.server.url),
@@ -204,14 +219,14 @@ def test_a_reader_that_goes_away_cancels_the_remote_run_quietly(remote, tmp_path
     assert run["status"] == "cancelled"
 
 
-def _view_lines(app) -> list[str]:  # type: ignore[no-untyped-def]
+def _view_lines(app: RunApp) -> list[str]:
     from toolrun.tui.log_view import LogView
 
     view = app.query_one(LogView)
     return [view.line(i) for i in range(view.index.line_count)]
 
 
-async def _until(condition, pilot, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
+async def _until(condition: Callable[[], bool], pilot: Pilot[Any], seconds: float = 20) -> None:
     for _ in range(int(seconds / 0.05)):
         if condition():
             return
@@ -219,7 +234,7 @@ async def _until(condition, pilot, seconds: float = 20) -> None:  # type: ignore
     pytest.fail("the view never got there")
 
 
-def test_the_run_view_shows_a_daemons_run(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_run_view_shows_a_daemons_run(remote: RemoteCli, tmp_path: Path) -> None:
     """The same view as a local run: steps, their tools and statuses, both streams, the code."""
     import asyncio
 
@@ -247,7 +262,7 @@ def test_the_run_view_shows_a_daemons_run(remote, tmp_path: Path) -> None:  # ty
     assert asyncio.run(scenario()) == 0
 
 
-def test_c_in_the_run_view_cancels_the_daemons_run(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_c_in_the_run_view_cancels_the_daemons_run(remote: RemoteCli, tmp_path: Path) -> None:
     import asyncio
 
     from toolrun.cli.remote import RemoteRuns
@@ -270,7 +285,9 @@ def test_c_in_the_run_view_cancels_the_daemons_run(remote, tmp_path: Path) -> No
     assert runs.require_run(started["id"]).status == "cancelled"
 
 
-def test_a_run_the_daemon_cannot_follow_is_an_error_not_a_crash(remote, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_the_daemon_cannot_follow_is_an_error_not_a_crash(
+    remote: RemoteCli, tmp_path: Path
+) -> None:
     """What goes wrong while following (here: a run the daemon does not know) reaches the CLI
     as its error, to be reported with its exit code; the view does not crash."""
     import asyncio

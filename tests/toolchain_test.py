@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from toolrun.errors import UsageError
-from toolrun.toolchains.model import ToolchainError, bind_params, parse_toolchain
+from toolrun.toolchains.expressions import Context
+from toolrun.toolchains.model import Toolchain, ToolchainError, bind_params, parse_toolchain
 from toolrun.units import parse_duration
+
+# What a plain argument renders with: it has no ${{ }} to look anything up.
+NOTHING = Context({})
 
 SEED_EXAMPLE = """\
 toolchain:
@@ -25,7 +30,7 @@ toolchain:
 """
 
 
-def load(text: str):  # type: ignore[no-untyped-def]
+def load(text: str) -> Toolchain:
     return parse_toolchain(text, name="t", source="t.yaml")
 
 
@@ -42,7 +47,7 @@ def test_the_seed_example_loads_as_written() -> None:
     assert (meta.id, meta.cmd, meta.version) == ("game-meta", "game-meta", "latest")
     assert export.needs == ("game-meta",)
     assert export.version == "0.1.0"
-    assert [a.render(None) for a in export.args][1:] == ["push", "report"]  # type: ignore[arg-type]
+    assert [a.render(NOTHING) for a in export.args][1:] == ["push", "report"]
     assert set(export.env) == {"foo"}
 
 
@@ -77,7 +82,7 @@ toolchain:
     a, b = toolchain.steps
     assert a.timeout == 10 and a.retries.max == 2 and a.retries.delay_before(3) == 2.0
     assert b.needs == () and b.condition is not None
-    assert b.for_platform("windows").args[0].render(None) == ".\\exp"  # type: ignore[arg-type]
+    assert b.for_platform("windows").args[0].render(NOTHING) == ".\\exp"
     assert bind_params(toolchain, {"count": "2"}) == {"table": "d01", "push": True, "count": 2}
 
 
@@ -195,7 +200,7 @@ def test_the_shipped_toolchains_load_and_match_the_schema() -> None:
     check_schema(schema, yaml.safe_load(SEED_EXAMPLE), "seed example")
 
 
-def check_schema(schema: dict, document: object, where: str) -> None:  # type: ignore[type-arg]
+def check_schema(schema: dict[str, Any], document: object, where: str) -> None:
     import jsonschema
 
     jsonschema.validate(document, schema)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from textual.widgets import Input
+from textual.content import Content
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
 
 from toolrun.history.store import HistoryQuery, Store
 from toolrun.runs.events import OUTPUT, RUN_FINISHED, Event, EventLog
@@ -42,8 +45,15 @@ def make_runs(
     return ids
 
 
-async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+async def settle(pilot: Pilot[Any]) -> None:
     await pilot.pause(0.1)
+
+
+def status_line(app: HistoryApp) -> str:
+    """The words in the history browser's status line."""
+    shown = app.query_one("#status", Static).render()
+    assert isinstance(shown, Content)  # it is updated with a str
+    return shown.plain
 
 
 def test_filter_words() -> None:
@@ -201,7 +211,7 @@ def test_the_keys_panel_lists_toolruns_keys_first_and_j_k_move(toolrun_home: Pat
         async with app.run_test() as pilot:
             await settle(pilot)
             table = app.query_one(HistoryTable)
-            assert app.query_one("#status").render().plain.startswith("3 runs")  # type: ignore[attr-defined]
+            assert status_line(app).startswith("3 runs")
             await pilot.press("j", "j")
             assert table.cursor_row == 2
             await pilot.press("k")
@@ -224,7 +234,7 @@ def test_the_keys_panel_lists_toolruns_keys_first_and_j_k_move(toolrun_home: Pat
         app = HistoryApp(alone, HistoryQuery())
         async with app.run_test() as pilot:
             await settle(pilot)
-            assert app.query_one("#status").render().plain == "1 run"  # type: ignore[attr-defined]
+            assert status_line(app) == "1 run"
 
     asyncio.run(one())
     alone.close()

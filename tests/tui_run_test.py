@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from toolrun.executors.local import LocalExecutor
 from toolrun.history.store import Store
@@ -34,7 +37,7 @@ def shown(app: RunApp) -> list[str]:
     return [view.line(i) for i in range(view.index.line_count)]
 
 
-async def until(condition, pilot, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
+async def until(condition: Callable[[], bool], pilot: Pilot[Any], seconds: float = 20) -> None:
     for _ in range(int(seconds / 0.05)):
         if condition():
             return
@@ -42,7 +45,9 @@ async def until(condition, pilot, seconds: float = 20) -> None:  # type: ignore[
     pytest.fail("the app never got there")
 
 
-def test_steps_and_output_appear_and_q_quits_with_the_exit_code(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_steps_and_output_appear_and_q_quits_with_the_exit_code(
+    probe: Path, toolrun_home: Path
+) -> None:
     engine, handle = prepare(
         toolrun_home,
         probe,
@@ -69,7 +74,7 @@ def test_steps_and_output_appear_and_q_quits_with_the_exit_code(probe, toolrun_h
     assert asyncio.run(scenario()) == 0
 
 
-def test_c_then_yes_cancels_the_run(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_c_then_yes_cancels_the_run(probe: Path, toolrun_home: Path) -> None:
     engine, handle = prepare(
         toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '60']}\n"
     )
@@ -92,7 +97,7 @@ def test_c_then_yes_cancels_the_run(probe, toolrun_home) -> None:  # type: ignor
     assert asyncio.run(scenario()) == 130
 
 
-def test_quitting_a_live_run_asks_then_cancels_it(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_quitting_a_live_run_asks_then_cancels_it(probe: Path, toolrun_home: Path) -> None:
     engine, handle = prepare(
         toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '60']}\n"
     )
@@ -111,7 +116,7 @@ def test_quitting_a_live_run_asks_then_cancels_it(probe, toolrun_home) -> None: 
     assert engine.store.require_run(handle.id).status == "cancelled"
 
 
-def test_search_and_one_step_at_a_time(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_search_and_one_step_at_a_time(probe: Path, toolrun_home: Path) -> None:
     engine, handle = prepare(
         toolrun_home,
         probe,
@@ -146,7 +151,7 @@ def test_search_and_one_step_at_a_time(probe, toolrun_home) -> None:  # type: ig
     asyncio.run(scenario())
 
 
-def test_r_asks_for_a_rerun_once_the_run_has_ended(probe, toolrun_home) -> None:  # type: ignore[no-untyped-def]
+def test_r_asks_for_a_rerun_once_the_run_has_ended(probe: Path, toolrun_home: Path) -> None:
     engine, handle = prepare(
         toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '2']}\n"
     )

@@ -6,8 +6,11 @@ import json
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import SnapCompare
+from textual.pilot import Pilot
 
 from toolrun.history.store import HistoryQuery, Store
 from toolrun.runs.events import OUTPUT, RUN_FINISHED, STEP_FINISHED, STEP_STARTED, Event, EventLog
@@ -96,12 +99,12 @@ def fixed_store(toolrun_home: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
     return store
 
 
-def test_history_browser(fixed_store: Store, snap_compare) -> None:  # type: ignore[no-untyped-def]
+def test_history_browser(fixed_store: Store, snap_compare: SnapCompare) -> None:
     assert snap_compare(HistoryApp(fixed_store, HistoryQuery()), terminal_size=(110, 20))
 
 
-def test_run_details(fixed_store: Store, snap_compare) -> None:  # type: ignore[no-untyped-def]
-    async def open_second(pilot) -> None:  # type: ignore[no-untyped-def]
+def test_run_details(fixed_store: Store, snap_compare: SnapCompare) -> None:
+    async def open_second(pilot: Pilot[Any]) -> None:
         await pilot.press("down", "enter")
         await pilot.pause(0.3)
 
@@ -110,7 +113,9 @@ def test_run_details(fixed_store: Store, snap_compare) -> None:  # type: ignore[
     )
 
 
-def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_run_view(
+    probe: Path, toolrun_home: Path, snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A finished two-step run with a ``needs`` edge; the wall clock stands still so the run id,
     timings and elapsed time are the same on every machine."""
     from toolrun.executors.local import LocalExecutor
@@ -137,7 +142,7 @@ def test_run_view(probe: Path, toolrun_home: Path, snap_compare, monkeypatch) ->
     handle = engine.prepare(parse_toolchain(text, name="export-job", source="t.yaml"), {})
     app = RunApp(EngineRun(engine, handle), clock=lambda: BASE)
 
-    async def until_finished(pilot) -> None:  # type: ignore[no-untyped-def]
+    async def until_finished(pilot: Pilot[Any]) -> None:
         for _ in range(400):
             if app.final is not None:
                 break

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import StartDaemon, WriteToolchain
 
 
 def capture(session: str) -> str:
@@ -30,8 +31,8 @@ def wait_for(session: str, text: str, seconds: float = 30) -> str:
 
 
 def test_run_in_tmux_shows_steps_and_c_then_y_cancels_with_130(
-    probe, toolchain, workdir: Path, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, toolchain: WriteToolchain, workdir: Path, toolrun_home: Path
+) -> None:
     toolchain(
         "slow",
         "toolchain:\n"
@@ -68,8 +69,8 @@ def test_run_in_tmux_shows_steps_and_c_then_y_cancels_with_130(
 
 
 def test_history_in_tmux_opens_the_browser_and_q_leaves(
-    probe, workdir: Path, toolrun_home: Path
-) -> None:  # type: ignore[no-untyped-def]
+    probe: Path, workdir: Path, toolrun_home: Path
+) -> None:
     toolrun = Path(sys.executable).with_name("toolrun")
     made = subprocess.run(
         [str(toolrun), "exec", "probe", "echo", "x"],
@@ -111,7 +112,9 @@ def test_history_in_tmux_opens_the_browser_and_q_leaves(
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
 
 
-def test_a_remote_run_in_tmux_shows_the_same_view(daemon, toolchain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_remote_run_in_tmux_shows_the_same_view(
+    daemon: StartDaemon, toolchain: WriteToolchain, tmp_path: Path
+) -> None:
     toolchain(
         "slow",
         "toolchain:\n"

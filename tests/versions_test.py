@@ -76,7 +76,7 @@ def test_malformed_specs_are_usage_errors(bad: str) -> None:
 def test_ordering_matches_the_semver_package() -> None:
     rng = random.Random(7)
     words = ["alpha", "beta", "rc", "1", "2", "10", "x-y", "0"]
-    texts = set()
+    texts: set[str] = set()
     while len(texts) < 400:
         text = f"{rng.randint(0, 3)}.{rng.randint(0, 3)}.{rng.randint(0, 3)}"
         if rng.random() < 0.5:

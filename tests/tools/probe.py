@@ -64,6 +64,7 @@ def main(argv: list[str]) -> int:
             stdout=subprocess.PIPE,
             text=True,
         )
+        assert child.stdout is not None
         grandchild = child.stdout.readline().strip()
         with open(args[0], "w") as file:
             file.write(f"{os.getpid()} {child.pid} {grandchild}\n")
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> int:
             return 0
         time.sleep(600)
     elif mode == "orphan":
-        child = subprocess.Popen(
+        orphan = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
@@ -80,7 +81,7 @@ def main(argv: list[str]) -> int:
             ]
         )
         with open(args[0], "w") as file:
-            file.write(f"{child.pid}\n")
+            file.write(f"{orphan.pid}\n")
         print("parent done", flush=True)
         return 0
     elif mode == "lines":
