@@ -14,8 +14,9 @@ import msgspec
 import pytest
 from conftest import Toolrun, WriteToolchain, write_tool
 
+from toolrun.daemon.bodies import BadRequest
 from toolrun.daemon.openapi import document
-from toolrun.daemon.requests import BadRequest, ToolchainRequest, ToolRequest, run_request
+from toolrun.daemon.requests import ToolchainRequest, ToolRequest, run_request
 from toolrun.errors import ConfigError, UsageError
 from toolrun.history.store import RUN_STATES, STEP_STATES
 from toolrun.json_views import RunStatus, StepStatus, read_run, run_from_json, steps_from_json

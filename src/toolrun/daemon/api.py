@@ -31,9 +31,10 @@ from ..toolchains.model import list_toolchain_files, load_toolchain
 from ..units import parse_when
 from .answers import Artifacts, Cancelling, File, RunChange, RunList, Tools, answer, plain
 from .answers import Toolchains as ToolchainList
+from .bodies import BadRequest, decode_body_off_loop
 from .core import Daemon, HttpError, last_event_id, query_flag, query_value
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .requests import BadRequest, decode_body_off_loop, run_request
+from .requests import run_request
 from .seed import RUN_ID_HEADER, SSE_HEADERS, content_kind, daemon_of, read_body
 from .streams import sse_data, sse_message, sse_stream, text_lines, with_keepalive
 

@@ -31,10 +31,11 @@ from ..toolchains.model import Toolchain
 from ..tools.versions import MAX_NAME, is_tool_name
 from .answers import Error, Health, plain
 from .auth import Caller, TokenBook
+from .bodies import BadRequest
 from .journal import Journal
 from .metrics import Metrics
 from .origin import WILDCARDS, ServedHosts, machine_names, normal_host, served_hosts
-from .requests import BadRequest, RunRequest
+from .requests import RunRequest
 from .runs import QueueFull, RunManager, ShuttingDown, Transition
 
 if TYPE_CHECKING:

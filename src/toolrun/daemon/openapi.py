@@ -3,7 +3,11 @@
 The rules a request is checked by are quoted from the code that checks them (tool names and
 version constraints from ``versions``, the argument rule from ``policy``, durations and
 times from ``units``), and schemathesis runs every check against the live
-daemon in the tests, so the document and the daemon cannot disagree unnoticed.
+daemon in the tests, so the document and the daemon cannot disagree unnoticed. The
+components are generated from the shapes the daemon reads and answers with (``_schemas``).
+
+It stays one module over 400 lines because ``PATHS`` is one table of the whole surface, each
+route beside its parameters and answers; split, a route's answers would be a file away.
 """
 
 from __future__ import annotations

@@ -26,13 +26,11 @@ from ..runs.events import read_events
 from ..tools.versions import MAX_NAME, MAX_SPEC, is_constraint, is_tool_name
 from .answers import Pending, answer
 from .auth import Caller
+from .bodies import MAX_BODY, BadRequest, decode_body_off_loop
 from .core import Daemon, HttpError, last_event_id, query_flag, query_value
 from .requests import (
     MAX_ARGS,
-    MAX_BODY,
-    BadRequest,
     RunRequest,
-    decode_body_off_loop,
     run_request,
 )
 from .streams import (
