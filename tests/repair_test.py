@@ -213,3 +213,32 @@ def test_an_index_that_is_a_folder_or_junk_is_set_aside_and_the_logs_rebuild_it(
         assert [s.status for s in store.steps(run_id)] == ["pending"]
     finally:
         store.close()
+
+
+# Found by the coverage work: the old index was read with immutable=1, which skips its -wal.
+def test_what_only_the_old_indexs_wal_holds_is_salvaged(toolrun_home: Path) -> None:
+    first = Store(toolrun_home)
+    first.create_run(toolchain="first", params={}, steps=[])[1].release()
+    first.close()  # the index exists, checkpointed
+    keeper = sqlite3.connect(
+        toolrun_home / "history.db"
+    )  # another toolrun (the daemon) has it open
+    keeper.execute("SELECT count(*) FROM runs").fetchall()
+    store = Store(toolrun_home)
+    record, owner = store.create_run(
+        toolchain="nightly", params={"n": 1}, steps=[("a", "probe", "probe")]
+    )  # queued: its folder has no log yet, only the index knows it
+    owner.release()
+    store.close()
+    assert Path(f"{toolrun_home}/history.db-wal").stat().st_size > 0  # not checkpointed yet
+    (toolrun_home / "runs" / record.id / "events.jsonl").unlink(missing_ok=True)
+    lock = toolrun_home / "runs" / record.id / "owner.lock"
+    lock.unlink()
+    lock.write_bytes(b"")  # its owner died
+    report = repair(toolrun_home)
+    keeper.close()
+    assert report.from_old_index == 2  # "first" and "nightly"
+    store = Store(toolrun_home)
+    run = store.require_run(record.id)
+    store.close()
+    assert (run.toolchain, run.params) == ("nightly", {"n": 1})

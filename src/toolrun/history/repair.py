@@ -72,11 +72,25 @@ def repair(data_dir: Path) -> RepairReport:
 
 
 def salvage(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """The rows a damaged index still gives, read as far as each table can be read."""
+    """The rows a damaged index still gives, read as far as each table can be read: the main
+    file alone first (``immutable``: as it is, even when its -wal is what is damaged), then
+    with its -wal, whose rows are newer (committed, not yet written back: a daemon had it open)."""
+    runs: dict[str, dict[str, Any]] = {}
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for options in ("mode=ro&immutable=1", "mode=ro"):
+        more_runs, more_steps = _read(path, options)
+        runs.update(more_runs)
+        steps.update(more_steps)
+    return runs, steps
+
+
+def _read(
+    path: Path, options: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     runs: dict[str, dict[str, Any]] = {}
     steps: dict[str, list[dict[str, Any]]] = {}
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        db = sqlite3.connect(f"file:{path}?{options}", uri=True)
     except sqlite3.Error:
         return runs, steps
     db.row_factory = sqlite3.Row
