@@ -350,3 +350,36 @@ def test_keepalives_fill_quiet_spells_and_a_consumer_that_leaves_cancels_the_wai
     assert set(got) == {"first", "second", "-"}
     assert plain == [b"a", b": keepalive\n\n", b"b"]  # an SSE comment unless told
     assert cancelled == [True]
+
+
+# Found by the coverage work: the daemon followed such a run for ever (keepalives every 15 s).
+def test_following_a_run_whose_runner_is_killed_meanwhile_ends_with_run_finished(
+    daemon: StartDaemon, toolchain: WriteToolchain, workdir: Path
+) -> None:
+    toolchain("drip", "toolchain:\n  - a: {cmd: probe, args: [drip, '100', '0.05']}\n")
+    server = daemon()
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "toolrun", "run", "drip", "--plain"],
+        cwd=workdir,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert runner.stdout is not None
+    while not runner.stdout.readline().endswith("drip 0\n"):
+        assert runner.poll() is None
+    run_id = httpx.get(f"{server.url}/api/v1/runs", timeout=30).json()["runs"][0]["id"]
+    runner.send_signal(signal.SIGKILL)  # its runner dies; nothing else marks it interrupted
+    runner.wait()
+    kinds: list[str] = []
+    deadline = time.monotonic() + 10
+    with httpx.stream(
+        "GET", f"{server.url}/result/{run_id}?sse=true", timeout=httpx.Timeout(30.0)
+    ) as answer:
+        for line in answer.iter_lines():
+            if line.startswith("event: "):
+                kinds.append(line[7:])
+            if kinds[-1:] == ["run_finished"] or time.monotonic() > deadline:
+                break
+    assert kinds[-1:] == ["run_finished"], "the stream never ended: " + ", ".join(kinds[-3:])
+    assert server.stop() == 0

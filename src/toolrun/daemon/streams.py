@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TypeVar
@@ -18,10 +19,12 @@ from ..history.endings import with_ending
 from ..history.store import ACTIVE, RunRecord, StepRecord, Store
 from ..runs.event_text import EndingNote, display_lines
 from ..runs.events import OUTPUT, RUN_FINISHED, STEP_STARTED, Event, LogTail
+from ..services import mark_interrupted
 from .runs import RunManager
 
 T = TypeVar("T")
 POLL_SECONDS = 0.2
+OWNER_CHECK_SECONDS = 1.0  # how often a followed run's runner is looked for
 STATUS_HEADER = "X-Toolrun-Status"
 EXIT_CODE_HEADER = "X-Toolrun-Exit-Code"
 KEEPALIVE_SECONDS = 15.0
@@ -65,7 +68,13 @@ async def _follow_file(store: Store, run_id: str, after: int) -> AsyncIterator[E
     with ``run_finished``, made from the store when its writer died without one."""
     log = store.run_dir(run_id) / "events.jsonl"
     tail = LogTail(log, after=after)
+    checked = time.monotonic()
     while True:
+        if time.monotonic() - checked >= OWNER_CHECK_SECONDS:
+            # Its runner may die while it is followed (a killed terminal): nothing else would
+            # mark the run ended, and the stream would wait for ever.
+            checked = time.monotonic()
+            await asyncio.to_thread(mark_interrupted, store)
         # The state is read before the file, so no event written after it is missed.
         record = await asyncio.to_thread(store.get_run, run_id)
         ended = record is None or record.status not in ACTIVE
