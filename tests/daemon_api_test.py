@@ -404,6 +404,7 @@ def test_hundreds_of_idle_sse_readers_do_not_hold_up_other_requests(daemon: Star
 # -- the OpenAPI document against the server --------------------------------------------------
 
 
+@pytest.mark.timeout(300)  # 70 s alone under coverage; more beside three other workers
 def test_schemathesis_finds_no_disagreement_between_the_document_and_the_daemon(
     daemon: StartDaemon, tmp_path: Path
 ) -> None:
