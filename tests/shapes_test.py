@@ -49,6 +49,12 @@ BAD: dict[str, dict[str, Any]] = {
     "params and args": {"toolchain": "export-job", "params": {}, "args": {}},
     "params a list": {"toolchain": "export-job", "params": ["a"]},
     "a toolchain name with a space": {"toolchain": "export job"},
+    "runs_on a string": {"cmd": "uexp", "runs_on": "linux"},
+    "runs_on an unknown operator": {
+        "toolchain": "export-job",
+        "runs_on": [{"key": "os", "operator": "like"}],
+    },
+    "runs_on a label with a space": {"cmd": "uexp", "runs_on": {"my os": "linux"}},
 }
 GOOD: dict[str, dict[str, Any]] = {
     "a tool": {"cmd": "uexp"},
@@ -64,6 +70,8 @@ GOOD: dict[str, dict[str, Any]] = {
     "seconds": {"cmd": "uexp", "timeout": 30},
     "a toolchain": {"toolchain": "export-job", "params": {"table": "d02", "push": False}},
     "the seed's args": {"toolchain": "export-job", "args": {"table": "d02"}},
+    "where to run": {"toolchain": "export-job", "runs_on": {"os": "linux"}},
+    "requirements": {"cmd": "uexp", "runs_on": [{"key": "gpu", "operator": "exists"}]},
 }
 
 

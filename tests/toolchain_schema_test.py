@@ -78,6 +78,13 @@ BAD = {
     "a param required a string": "params: {table: {required: 'no'}}\n" + STEP,
     "a param's choices a string": "params: {table: {choices: d01}}\n" + STEP,
     "description a list": "description: [a]\n" + STEP,
+    "runs_on a string": STEP + "      runs_on: linux\n",
+    "runs_on an unknown operator": STEP + "      runs_on: [{key: os, operator: like}]\n",
+    "runs_on a requirement without its key": STEP + "      runs_on: [{operator: exists}]\n",
+    "runs_on a requirement's unknown field": STEP
+    + "      runs_on: [{key: os, operator: exists, value: 1}]\n",
+    "runs_on a label with a space": "runs_on: {'my os': linux}\n" + STEP,
+    "runs_on a label's value a list": "runs_on: {os: [linux]}\n" + STEP,
     "a toolchain that is a list": "- a: {cmd: uexp}\n",
     "a toolchain that is text": "just words\n",
 }
@@ -92,6 +99,9 @@ LOADER_ONLY = {
     "a default outside its choices": "params: {t: {default: x, choices: [a, b]}}\n" + STEP,
     "a cmd that is no tool name": "toolchain:\n  - a: {cmd: '../uexp'}\n",
     "a version that is no constraint": STEP + "      version: 'one'\n",
+    "in without values": STEP + "      runs_on: [{key: os, operator: in}]\n",
+    "exists with values": STEP + "      runs_on: [{key: os, operator: exists, values: [a]}]\n",
+    "gt with a word": STEP + "      runs_on: [{key: mem, operator: gt, values: [big]}]\n",
 }
 
 GOOD = {
@@ -123,6 +133,13 @@ toolchain:
       if: ${{ params.push }}
       retries: 3
   - c: {cmd: uexp, needs: a, if: true}
+  - d:
+      cmd: uexp
+      runs_on:
+        - {key: zone, operator: in, values: [east, west]}
+        - {key: memory, operator: gt, values: 8192}
+        - {key: tpu, operator: not_exists}
+  - e: {cmd: uexp, runs_on: {os: linux, gpu: true}}
 """,
 }
 

@@ -113,6 +113,16 @@ def run(
     timeout: Timeout = None,
     pre: Pre = False,
     offline: Offline = False,
+    on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--on",
+            metavar="KEY=VALUE",
+            help="Run where these labels are (os=linux; repeatable), for steps without their "
+            "own runs_on.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a toolchain: live output, a summary, and the run kept in the history.
 
@@ -128,6 +138,7 @@ def run(
         pre=pre,
         tui=True if tui else (False if plain else None),
         offline=offline,
+        on=on or [],
     )
 
 

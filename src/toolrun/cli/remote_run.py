@@ -33,11 +33,14 @@ def run(
     as_json: bool,
     timeout: float | None,
     tui: bool | None = None,
+    on: dict[str, str] | None = None,
 ) -> None:
     """``tui`` None decides by the terminal, as a local run does."""
     body: dict[str, Any] = {"toolchain": name, "params": params}
     if timeout is not None:
         body["timeout"] = timeout
+    if on:
+        body["runs_on"] = on
     started = ctx.remote_runs.start(body)
     if tui or (tui is None and not as_json and wants_tui()):
         raise ExitCode(follow_in_tui(ctx, started))

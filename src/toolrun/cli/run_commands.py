@@ -12,6 +12,7 @@ from ..runs.engine import RunHandle, RunOptions, can_execute_here, exec_toolchai
 from ..runs.events import Event
 from ..runs.steps import EXIT_CODES
 from ..toolchains.model import parse_assignments
+from ..toolchains.selectors import parse_labels, selector_of_labels
 from ..units import parse_duration
 from .context import Context
 from .errors import ExitCode, closed_stdout
@@ -34,16 +35,25 @@ def run(
     timeout: str | None = None,
     pre: bool = False,
     tui: bool | None = None,
+    on: list[str] | None = None,
 ) -> None:
     """``tui`` None decides by the terminal: see ``wants_tui``."""
+    labels = parse_labels(on or [], "--on")
     if ctx.remote:
         from . import remote_run
 
         params = parse_assignments(assignments)
-        remote_run.run(ctx, name, params, as_json=as_json, timeout=_timeout(timeout), tui=tui)
+        remote_run.run(
+            ctx, name, params, as_json=as_json, timeout=_timeout(timeout), tui=tui, on=labels
+        )
         return
     toolchain = ctx.load_toolchain(name)
-    options = RunOptions(timeout=_timeout(timeout), requester=_user(), pre=pre)
+    options = RunOptions(
+        timeout=_timeout(timeout),
+        requester=_user(),
+        pre=pre,
+        runs_on=selector_of_labels(labels),
+    )
     handle = ctx.engine.prepare(toolchain, parse_assignments(assignments), options)
     if tui or (tui is None and not as_json and wants_tui()):
         raise ExitCode(run_in_tui(handle, ctx))

@@ -28,6 +28,7 @@ from ..policy import check_relative_arg
 from ..records import record, replace
 from ..runs.engine import RunHandle, RunOptions, exec_toolchain
 from ..toolchains.model import Toolchain
+from ..toolchains.selectors import Unplaceable
 from ..tools.versions import MAX_NAME, is_tool_name
 from .answers import Error, Health, plain
 from .auth import Caller, TokenBook
@@ -99,6 +100,8 @@ def http_error_for(exc: ToolrunError) -> HttpError:
     if isinstance(exc, QueueFull):
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         return HttpError(429, "queue_full", exc.message, headers=headers)
+    if isinstance(exc, Unplaceable):
+        return HttpError(409, "unplaceable", exc.message)
     if isinstance(exc, ShuttingDown):
         return HttpError(503, "shutting_down", exc.message)
     if isinstance(exc, UsageError):
@@ -210,7 +213,7 @@ class Daemon:
                     raise BadRequest(
                         f"params.{name}: {exc.message}", field=f"params.{name}"
                     ) from None
-        options = RunOptions(timeout=wanted.timeout, caller_env=wanted.env)
+        options = RunOptions(timeout=wanted.timeout, caller_env=wanted.env, runs_on=wanted.runs_on)
         field = "cmd" if wanted.cmd else "toolchain"
         return await self.submit(caller, toolchain, wanted.params, options, field=field)
 
@@ -232,7 +235,7 @@ class Daemon:
             # so `toolrun --remote` exits 4 as the local command does.
             raise HttpError(404, "not_found", exc.message, field=field) from None
         except UsageError as exc:
-            if isinstance(exc, BadRequest):
+            if isinstance(exc, BadRequest | Unplaceable):
                 raise
             at_fault = exc.field or ("env" if exc.message.startswith("env:") else None)
             raise BadRequest(exc.message, field=at_fault) from None

@@ -92,6 +92,7 @@ NOT_FOUND = {"404": _json(ERROR, "No such run (or not a run id)")}
 SUBMIT_ERRORS = {
     **ERRORS,
     "404": _json(ERROR, "No such tool, version or toolchain (or a program missing from PATH)"),
+    "409": _json(ERROR, "No place has the labels the run's runs_on asks for"),
     "413": _json(ERROR, "The body is over 1 MiB"),
     "429": _json(ERROR, "The queue is full; retry after Retry-After seconds"),
     "500": _json(ERROR, "The daemon's own configuration is wrong"),

@@ -19,6 +19,16 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..policy import ENV_NAME_PATTERN, FORBIDDEN_ARG_PATTERN
 from ..records import field, record
+from ..toolchains.document import Requirement as DocumentRequirement
+from ..toolchains.document import RunsOn, keys
+from ..toolchains.selectors import (
+    Requirement,
+    Selector,
+    SelectorError,
+    check_key,
+    check_value,
+    requirement,
+)
 from ..tools.versions import (
     CONSTRAINT_PATTERN,
     MAX_NAME,
@@ -101,6 +111,7 @@ class ToolRequest(Struct, forbid_unknown_fields=True):
     ) = UNSET
     env: Env | UnsetType = UNSET
     timeout: Timeout | UnsetType = UNSET
+    runs_on: RunsOn | UnsetType = UNSET
 
 
 class ToolchainRequest(Struct, forbid_unknown_fields=True):
@@ -111,6 +122,7 @@ class ToolchainRequest(Struct, forbid_unknown_fields=True):
     args: Annotated[Params, Meta(description="The seed's name for params")] | UnsetType = UNSET
     env: Env | UnsetType = UNSET
     timeout: Timeout | UnsetType = UNSET
+    runs_on: RunsOn | UnsetType = UNSET
 
 
 KNOWN_FIELDS = sorted(
@@ -129,6 +141,7 @@ class RunRequest:
     params: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
+    runs_on: Selector = Selector()
 
     @property
     def target(self) -> str:
@@ -145,7 +158,11 @@ def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunReq
             field=str(unknown[0]),
         )
     toolchain = toolchain or _optional_str(data, "toolchain")
-    request = RunRequest(env=_env(data.get("env")), timeout=_timeout(data.get("timeout")))
+    request = RunRequest(
+        env=_env(data.get("env")),
+        timeout=_timeout(data.get("timeout")),
+        runs_on=_runs_on(data.get("runs_on")),
+    )
     if toolchain is not None:
         if not is_tool_name(toolchain):
             raise BadRequest(
@@ -283,6 +300,35 @@ def _env(raw: Any) -> dict[str, str]:
             raise BadRequest(f"env {name!r} holds a NUL byte", field=f"env.{name}")
         env[name] = str(value)
     return env
+
+
+def _runs_on(raw: Any) -> Selector:
+    """Where the run may go: ``{os: linux}`` or a list of requirements, as in a toolchain."""
+    if raw is None:
+        return Selector()
+    try:
+        if isinstance(raw, dict):
+            found = [
+                Requirement(
+                    check_key(key, "runs_on"), "eq", (check_value(value, f"runs_on.{key}"),)
+                )
+                for key, value in raw.items()
+            ]
+        elif isinstance(raw, list):
+            found = []
+            for index, item in enumerate(raw):
+                where = f"runs_on[{index}]"
+                if not isinstance(item, dict):
+                    raise SelectorError("a requirement is a mapping {key, operator, values}", where)
+                unknown = sorted(set(item) - set(keys(DocumentRequirement)), key=str)
+                if unknown:
+                    raise SelectorError(f"unknown field {unknown[0]!r}", where)
+                found.append(requirement(item, where))
+        else:
+            raise SelectorError("must be a map of labels or a list of requirements", "runs_on")
+    except SelectorError as exc:
+        raise BadRequest(str(exc), field=exc.where or "runs_on") from None
+    return Selector(tuple(found))
 
 
 def _timeout(raw: Any) -> float | None:

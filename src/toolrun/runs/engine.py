@@ -22,6 +22,7 @@ from ..policy import AcceptedEnv, check_relative_arg, check_remote_env
 from ..records import field, record
 from ..toolchains.expressions import Context
 from ..toolchains.model import ADHOC_MARK, Step, Toolchain, bind_params
+from ..toolchains.selectors import Selector, Unplaceable
 from ..tools.installer import InstalledTool
 from ..tools.manifest import current_platform
 from ..tools.resolver import ToolResolver
@@ -65,6 +66,7 @@ class RunOptions:
     workspace_from: str | None = None  # copy this run's workspace first
     rerun_of: str | None = None
     pre: bool = False
+    runs_on: Selector = Selector()  # `run --on`, the body's runs_on: for steps without their own
 
 
 @record(frozen=True)
@@ -162,6 +164,9 @@ class Engine:
         planned: list[PlannedStep] = []
         problems: list[str] = []
         first_error: type[ToolrunError] = UsageError
+        problems.extend(unplaceable(toolchain, options))
+        if problems:
+            first_error = Unplaceable
         for step in toolchain.steps:
             step = step.for_platform(platform)
             if step.id in options.carried:
@@ -317,3 +322,26 @@ def exec_toolchain(spec_text: str, args: list[str]) -> Toolchain:
         f"      args: {json.dumps(args, ensure_ascii=False)}\n"
     )
     return Toolchain(name=spec.name, text=text, steps=(step,))
+
+
+def where_to_run(step: Step, toolchain: Toolchain, options: RunOptions) -> Selector:
+    """The step's own ``runs_on``, else the run's (``--on``), else the toolchain's."""
+    return step.runs_on or options.runs_on or toolchain.runs_on
+
+
+def unplaceable(toolchain: Toolchain, options: RunOptions) -> list[str]:
+    """The steps this machine cannot run, said why: with no cluster to send a step to, the
+    machine's own labels (os=, arch=) must meet where it is to run."""
+    selectors = [(step, where_to_run(step, toolchain, options)) for step in toolchain.steps]
+    if not any(selector for _, selector in selectors):
+        return []
+    from ..toolchains.selectors import machine_labels
+
+    labels = machine_labels()
+    shown = ", ".join(f"{key}={value}" for key, value in labels.items())
+    return [
+        f"step {step.id!r}: runs_on {', '.join(map(str, selector.unmet(labels)))}: "
+        f"this machine is {shown}, and there is no cluster to send it to"
+        for step, selector in selectors
+        if selector and not selector.matches(labels)
+    ]

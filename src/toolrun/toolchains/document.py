@@ -20,6 +20,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from ..policy import ENV_NAME_PATTERN
 from ..tools.versions import MAX_NAME, MAX_SPEC
 from ..units import DURATION_PATTERN, MAX_DURATION
+from .selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -44,6 +45,27 @@ Env = Annotated[
 Args = Annotated[list[Scalar], Meta(description="Each item is one argument, never a shell line.")]
 Count = Annotated[int, Meta(ge=0, le=MAX_RETRIES)]
 StepId = Annotated[str, Meta(pattern=STEP_ID_PATTERN)]
+
+
+LabelKey = Annotated[str, Meta(pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, Meta(pattern=LABEL_VALUE_PATTERN)] | float | bool
+
+
+class Requirement(Struct, forbid_unknown_fields=True):
+    """One requirement on a worker's labels (seed 001's LabelSelectorRequirement)."""
+
+    key: LabelKey
+    operator: Literal["in", "not_in", "exists", "not_exists", "gt", "lt"]
+    values: list[LabelValue] | LabelValue | UnsetType = UNSET
+
+
+RunsOn = Annotated[
+    dict[LabelKey, LabelValue] | list[Requirement],
+    Meta(
+        description="Where it may run: label equalities ({os: windows}) or requirements "
+        "(- {key: gpu, operator: exists}); in and not_in take values, gt and lt one number."
+    ),
+]
 
 
 class Param(Struct, forbid_unknown_fields=True):
@@ -122,6 +144,7 @@ class Step(Struct, forbid_unknown_fields=True, rename={"if_": "if"}):
     retries: Count | Retries | UnsetType = UNSET
     continue_on_error: bool | UnsetType = UNSET
     by_platform: ByPlatform | UnsetType = UNSET
+    runs_on: RunsOn | UnsetType = UNSET
 
 
 class Toolchain(Struct, forbid_unknown_fields=True):
@@ -155,6 +178,7 @@ class Toolchain(Struct, forbid_unknown_fields=True):
     ) = UNSET
     timeout: Duration | UnsetType = UNSET
     max_parallel: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    runs_on: RunsOn | UnsetType = UNSET
 
 
 def keys(shape: type[Struct]) -> tuple[str, ...]:

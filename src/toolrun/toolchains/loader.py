@@ -35,6 +35,14 @@ from .model import (
     type_of,
 )
 from .references import check_references
+from .selectors import (
+    Requirement,
+    Selector,
+    SelectorError,
+    check_key,
+    check_value,
+    requirement,
+)
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # The keys each mapping may hold are the shapes' fields (document.py, which the schema is made of).
@@ -44,6 +52,7 @@ _PARAM_KEYS = keys(document.Param)
 _RETRY_KEYS = keys(document.Retries)
 _PLATFORM_KEYS = keys(document.Platform)
 _PLATFORMS = keys(document.ByPlatform)
+_REQUIREMENT_KEYS = keys(document.Requirement)
 _STEP_ID_RE = re.compile(STEP_ID_PATTERN)
 _PARAM_NAME_RE = re.compile(PARAM_NAME_PATTERN)
 _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
@@ -174,6 +183,7 @@ class _Checker:
             else:
                 max_parallel = value
         accept_env = self.env_patterns(top.get("accept_env"))
+        runs_on = self.selector(top.get("runs_on"), "runs_on")
         if "toolchain" not in top:
             self.problem(node, "missing 'toolchain:', the list of steps")
             return None
@@ -189,6 +199,7 @@ class _Checker:
             timeout=timeout,
             max_parallel=max_parallel,
             accept_env=accept_env,
+            runs_on=runs_on,
         )
         step_nodes = {
             str(self.value(entry.value[0][0])): entry.value[0][0]
@@ -215,6 +226,43 @@ class _Checker:
             else:
                 patterns.append(value)
         return tuple(patterns)
+
+    def selector(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> Selector:
+        """``runs_on``: a map of label equalities, or a list of requirements."""
+        if item is None:
+            return Selector()
+        node = item[1]
+        found: list[Requirement] = []
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                try:
+                    key = check_key(self.value(key_node), where)
+                except SelectorError as exc:
+                    self.problem(key_node, str(exc))
+                    continue
+                try:
+                    value = check_value(self.value(value_node), f"{where}.{key}")
+                except SelectorError as exc:
+                    self.problem(value_node, str(exc))
+                    continue
+                found.append(Requirement(key, "eq", (value,)))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, entry in enumerate(node.value):
+                at = f"{where}[{index}]"
+                items = self.mapping(entry, at, _REQUIREMENT_KEYS)
+                raw = {key: self.value(pair[1]) for key, pair in items.items()}
+                try:
+                    found.append(requirement(raw, at))
+                except SelectorError as exc:
+                    part = exc.where.rpartition(".")[2]
+                    self.problem(items.get(part, (entry, entry))[1], str(exc))
+        else:
+            self.problem(
+                node,
+                f"{where} must be a map of labels ({{os: windows}}) or a list of "
+                "requirements (- {key: gpu, operator: exists})",
+            )
+        return Selector(tuple(found))
 
     def string(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> str | None:
         if item is None:
@@ -460,6 +508,7 @@ class _Checker:
             by_platform=by_platform,
             description=self.string(items.get("description"), f"{where}: description") or "",
             line=key_node.start_mark.line + 1,
+            runs_on=self.selector(items.get("runs_on"), f"{where}: runs_on"),
         )
 
     def args(self, item: tuple[yaml.Node, yaml.Node] | None, where: str) -> tuple[Template, ...]:

@@ -15,6 +15,7 @@ from ..records import field, record, replace
 from .expressions import (
     Template,
 )
+from .selectors import Selector
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -81,6 +82,7 @@ class Step:
     by_platform: dict[str, PlatformStep] = field(default_factory=dict)
     description: str = ""
     line: int = 0
+    runs_on: Selector = Selector()  # empty: the toolchain's, or anywhere
 
     @property
     def spec_text(self) -> str:
@@ -114,6 +116,7 @@ class Toolchain:
     timeout: float | None = None
     max_parallel: int = 4
     accept_env: tuple[str, ...] = ()  # env names remote callers may set (NAME, PREFIX_*)
+    runs_on: Selector = Selector()
     warnings: tuple[str, ...] = ()  # what loading it found odd, file:line:col, said on use
 
     @property
