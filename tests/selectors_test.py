@@ -146,7 +146,7 @@ def test_a_run_this_machine_cannot_take_is_refused_before_anything_runs(
 
 
 def test_the_daemon_takes_runs_on_in_the_body(
-    daemon: StartDaemon, toolchain: WriteToolchain
+    daemon: StartDaemon, toolchain: WriteToolchain, toolrun: Toolrun
 ) -> None:
     import httpx
 
@@ -161,4 +161,10 @@ def test_the_daemon_takes_runs_on_in_the_body(
     assert bad.status_code == 400 and bad.json()["field"] == "runs_on[0].operator"
     here = httpx.post(url, json={"toolchain": "one", "runs_on": {"os": "linux"}})
     assert here.status_code == 202, here.text
+    remote = toolrun("--remote", server.url, "run", "one", "--plain", "--on", "os=windows")
+    assert remote.returncode == 2, "as a local run exits"
+    assert "runs_on os=windows: this machine is os=linux" in remote.stderr
+    assert (
+        toolrun("--remote", server.url, "run", "one", "--plain", "--on", "os=linux").returncode == 0
+    )
     assert server.stop() == 0
