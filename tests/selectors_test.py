@@ -159,6 +159,10 @@ def test_the_daemon_takes_runs_on_in_the_body(
     assert "runs_on os=windows" in elsewhere.json()["message"]
     bad = httpx.post(url, json={"toolchain": "one", "runs_on": [{"key": "os", "operator": "like"}]})
     assert bad.status_code == 400 and bad.json()["field"] == "runs_on[0].operator"
+    yaml_body = "toolchain: one\nruns_on:\n  - {key: memory, operator: gt, values: [8]}\n"
+    compared = httpx.post(url, content=yaml_body, headers={"content-type": "application/yaml"})
+    assert compared.status_code == 409, "a YAML body's number is one for gt: " + compared.text
+    assert "runs_on memory gt 8" in compared.json()["message"]
     here = httpx.post(url, json={"toolchain": "one", "runs_on": {"os": "linux"}})
     assert here.status_code == 202, here.text
     remote = toolrun("--remote", server.url, "run", "one", "--plain", "--on", "os=windows")

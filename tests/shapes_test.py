@@ -55,6 +55,11 @@ BAD: dict[str, dict[str, Any]] = {
         "runs_on": [{"key": "os", "operator": "like"}],
     },
     "runs_on a label with a space": {"cmd": "uexp", "runs_on": {"my os": "linux"}},
+    "runs_on gt a word": {
+        "cmd": "uexp",
+        "runs_on": [{"key": "m", "operator": "gt", "values": "x"}],
+    },
+    "runs_on in without values": {"cmd": "uexp", "runs_on": [{"key": "m", "operator": "in"}]},
 }
 GOOD: dict[str, dict[str, Any]] = {
     "a tool": {"cmd": "uexp"},

@@ -79,6 +79,12 @@ BAD = {
     "a param's choices a string": "params: {table: {choices: d01}}\n" + STEP,
     "description a list": "description: [a]\n" + STEP,
     "runs_on a string": STEP + "      runs_on: linux\n",
+    "in without values": STEP + "      runs_on: [{key: os, operator: in}]\n",
+    "in with no values": STEP + "      runs_on: [{key: os, operator: in, values: []}]\n",
+    "exists with values": STEP + "      runs_on: [{key: os, operator: exists, values: [a]}]\n",
+    "gt with a word": STEP + "      runs_on: [{key: mem, operator: gt, values: [big]}]\n",
+    "gt with a quoted number": STEP + "      runs_on: [{key: mem, operator: gt, values: ['8']}]\n",
+    "lt with two numbers": STEP + "      runs_on: [{key: mem, operator: lt, values: [1, 2]}]\n",
     "runs_on an unknown operator": STEP + "      runs_on: [{key: os, operator: like}]\n",
     "runs_on a requirement without its key": STEP + "      runs_on: [{operator: exists}]\n",
     "runs_on a requirement's unknown field": STEP
@@ -99,9 +105,6 @@ LOADER_ONLY = {
     "a default outside its choices": "params: {t: {default: x, choices: [a, b]}}\n" + STEP,
     "a cmd that is no tool name": "toolchain:\n  - a: {cmd: '../uexp'}\n",
     "a version that is no constraint": STEP + "      version: 'one'\n",
-    "in without values": STEP + "      runs_on: [{key: os, operator: in}]\n",
-    "exists with values": STEP + "      runs_on: [{key: os, operator: exists, values: [a]}]\n",
-    "gt with a word": STEP + "      runs_on: [{key: mem, operator: gt, values: [big]}]\n",
 }
 
 GOOD = {

@@ -19,8 +19,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..policy import ENV_NAME_PATTERN, FORBIDDEN_ARG_PATTERN
 from ..records import field, record
-from ..toolchains.document import Requirement as DocumentRequirement
-from ..toolchains.document import RunsOn, keys
+from ..toolchains.document import REQUIREMENT_KEYS, RunsOn
 from ..toolchains.selectors import (
     Requirement,
     Selector,
@@ -320,15 +319,25 @@ def _runs_on(raw: Any) -> Selector:
                 where = f"runs_on[{index}]"
                 if not isinstance(item, dict):
                     raise SelectorError("a requirement is a mapping {key, operator, values}", where)
-                unknown = sorted(set(item) - set(keys(DocumentRequirement)), key=str)
+                unknown = sorted(set(item) - set(REQUIREMENT_KEYS), key=str)
                 if unknown:
                     raise SelectorError(f"unknown field {unknown[0]!r}", where)
-                found.append(requirement(item, where))
+                found.append(requirement(_numbers(item), where))
         else:
             raise SelectorError("must be a map of labels or a list of requirements", "runs_on")
     except SelectorError as exc:
         raise BadRequest(str(exc), field=exc.where or "runs_on") from None
     return Selector(tuple(found))
+
+
+def _numbers(item: dict[str, Any]) -> dict[str, Any]:
+    """A YAML body's numbers are kept as written (see YamlNumber); gt and lt compare them."""
+    values = item.get("values")
+    listed = values if isinstance(values, list) else [values]
+    if item.get("operator") in ("gt", "lt") and any(isinstance(v, YamlNumber) for v in listed):
+        numbers = [v.number if isinstance(v, YamlNumber) else v for v in listed]
+        return {**item, "values": numbers if isinstance(values, list) else numbers[0]}
+    return item
 
 
 def _timeout(raw: Any) -> float | None:

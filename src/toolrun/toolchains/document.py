@@ -51,13 +51,43 @@ LabelKey = Annotated[str, Meta(pattern=LABEL_KEY_PATTERN)]
 LabelValue = Annotated[str, Meta(pattern=LABEL_VALUE_PATTERN)] | float | bool
 
 
-class Requirement(Struct, forbid_unknown_fields=True):
-    """One requirement on a worker's labels (seed 001's LabelSelectorRequirement)."""
+class _Requirement(Struct, forbid_unknown_fields=True, tag_field="operator"):
+    """One requirement on a worker's labels (seed 001's LabelSelectorRequirement), told
+    apart by its operator."""
 
     key: LabelKey
-    operator: Literal["in", "not_in", "exists", "not_exists", "gt", "lt"]
-    values: list[LabelValue] | LabelValue | UnsetType = UNSET
 
+
+Values = Annotated[list[LabelValue], Meta(min_length=1)] | LabelValue
+Number = Annotated[list[float], Meta(min_length=1, max_length=1)] | float
+
+
+class In(_Requirement, tag="in"):
+    values: Values
+
+
+class NotIn(_Requirement, tag="not_in"):
+    values: Values
+
+
+class Exists(_Requirement, tag="exists"):
+    pass
+
+
+class NotExists(_Requirement, tag="not_exists"):
+    pass
+
+
+class Gt(_Requirement, tag="gt"):
+    values: Number
+
+
+class Lt(_Requirement, tag="lt"):
+    values: Number
+
+
+Requirement = In | NotIn | Exists | NotExists | Gt | Lt
+REQUIREMENT_KEYS = ("key", "operator", "values")  # every kind's, for the loader's checks
 
 RunsOn = Annotated[
     dict[LabelKey, LabelValue] | list[Requirement],

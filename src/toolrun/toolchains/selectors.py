@@ -161,13 +161,14 @@ def requirement(data: dict[str, Any], where: str) -> Requirement:
     raw = data.get("values")
     if raw is not None and not isinstance(raw, list):
         raw = [raw]
+    numbers = [v for v in raw or [] if isinstance(v, int | float) and not isinstance(v, bool)]
+    if operator in ("gt", "lt") and (len(raw or []) != 1 or len(numbers) != 1):
+        raise SelectorError(f"{operator} takes one number: values: [8]", f"{where}.values")
     values = tuple(check_value(v, f"{where}.values") for v in raw or [])
     if operator in ("exists", "not_exists") and values:
         raise SelectorError(f"{operator} takes no values", f"{where}.values")
     if operator in ("in", "not_in") and not values:
         raise SelectorError(f"{operator} needs values: [a, b]", f"{where}.values")
-    if operator in ("gt", "lt") and (len(values) != 1 or _number(values[0]) is None):
-        raise SelectorError(f"{operator} takes one number: values: [8]", f"{where}.values")
     return Requirement(key, str(operator), values)
 
 
