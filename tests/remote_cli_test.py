@@ -109,14 +109,17 @@ def test_logs_follow_result_while_running_and_cancel(remote: RemoteCli) -> None:
     assert started.returncode == 0
     url = remote.server.url
     run_id = subprocess.run(
-        ["curl", "-s", f"{url}/cmd/probe/drip/10/0.1?onlyid=true"], capture_output=True, text=True
+        # 4 s of output: still running when asked for, even beside three other workers
+        ["curl", "-s", f"{url}/cmd/probe/drip/40/0.1?onlyid=true"],
+        capture_output=True,
+        text=True,
     ).stdout
     pending = remote("result", run_id)
     assert pending.returncode == 75 and "still" in pending.stderr
     followed = remote("logs", "-f", run_id)
     assert followed.returncode == 0
     assert [line for line in followed.stdout.splitlines() if line.startswith("drip")] == [
-        f"drip {i}" for i in range(10)
+        f"drip {i}" for i in range(40)
     ]
     sleeper = subprocess.run(
         ["curl", "-s", f"{url}/cmd/probe/sleep/60?onlyid=true"], capture_output=True, text=True
