@@ -3,6 +3,7 @@ step that times out ends on time and is recorded as timed out."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -137,11 +138,15 @@ def test_a_daemonised_grandchild_ends_when_the_next_toolrun_finds_its_runner_kil
     probe: Path, toolchain: WriteToolchain, workdir: Path, toolrun_home: Path
 ) -> None:
     toolchain("slow", "toolchain:\n  - a: {cmd: probe, args: [daemonize, daemon.pid, '60']}\n")
+    # The runner and the next toolrun in a cgroup of their own: any toolrun sweeps what dead
+    # toolruns left beside it, and the suite's other tests start toolruns all the time.
+    alone = own_cgroup_home(workdir.name)
     runner = subprocess.Popen(
         [sys.executable, "-m", "toolrun", "run", "slow", "--plain"],
         cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: join_cgroup(alone),
     )
     try:
         pid = daemon_pid(toolrun_home)
@@ -152,11 +157,37 @@ def test_a_daemonised_grandchild_ends_when_the_next_toolrun_finds_its_runner_kil
     runner.wait()
     time.sleep(0.2)
     assert alive(pid)  # its runner is dead, and nothing has ended it yet
-    listed = run_toolrun("history", "--json", cwd=workdir)
+    listed = subprocess.run(
+        [sys.executable, "-m", "toolrun", "history", "--json"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: join_cgroup(alone),
+    )
     assert json.loads(listed.stdout)[0]["status"] == "interrupted"
     assert gone_soon(pid)
-    holders = list(Path(describe_containment().split("below ")[1].rstrip(")")).glob("toolrun-*"))
+    holders = list(alone.glob("toolrun-*"))
     assert not any(holder.name.startswith(f"toolrun-{runner.pid}-") for holder in holders)
+    for holder in holders:  # the history command's own, empty now
+        with contextlib.suppress(OSError):
+            holder.rmdir()
+    with contextlib.suppress(OSError):
+        alone.rmdir()
+
+
+def own_cgroup_home(name: str) -> Path:
+    """A fresh cgroup beside the test's toolruns, for processes that must be alone in it."""
+    mount = cgroup2_mount(Path("/proc/self/mounts").read_text())
+    here = own_cgroup(Path("/proc/self/cgroup").read_text())
+    assert mount is not None and here is not None
+    path = mount / here.lstrip("/") / f"test-{name}-{os.getpid()}"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def join_cgroup(path: Path) -> None:
+    (path / "cgroup.procs").write_text(str(os.getpid()))
 
 
 def test_without_cgroups_a_tree_still_ends_with_its_step(

@@ -30,6 +30,8 @@ SHARED = {
     "json_views",
     "digests",
     "policy",
+    "selectors",  # where a step may run: toolchains say it, executors and the cluster obey
+    "loopback",
 }
 
 
@@ -110,7 +112,9 @@ def test_the_engine_reaches_executors_only_through_the_protocol() -> None:
                 wrong.append(f"{path.relative_to(SRC)}:{line}: {name}")
     assert not wrong
     protocol = {name for _, name in imports(PACKAGE / "executors" / "protocol.py")}
-    assert not {n for n in protocol if toolrun_room(n) not in (None, "records", "executors")}
+    assert not {
+        n for n in protocol if toolrun_room(n) not in (None, "records", "selectors", "executors")
+    }
 
 
 def test_the_daemon_and_the_tui_import_no_other_front_end() -> None:

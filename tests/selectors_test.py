@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import StartDaemon, Toolrun, WriteToolchain, write_tool
 
-from toolrun.toolchains.loader import parse_toolchain_text
-from toolrun.toolchains.model import ToolchainError
-from toolrun.toolchains.selectors import (
+from toolrun.selectors import (
     Requirement,
     Selector,
     SelectorError,
@@ -19,6 +17,8 @@ from toolrun.toolchains.selectors import (
     parse_label,
     parse_labels,
 )
+from toolrun.toolchains.loader import parse_toolchain_text
+from toolrun.toolchains.model import ToolchainError
 
 LABELS = {"os": "linux", "arch": "amd64", "gpu": "yes", "memory": "16384", "zone": "west"}
 

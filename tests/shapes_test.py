@@ -152,6 +152,8 @@ RUN: dict[str, Any] = {
             "outputs": {"out": "x"},
             "error": None,
             "allowed_failure": False,
+            "worker": "build-7",
+            "workers": ["build-3", "build-7"],
         }
     ],
     "links": {"self": "/api/v1/runs/20250208123359-1"},

@@ -21,7 +21,7 @@ RunStatus = Literal[
     "queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted"
 ]
 StepStatus = Literal[
-    "pending", "running", "succeeded", "failed", "skipped", "cancelled", "timed_out"
+    "pending", "running", "succeeded", "failed", "skipped", "cancelled", "timed_out", "worker_lost"
 ]
 Value = str | int | float | bool | None
 
@@ -43,6 +43,8 @@ class Step(Struct, kw_only=True):
     outputs: dict[str, str]
     error: str | None
     allowed_failure: bool
+    worker: str | None = None  # the cluster worker of its last attempt
+    workers: list[str | None] = []  # each attempt's worker, in order
 
 
 class Run(Struct, kw_only=True):
@@ -130,6 +132,7 @@ RUN_FIELDS = tuple(
     name for name in Run.__struct_fields__ if name not in ("steps", "position", "links")
 )
 STEP_FIELDS = tuple(name for name in Step.__struct_fields__ if name != "id")
+DERIVED = ("duration", "worker")  # computed from the others
 
 
 def run_view(run: RunRecord, steps: list[StepRecord] | None = None) -> Run:
@@ -230,7 +233,7 @@ def steps_from_json(data: Any) -> list[StepRecord]:
             run_id=run.id,
             step_id=step.id,
             position=position,
-            **{name: getattr(step, name) for name in STEP_FIELDS if name != "duration"},
+            **{name: getattr(step, name) for name in STEP_FIELDS if name not in DERIVED},
         )
         for position, step in enumerate(run.steps or [])
     ]

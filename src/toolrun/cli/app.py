@@ -212,6 +212,58 @@ def cancel(run_id: RunId) -> None:
     call(history_commands.cancel, run_id)
 
 
+# -- cluster ----------------------------------------------------------------------------------
+
+
+@app.command("worker")
+def worker(
+    address: Annotated[
+        str, typer.Argument(help="The scheduler: tcp://HOST:8786 (loopback) or tls://HOST:8786.")
+    ],
+    label: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            help="KEY=VALUE this worker offers (repeat; os= and arch= are added by themselves).",
+        ),
+    ] = None,
+    slots: Annotated[int, typer.Option("--slots", help="Steps it runs at once.")] = 1,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Its name (default: host name and pid).")
+    ] = None,
+    registry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--registry",
+            help="Install tools from here first (a folder or URL; repeat), then the daemon's.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        str, typer.Option("--timeout", help="How long to wait for the scheduler to answer.")
+    ] = "30s",
+) -> None:
+    """Join a cluster and run the steps a cluster daemon sends here, until SIGTERM or Ctrl+C."""
+    from . import cluster_commands
+
+    call(
+        cluster_commands.worker,
+        address,
+        labels=label or [],
+        slots=slots,
+        name=name,
+        registries=registry or [],
+        timeout=timeout,
+    )
+
+
+@app.command("workers")
+def workers(as_json: Json = False) -> None:
+    """The workers of a cluster daemon (--remote): labels, slots, steps running, heartbeat."""
+    from . import cluster_commands
+
+    call(cluster_commands.workers, as_json=as_json)
+
+
 @app.command("completion")
 def completion(
     shell: Annotated[str, typer.Argument(help="bash, zsh, fish or powershell.")],
@@ -223,9 +275,25 @@ def completion(
 
 
 def run_app(args: list[str]) -> int:
+    args = bare_cluster(args)
     try:
         app(args, prog_name="toolrun", standalone_mode=True)
     except SystemExit as exit:
         code = exit.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     return 0
+
+
+def bare_cluster(args: list[str]) -> list[str]:
+    """``toolrun daemon --cluster`` alone means: host the scheduler here. Click has no option
+    whose value may be left out, so the bare form is given its value before parsing."""
+    if "daemon" not in args or "--cluster" not in args:
+        return args
+    from ..cluster.hosting import HERE
+
+    out = list(args)
+    index = out.index("--cluster")
+    following = out[index + 1] if index + 1 < len(out) else None
+    if following is None or following.startswith("-"):
+        out.insert(index + 1, HERE)
+    return out

@@ -62,6 +62,27 @@ def daemon(
         str,
         typer.Option("--loop", help="Event loop: auto (uvloop if installed), asyncio or uvloop."),
     ] = "auto",
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Run steps on Dask workers: alone, host the scheduler here (--cluster-port); "
+            "with an address (tcp://host:8786), join that scheduler.",
+        ),
+    ] = None,
+    cluster_port: Annotated[
+        int, typer.Option("--cluster-port", help="Port of the scheduler --cluster hosts.")
+    ] = 8786,
+    cluster_local: Annotated[
+        bool,
+        typer.Option("--cluster-local", help="With --cluster: run steps here too, as a worker."),
+    ] = False,
+    cluster_wait: Annotated[
+        str,
+        typer.Option(
+            "--cluster-wait", help="How long a step waits for a worker its runs_on admits."
+        ),
+    ] = "10m",
     offline: Offline = False,
 ) -> None:
     """Serve runs over HTTP until SIGTERM or Ctrl+C (runs going are given --grace to end)."""
@@ -79,6 +100,10 @@ def daemon(
         log_file=log_file,
         allow_hosts=tuple(allow_host or ()),
         loop=loop,
+        cluster=cluster,
+        cluster_port=cluster_port,
+        cluster_local=cluster_local,
+        cluster_wait=cluster_wait,
         offline=offline,
     )
 

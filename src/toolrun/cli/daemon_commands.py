@@ -12,6 +12,10 @@ from ..units import parse_duration
 from .context import Context
 from .output import info, print_json, print_table
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..cluster.hosting import ClusterOptions
+
 
 def serve(
     ctx: Context,
@@ -26,6 +30,10 @@ def serve(
     log_file: Path | None,
     allow_hosts: tuple[str, ...] = (),
     loop: str = "auto",
+    cluster: str | None = None,
+    cluster_port: int = 8786,
+    cluster_local: bool = False,
+    cluster_wait: str = "10m",
 ) -> None:
     from ..config import SETTINGS
     from ..daemon.core import DaemonSettings
@@ -41,6 +49,11 @@ def serve(
         SETTINGS["allow_hosts"].parse(list(allow_hosts))
     except ValueError as exc:
         raise UsageError(f"--allow-host must be {exc}") from None
+    cluster_options = None
+    if cluster is not None:
+        cluster_options = cluster_settings(host, cluster, cluster_port, cluster_local, cluster_wait)
+    elif cluster_local:
+        raise UsageError("--cluster-local goes with --cluster")
     settings = DaemonSettings(
         host=host,
         port=port,
@@ -52,8 +65,30 @@ def serve(
         log_file=log_file,
         allow_hosts=allow_hosts,
         loop=loop,
+        cluster=cluster_options,
     )
     run_server(ctx, settings)
+
+
+def cluster_settings(host: str, cluster: str, port: int, local: bool, wait: str) -> ClusterOptions:
+    from ..cluster.addresses import check_plain, parse_address
+    from ..cluster.hosting import HERE, ClusterOptions
+
+    try:
+        wait_seconds = parse_duration(wait)
+    except ValueError as exc:
+        raise UsageError(f"--cluster-wait must be {exc}, not {wait!r}") from None
+    if not 0 < port <= 65535:
+        raise UsageError(f"--cluster-port must be between 1 and 65535, not {port}")
+    join = None if cluster == HERE else cluster
+    options = ClusterOptions(
+        join=join, host=host, port=port, local=local, wait_for_worker=wait_seconds
+    )
+    address = parse_address(join, "--cluster") if join else options.address()
+    check_plain(address, "--cluster")
+    if address.scheme == "tls":
+        raise UsageError("--cluster tls://: certificates are not built yet; use tcp:// on loopback")
+    return options
 
 
 def token_create(ctx: Context, name: str, *, scope: str, allow: list[str]) -> None:

@@ -25,6 +25,9 @@ def history(
     toolchain: Annotated[
         str | None, typer.Option("--toolchain", help="Only runs of this toolchain.")
     ] = None,
+    worker: Annotated[
+        str | None, typer.Option("--worker", help="Only runs with a step run on this worker.")
+    ] = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Started at or after: 2025-02-08, 2h, 7d.")
     ] = None,
@@ -44,6 +47,7 @@ def history(
         history_commands.history,
         status=status,
         toolchain=toolchain,
+        worker=worker,
         since=since,
         until=until,
         limit=limit,

@@ -29,6 +29,7 @@ def history(
     *,
     status: str | None = None,
     toolchain: str | None = None,
+    worker: str | None = None,
     since: str | None = None,
     until: str | None = None,
     limit: int = 20,
@@ -46,6 +47,7 @@ def history(
     query = HistoryQuery(
         status=status,
         toolchain=toolchain,
+        worker=worker,
         since=parse_when(since, "--since") if since else None,
         until=parse_when(until, "--until") if until else None,
         limit=limit,
@@ -70,7 +72,7 @@ def history(
         print_json([run_json(run) for run in runs])
         return
     if not runs:
-        filtered = status or toolchain or since or until
+        filtered = status or toolchain or worker or since or until
         if page > 1:
             total = None if ctx.remote else ctx.store.count_runs(replace(query, offset=0))
             known = f" ({total} in all, {-(-total // limit)} page(s) of {limit})" if total else ""

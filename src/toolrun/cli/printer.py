@@ -24,6 +24,7 @@ _STATUS_COLOURS = {
     "succeeded": "32",
     "failed": "31",
     "timed_out": "31",
+    "worker_lost": "31",
     "cancelled": "33",
     "interrupted": "33",
     "skipped": "90",

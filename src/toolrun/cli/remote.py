@@ -90,6 +90,7 @@ class RemoteRuns:
                 "status": query.status,
                 "toolchain": query.toolchain,
                 "requester": query.requester,
+                "worker": query.worker,
                 "text": query.text,
                 "since": query.since,
                 "until": query.until,

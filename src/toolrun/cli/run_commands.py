@@ -11,8 +11,8 @@ from ..history.store import RunRecord, StepRecord
 from ..runs.engine import RunHandle, RunOptions, can_execute_here, exec_toolchain
 from ..runs.events import Event
 from ..runs.steps import EXIT_CODES
+from ..selectors import parse_labels, selector_of_labels
 from ..toolchains.model import parse_assignments
-from ..toolchains.selectors import parse_labels, selector_of_labels
 from ..units import parse_duration
 from .context import Context
 from .errors import ExitCode, closed_stdout

@@ -87,6 +87,26 @@ class Health(Struct, forbid_unknown_fields=True):
     queued: int
 
 
+class Worker(Struct, forbid_unknown_fields=True):
+    """A worker in the daemon's cluster, as the scheduler sees it."""
+
+    name: str
+    address: str
+    labels: dict[str, str]
+    slots: int
+    running: Annotated[int, Meta(description="steps of this daemon running there now")]
+    last_heartbeat: Annotated[float, Meta(description="seconds since the epoch")]
+    heartbeat_age: Annotated[float, Meta(description="seconds since its last heartbeat")]
+    state: Annotated[str, Meta(description="Dask's: running, paused, closing, ...")]
+    version: Annotated[str, Meta(description="the toolrun it runs")]
+
+
+class Workers(Struct, forbid_unknown_fields=True):
+    cluster: Annotated[bool, Meta(description="false: this daemon runs every step itself")]
+    scheduler: str | None
+    workers: list[Worker]
+
+
 SHAPES: tuple[type[Struct], ...] = (
     Error,
     Pending,
@@ -98,6 +118,8 @@ SHAPES: tuple[type[Struct], ...] = (
     Tools,
     Toolchains,
     Health,
+    Worker,
+    Workers,
 )
 
 

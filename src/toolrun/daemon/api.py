@@ -48,6 +48,7 @@ LIST_PARAMETERS = (
     "since",
     "until",
     "requester",
+    "worker",
     "text",
 )
 WATCHER_BACKLOG = 1000
@@ -102,6 +103,7 @@ async def list_runs(request: Request) -> Response:
         since=_when(params.get("since"), "since"),
         until=_when(params.get("until"), "until"),
         requester=params.get("requester") or None,
+        worker=params.get("worker") or None,
         text=params.get("text") or None,
         limit=page_size + 1,  # one more tells whether another page follows
         offset=(page - 1) * page_size,  # after the cursor's run, when there is one
@@ -388,7 +390,15 @@ async def healthz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     daemon = daemon_of(request)
     daemon.authorize(request, "read")
-    return Response(daemon.metrics.render(daemon.manager), media_type=METRICS_CONTENT_TYPE)
+    workers = None
+    if daemon.cluster is not None:
+        from .cluster_api import workers_answer
+
+        workers = await workers_answer(daemon)
+        if daemon.cluster.executor is not None:
+            daemon.metrics.lost(daemon.cluster.executor.lost_workers)
+    body = daemon.metrics.render(daemon.manager, workers)
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
 
 
 async def openapi(request: Request) -> Response:

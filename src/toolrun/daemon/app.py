@@ -14,7 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ToolrunError
-from . import api, seed
+from . import api, cluster_api, seed
 from .core import Daemon, HttpError, http_error_for
 from .origin import ServedHosts, refusal
 
@@ -37,6 +37,8 @@ def create_app(daemon: Daemon) -> Starlette:
         Route("/api/v1/events", api.all_events, methods=["GET"]),
         Route("/api/v1/tools", api.list_tools, methods=["GET"]),
         Route("/api/v1/toolchains", api.list_toolchains, methods=["GET"]),
+        Route("/api/v1/workers", cluster_api.workers, methods=["GET"]),
+        Route("/registry/{path:path}", cluster_api.registry_file, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),

@@ -4,8 +4,8 @@ turned into a status with a JSON body."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +27,8 @@ from ..history.store import check_run_id
 from ..policy import check_relative_arg
 from ..records import record, replace
 from ..runs.engine import RunHandle, RunOptions, exec_toolchain
+from ..selectors import Unplaceable
 from ..toolchains.model import Toolchain
-from ..toolchains.selectors import Unplaceable
 from ..tools.versions import MAX_NAME, is_tool_name
 from .answers import Error, Health, plain
 from .auth import Caller, TokenBook
@@ -40,7 +40,9 @@ from .requests import RunRequest
 from .runs import QueueFull, RunManager, ShuttingDown, Transition
 
 if TYPE_CHECKING:
+    from ..cluster.hosting import ClusterOptions, HostedCluster
     from ..services import Services
+    from .registry_tree import ServedTree
 
 RETRY_AFTER_SECONDS = 5
 
@@ -57,6 +59,7 @@ class DaemonSettings:
     log_file: Path | None = None
     allow_hosts: tuple[str, ...] = ()  # --allow-host, beside allow_hosts in config.toml
     loop: str = "auto"  # uvicorn's: uvloop where it is installed, else asyncio's own
+    cluster: ClusterOptions | None = None  # --cluster: steps run on Dask workers
 
 
 class HttpError(Exception):
@@ -134,6 +137,39 @@ class Daemon:
         self.journal = journal or Journal(settings.log_file)
         self.watchers: set[asyncio.Queue[Transition | None]] = set()
         self.manager.on_transition(self._transition)
+        self.url = f"http://{settings.host}:{settings.port}"  # serve() sets the one bound
+        self.cluster: HostedCluster | None = None
+        if settings.cluster is not None:
+            from ..cluster.hosting import HostedCluster
+
+            self.cluster = HostedCluster(settings.cluster)
+
+    async def start_cluster(self) -> None:
+        """Host or join the cluster; from now on every step runs on its workers."""
+        if self.cluster is None:
+            return
+        from .journal import JournalHandler
+
+        executor = await self.cluster.start(
+            self.ctx, f"{self.url}/registry/", JournalHandler(self.journal)
+        )
+        self.ctx.engine.executor = executor
+        self.journal.write(
+            "cluster",
+            scheduler=self.cluster.scheduler_address,
+            hosted=self.cluster.scheduler is not None,
+            local_worker=self.cluster.local_worker is not None,
+        )
+
+    @cached_property
+    def served_tree(self) -> ServedTree:
+        from .registry_tree import ServedTree
+
+        return ServedTree(self.ctx.installer, self.ctx.paths.cache_dir)
+
+    async def stop_cluster(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.close()
 
     def _transition(self, change: Transition) -> None:
         self.metrics.record(change)
@@ -293,15 +329,6 @@ def daemon_hosts(settings: DaemonSettings, configured: tuple[str, ...]) -> Serve
         (*settings.allow_hosts, *configured),
         machine_names() if wildcard else (),
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 TRUE_FLAGS = ("true", "1", "yes", "")  # "" is the bare ?name

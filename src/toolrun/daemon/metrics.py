@@ -25,6 +25,10 @@ from prometheus_client import (
 
 from .runs import RunManager, Transition
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .answers import Workers
+
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 ENDED = ("succeeded", "failed", "cancelled", "timed_out", "interrupted")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
@@ -78,6 +82,35 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        # A cluster daemon's workers: one series per worker, redrawn at every scrape.
+        self.worker_slots = Gauge(
+            "toolrun_worker_slots",
+            "Steps a worker runs at once.",
+            ["worker"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self.worker_running = Gauge(
+            "toolrun_worker_running",
+            "Steps of this daemon running on a worker now.",
+            ["worker"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self.worker_heartbeat_age = Gauge(
+            "toolrun_worker_heartbeat_age_seconds",
+            "Seconds since a worker's last heartbeat.",
+            ["worker"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self.workers_lost = Counter(
+            "toolrun_workers_lost",
+            "Step attempts ended because their worker was lost.",
+            registry=registry,
+        )
+        self._lost_seen = 0
+
     def record(self, change: Transition) -> None:
         if change.status not in ENDED:
             return
@@ -88,9 +121,11 @@ class Metrics:
     def request(self, method: str, code: int) -> None:
         self.requests.labels(method, str(code)).inc()
 
-    def render(self, manager: RunManager) -> bytes:
+    def render(self, manager: RunManager, workers: Workers | None = None) -> bytes:
         self.running.set(len(manager.running))
         self.queued.set(manager.queued)
+        if workers is not None:
+            self._workers(workers)
         if self.registry is not None:
             return generate_latest(self.registry)
         from prometheus_client import multiprocess
@@ -98,3 +133,17 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
+
+    def lost(self, total: int) -> None:
+        """The executor's count of lost attempts so far: the counter goes up by the new ones."""
+        if total > self._lost_seen:
+            self.workers_lost.inc(total - self._lost_seen)
+            self._lost_seen = total
+
+    def _workers(self, workers: Workers) -> None:
+        for gauge in (self.worker_slots, self.worker_running, self.worker_heartbeat_age):
+            gauge.clear()
+        for worker in workers.workers:
+            self.worker_slots.labels(worker.name).set(worker.slots)
+            self.worker_running.labels(worker.name).set(worker.running)
+            self.worker_heartbeat_age.labels(worker.name).set(worker.heartbeat_age)

@@ -275,6 +275,7 @@ PATHS: dict[str, Any] = {
                 _query("status", {"type": "string", "enum": list(RUN_STATES)}),
                 _query("toolchain", {"type": "string"}),
                 _query("requester", {"type": "string"}),
+                _query("worker", {"type": "string"}, "Only runs with a step that ran on it"),
                 _query(
                     "text", {"type": "string"}, "Text in the id, toolchain, requester or params"
                 ),
@@ -419,6 +420,32 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Toolchains this daemon can run",
             "responses": {"200": _json(_ref("Toolchains"), "Toolchains"), **ERRORS},
+        }
+    },
+    "/api/v1/workers": {
+        "get": {
+            "summary": "The cluster's workers: labels, slots, steps running, heartbeat",
+            "responses": {"200": _json(_ref("Workers"), "Workers"), **ERRORS},
+        }
+    },
+    "/registry/{path}": {
+        "get": {
+            "summary": "The daemon's installed tools as a static registry tree (index.json "
+            "and one zip per version), from which workers install",
+            "parameters": [
+                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "index.json, or a tool version's zip",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                **ERRORS,
+                "404": _json(ERROR, "Not in the tree"),
+            },
         }
     },
     "/healthz": {

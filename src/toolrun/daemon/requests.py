@@ -19,8 +19,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..policy import ENV_NAME_PATTERN, FORBIDDEN_ARG_PATTERN
 from ..records import field, record
-from ..toolchains.document import REQUIREMENT_KEYS, RunsOn
-from ..toolchains.selectors import (
+from ..selectors import (
     Requirement,
     Selector,
     SelectorError,
@@ -28,6 +27,7 @@ from ..toolchains.selectors import (
     check_value,
     requirement,
 )
+from ..toolchains.document import REQUIREMENT_KEYS, RunsOn
 from ..tools.versions import (
     CONSTRAINT_PATTERN,
     MAX_NAME,

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from ..errors import ToolrunError, UsageError
+from ..loopback import is_loopback
 from .app import create_app
-from .core import Daemon, DaemonSettings, is_loopback
+from .core import Daemon, DaemonSettings
 from .journal import Journal, JournalHandler
 
 if TYPE_CHECKING:
@@ -36,10 +37,15 @@ class DaemonServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        await self.daemon.start_cluster()
         await super().startup(sockets)
         # What start-up built lives as long as the daemon: frozen, the collector's full passes
         # no longer walk it.
         gc.freeze()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        await self.daemon.stop_cluster()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # uvicorn would stop at once and re-raise the signal; we drain first and exit 0.
@@ -148,6 +154,7 @@ def serve(ctx: Services, settings: DaemonSettings) -> None:
     host, port = sock.getsockname()[:2]
     scheme = "https" if settings.tls_cert else "http"
     shown = f"[{host}]" if ":" in host else host
+    daemon.url = f"{scheme}://{shown}:{port}"
     journal.write(
         "listening",
         url=f"{scheme}://{shown}:{port}",

@@ -23,12 +23,33 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Protocol
+
+    from ..selectors import Selector
 else:
     Protocol = object  # `typing` costs milliseconds at start-up: see threaded_driver.py
 
 
 class StartError(Exception):
     """An attempt could not start (no such program, not executable, arguments too long)."""
+
+
+@record(frozen=True)
+class StepRef:
+    """An attempt as an executor elsewhere needs it (a Dask worker): the tool by name, version
+    and digest instead of a path here, the step's own environment without what this process
+    inherited, and where it may run. Made only for executors that ask (``wants_step``)."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    tool: str
+    version: str
+    sha256: str
+    args: list[str]
+    env: dict[str, str]  # the toolchain's, the step's and the caller's variables
+    selector: Selector
+    own_selector: bool  # the step says runs_on itself (else the run's or the toolchain's)
+    priority: int = 0
 
 
 @record(frozen=True)
@@ -43,17 +64,18 @@ class Launch:
     label: str  # names the attempt where the system shows it (a cgroup's folder)
     timeout: float | None = None  # the step's: the engine ends the attempt when it passes
     started: float = 0.0  # time.monotonic() when the launch was made
+    step: StepRef | None = None  # for executors that run it elsewhere
 
 
 @record(frozen=True)
 class Placement:
     """Where an attempt runs: enough for another toolrun to end it should this one die."""
 
-    executor: str  # "local", ...
+    executor: str  # "local", "cluster"
     pid: int | None = None
     pid_started: float | None = None  # tells the process from a later one with its pid
     container: str | None = None  # the cgroup (or other container) holding its whole tree
-    host: str | None = None
+    host: str | None = None  # the cluster worker's name (its pid is the worker's, not ours)
 
 
 @record(frozen=True)
@@ -61,9 +83,11 @@ class Ending:
     """How an attempt ended: the exit code (negative: the signal that ended it), the outputs
     it wrote, and what was wrong with its outputs file if something was."""
 
-    exit_code: int
+    exit_code: int | None
     outputs: dict[str, str] = field(default_factory=dict)
     problem: str | None = None
+    failure: str | None = None  # it did not run to an exit, and why (a worker's refusal)
+    lost: bool = False  # the worker running it was lost: ``failure`` says which
 
 
 @record(frozen=True)
@@ -73,6 +97,9 @@ class Sink:
 
     on_lines: Callable[[str, list[str]], None]
     on_raw: Callable[[str, bytes], None] | None = None
+    # What an executor elsewhere says of an attempt: why it waits, and where it landed.
+    on_note: Callable[[str], None] | None = None
+    on_placed: Callable[[Placement], None] | None = None
 
 
 class Attempt(Protocol):

@@ -19,7 +19,16 @@ if TYPE_CHECKING:
 RUN_ID_RE = re.compile(r"[0-9]{14}-[0-9]{1,9}")  # ASCII digits; used with fullmatch
 ACTIVE = ("queued", "running")
 RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
-STEP_STATES = ("pending", "running", "succeeded", "failed", "skipped", "cancelled", "timed_out")
+STEP_STATES = (
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+    "timed_out",
+    "worker_lost",
+)
 
 
 def elapsed(started: float | None, finished: float | None) -> float | None:
@@ -48,10 +57,16 @@ class StepRecord:
     outputs: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     allowed_failure: bool = False
+    workers: list[str | None] = field(default_factory=list)  # each attempt's, on a cluster
 
     @property
     def duration(self) -> float | None:
         return elapsed(self.started_at, self.finished_at)
+
+    @property
+    def worker(self) -> str | None:
+        """The cluster worker its last attempt ran on."""
+        return self.workers[-1] if self.workers else None
 
 
 @record(frozen=True)
@@ -131,4 +146,5 @@ def step_from_row(row: sqlite3.Row) -> StepRecord:
         outputs=json.loads(row["outputs"]),
         error=row["error"],
         allowed_failure=bool(row["allowed_failure"]),
+        workers=json.loads(row["workers"] or "[]"),
     )

@@ -30,6 +30,7 @@ class HistoryQuery:
     since: float | None = None
     until: float | None = None
     requester: str | None = None
+    worker: str | None = None  # a cluster worker one of the run's attempts ran on
     text: str | None = None
     limit: int = 50
     offset: int = 0
@@ -89,6 +90,12 @@ def filters(query: HistoryQuery, *, indexed: bool = False) -> tuple[list[str], l
     if query.requester:
         clauses.append("requester = ?")
         values.append(query.requester)
+    if query.worker:
+        clauses.append(
+            "id IN (SELECT steps.run_id FROM steps, json_each(steps.workers)"
+            " WHERE steps.workers IS NOT NULL AND json_each.value = ?)"
+        )
+        values.append(query.worker)
     if query.before is not None:
         clauses.append("(created_at < ? OR (created_at = ? AND seq < ?))")
         values.extend([query.before[0], query.before[0], query.before[1]])

@@ -237,7 +237,7 @@ def _steps(
                 error=row.get("error"),
                 # A step that failed in a run that did not was allowed to.
                 allowed_failure=bool(row.get("allowed_failure"))
-                or (status in ("failed", "timed_out") and run.status == "succeeded"),
+                or (status in ("failed", "timed_out", "worker_lost") and run.status == "succeeded"),
             )
         )
     return steps

@@ -79,7 +79,12 @@ END;
 INSERT INTO runs_text (runs_text) VALUES ('rebuild');
 """
 
-LATER_COLUMNS = (("pid", "INTEGER"), ("pid_started", "REAL"), ("cgroup", "TEXT"))
+LATER_COLUMNS = (
+    ("pid", "INTEGER"),
+    ("pid_started", "REAL"),
+    ("cgroup", "TEXT"),
+    ("workers", "TEXT"),  # JSON: the cluster worker of each attempt
+)
 
 
 def create_schema(db: sqlite3.Connection) -> bool:

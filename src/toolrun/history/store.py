@@ -235,7 +235,8 @@ class Store:
         if not fields:
             return
         values = [
-            json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v for v in fields.values()
+            json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+            for v in fields.values()
         ]
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self.connect(write=True) as db:

@@ -20,9 +20,9 @@ from ..history.ownership import OwnerLock
 from ..history.store import RunRecord, StepRecord, Store
 from ..policy import AcceptedEnv, check_relative_arg, check_remote_env
 from ..records import field, record
+from ..selectors import Selector, Unplaceable
 from ..toolchains.expressions import Context
 from ..toolchains.model import ADHOC_MARK, Step, Toolchain, bind_params
-from ..toolchains.selectors import Selector, Unplaceable
 from ..tools.installer import InstalledTool
 from ..tools.manifest import current_platform
 from ..tools.resolver import ToolResolver
@@ -32,6 +32,7 @@ from .events import EventLog, RunChannel
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..executors.protocol import BlockingExecutor, Executor
@@ -164,7 +165,7 @@ class Engine:
         planned: list[PlannedStep] = []
         problems: list[str] = []
         first_error: type[ToolrunError] = UsageError
-        problems.extend(unplaceable(toolchain, options))
+        problems.extend(unplaceable(toolchain, options, getattr(self.executor, "never", None)))
         if problems:
             first_error = Unplaceable
         for step in toolchain.steps:
@@ -329,13 +330,21 @@ def where_to_run(step: Step, toolchain: Toolchain, options: RunOptions) -> Selec
     return step.runs_on or options.runs_on or toolchain.runs_on
 
 
-def unplaceable(toolchain: Toolchain, options: RunOptions) -> list[str]:
-    """The steps this machine cannot run, said why: with no cluster to send a step to, the
-    machine's own labels (os=, arch=) must meet where it is to run."""
+def unplaceable(
+    toolchain: Toolchain,
+    options: RunOptions,
+    never: Callable[[Selector], str | None] | None = None,
+) -> list[str]:
+    """The steps that cannot run, said why: with no cluster to send a step to, the machine's
+    own labels (os=, arch=) must meet where it is to run; with one (``never``: the cluster's
+    rule), only a selector no worker could ever meet is refused, the rest wait for workers."""
     selectors = [(step, where_to_run(step, toolchain, options)) for step in toolchain.steps]
     if not any(selector for _, selector in selectors):
         return []
-    from ..toolchains.selectors import machine_labels
+    if never is not None:
+        found = [(step, never(selector)) for step, selector in selectors if selector]
+        return [f"step {step.id!r}: {why}" for step, why in found if why is not None]
+    from ..selectors import machine_labels
 
     labels = machine_labels()
     shown = ", ".join(f"{key}={value}" for key, value in labels.items())

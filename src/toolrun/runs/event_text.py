@@ -11,6 +11,7 @@ ICONS = {
     "succeeded": "✓",
     "failed": "✗",
     "timed_out": "⏱",
+    "worker_lost": "↯",
     "cancelled": "■",
     "skipped": "○",
     "interrupted": "!",
@@ -89,7 +90,9 @@ class EndingNote:
             # A run's own timeout is said by its message, with its length.
             if error == "run timed out":
                 pass
-            elif data.get("status") == "timed_out" or error.startswith("cannot start"):
+            elif data.get("status") in ("timed_out", "worker_lost") or error.startswith(
+                "cannot start"
+            ):
                 where = f"step {event.step}: " if self.steps and event.step else ""
                 self._note(where + error)
         elif event.kind == ev.OUTPUT_TRUNCATED or (

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ..errors import StorageError, UsageError
-from ..executors.protocol import Ending, Launch, Placement, Sink, exit_description
+from ..executors.protocol import Ending, Launch, Placement, Sink, StepRef, exit_description
 from ..history.store import RunRecord
 from ..policy import check_relative_arg, inherited_env, step_env
 from ..records import record
@@ -41,9 +41,12 @@ OUTCOMES = {
     "succeeded": "success",
     "failed": "failure",
     "timed_out": "failure",
+    "worker_lost": "failure",
     "skipped": "skipped",
     "cancelled": "cancelled",
 }
+
+FAILED = ("failed", "timed_out", "worker_lost")  # a step's ends that fail its run
 
 # status, exit code, error, outputs
 Outcome = tuple[str, int | None, str | None, dict[str, str]]
@@ -87,6 +90,7 @@ class RunBook:
         self.truncated = False
         self.marked: set[tuple[str, int]] = set()  # steps told that the output cap hides theirs
         self.prefix_lines = len(handle.steps) > 1
+        self.workers: dict[str, list[str | None]] = {}  # step id -> the worker of each attempt
         self.started_at = time.time()
         self.text_log = None
         if self.settings.log_format in ("text", "both"):
@@ -199,7 +203,7 @@ class RunBook:
         if self.handle.cancel_event.is_set():
             status = self.handle.cancel_reason
         elif any(
-            s in ("failed", "timed_out") and step_id not in self.allowed_failures
+            s in FAILED and step_id not in self.allowed_failures
             for step_id, s in self.states.items()
         ):
             status = "failed"
@@ -230,6 +234,9 @@ class RunBook:
             **({"error": error.message} if error is not None else {}),
         )
         self.handle.owner.release()
+        run_finished = getattr(self.executor, "run_finished", None)
+        if run_finished is not None:
+            run_finished(self.run_id)  # an executor elsewhere forgets the run's placement
         return self.store.require_run(self.run_id)
 
     # -- a step and its attempts --------------------------------------------------------------
@@ -330,6 +337,9 @@ class RunBook:
         self.channel.emit(
             ev.STEP_STARTED, step.id, attempt, tool=tool.name, version=tool.version, argv=argv
         )
+        ref = None
+        if getattr(self.executor, "wants_step", False):
+            ref = self._step_ref(plan, attempt, context)
         return Launch(
             argv,
             env,
@@ -339,14 +349,54 @@ class RunBook:
             label=self.attempt_label(step, attempt),
             timeout=step.timeout,
             started=time.monotonic(),
+            step=ref,
+        )
+
+    def _step_ref(self, plan: PlannedStep, attempt: int, context: Context) -> StepRef:
+        from .engine import tool_digest, where_to_run
+
+        step, tool = plan.step, plan.tool
+        assert tool is not None
+        env = step_env(
+            context.values["env"],
+            {k: t.render(context) for k, t in step.env.items()},
+            self.handle.options.caller_env,
+        )
+        return StepRef(
+            run_id=self.run_id,
+            step_id=step.id,
+            attempt=attempt,
+            tool=tool.name,
+            version=tool.version,
+            sha256=tool_digest(tool),
+            args=[arg.render(context) for arg in step.args],
+            env=env,
+            selector=where_to_run(step, self.handle.toolchain, self.handle.options),
+            own_selector=bool(step.runs_on),
         )
 
     def sink(self, step: Step, attempt: int) -> Sink:
         """Where an attempt's output goes: the books (events, the text log), and the raw
-        bytes to whoever asked for them."""
+        bytes to whoever asked for them; what an executor elsewhere says of it, as messages."""
         return Sink(
-            lambda stream, lines: self.output(step.id, attempt, stream, lines), self.handle.on_raw
+            lambda stream, lines: self.output(step.id, attempt, stream, lines),
+            self.handle.on_raw,
+            on_note=lambda text: self.note(step, attempt, text),
+            on_placed=lambda placement: self.placed(step, attempt, placement),
         )
+
+    def note(self, step: Step, attempt: int, text: str) -> None:
+        self.channel.emit(ev.MESSAGE, step.id, attempt, level="info", text=text)
+
+    def placed(self, step: Step, attempt: int, placement: Placement) -> None:
+        """An executor elsewhere says where the attempt landed: the worker is recorded for
+        every attempt (``toolrun show``, ``history --worker``)."""
+        if placement.host is None:
+            return
+        names = self.workers.setdefault(step.id, [])
+        names.extend([None] * (attempt - len(names)))
+        names[attempt - 1] = placement.host
+        self.store.update_step(self.run_id, step.id, workers=names)
 
     def attempt_label(self, step: Step, attempt: int) -> str:
         """How the system names an attempt's container (a cgroup's folder)."""
@@ -385,6 +435,11 @@ class RunBook:
         if stopped is not None:
             # Ended by toolrun: what the tool exited with says nothing of the tool.
             status, error = stopped
+            exit_code = None
+        elif ending.lost:
+            status, error = "worker_lost", ending.failure or "its worker was lost"
+        elif ending.failure is not None or returncode is None:
+            status, error = "failed", ending.failure or "ended without an exit code"
             exit_code = None
         elif returncode == 0:
             status, error = "succeeded", None

@@ -18,9 +18,9 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..policy import ENV_NAME_PATTERN
+from ..selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 from ..tools.versions import MAX_NAME, MAX_SPEC
 from ..units import DURATION_PATTERN, MAX_DURATION
-from .selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"

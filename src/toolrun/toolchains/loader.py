@@ -17,6 +17,14 @@ import yaml
 from ..errors import UsageError
 from ..policy import ENV_NAME_PATTERN, env_pattern_problem
 from ..records import replace
+from ..selectors import (
+    Requirement,
+    Selector,
+    SelectorError,
+    check_key,
+    check_value,
+    requirement,
+)
 from ..tools.versions import is_tool_name, parse_spec
 from ..units import parse_duration
 from . import document
@@ -35,14 +43,6 @@ from .model import (
     type_of,
 )
 from .references import check_references
-from .selectors import (
-    Requirement,
-    Selector,
-    SelectorError,
-    check_key,
-    check_value,
-    requirement,
-)
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # The keys each mapping may hold are the shapes' fields (document.py, which the schema is made of).

@@ -12,10 +12,10 @@ from pathlib import Path
 from ..digests import sha256_hex
 from ..errors import NotFoundError, ToolrunError, UsageError
 from ..records import field, record, replace
+from ..selectors import Selector
 from .expressions import (
     Template,
 )
-from .selectors import Selector
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-FINISHED = ("succeeded", "failed", "skipped", "cancelled", "timed_out")
+FINISHED = ("succeeded", "failed", "skipped", "cancelled", "timed_out", "worker_lost")
 
 
 def find_cycle(needs: Mapping[str, Sequence[str]]) -> list[str] | None:
@@ -59,7 +59,7 @@ def needs_outcome(
     outcomes = set()
     for need in needs.get(step, ()):
         state = states[need]
-        if state in ("failed", "timed_out") and need not in allowed_failures:
+        if state in ("failed", "timed_out", "worker_lost") and need not in allowed_failures:
             outcomes.add("failure")
         elif state in ("cancelled", "skipped"):
             outcomes.add(state)

@@ -167,8 +167,10 @@ class HttpRegistry:
         cache: IndexCache | None = None,
         max_age: float = 0.0,
         max_unpacked: int = DEFAULT_MAX_UNPACKED,
+        token: str | None = None,
     ) -> None:
         self.name = name
+        self.token = token  # sent as a bearer token (a cluster daemon's tree, for its workers)
         self.max_unpacked = max_unpacked
         self.location = url
         self.base = url if url.endswith("/") else url + "/"
@@ -189,6 +191,8 @@ class HttpRegistry:
         from .. import __version__
 
         headers = {"User-Agent": f"toolrun/{__version__}", **(headers or {})}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         request = urllib.request.Request(url, headers=headers)
         try:
             return urllib.request.urlopen(request, timeout=self.timeout)

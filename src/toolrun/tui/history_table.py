@@ -28,6 +28,7 @@ STATUS_STYLES = {
     "succeeded": "green",
     "failed": "red",
     "timed_out": "red",
+    "worker_lost": "red",
     "cancelled": "yellow",
     "interrupted": "yellow",
     "running": "cyan",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import sys
 
-from ..errors import UsageError
-from ..records import record
+from .errors import UsageError
+from .records import record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -1,0 +1,1 @@
+"""Workers on other machines: a Dask cluster behind the daemon (docs/cluster.md)."""

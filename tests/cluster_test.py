@@ -1,0 +1,356 @@
+"""The cluster, for real: a daemon hosting a Dask scheduler (``--cluster``) and ``toolrun worker``
+subprocesses, each with its own TOOLRUN_HOME, on 127.0.0.1.
+
+One daemon and two workers serve the module (they take seconds to start); the tests that
+lose or spoil a worker start their own beside them, with a label no other test asks for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import PROBE, DaemonProcess, run_toolrun, write_tool
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class WorkerProcess:
+    """A real ``toolrun worker`` subprocess; started, it has joined the scheduler."""
+
+    def __init__(self, address: str, home: Path, name: str, *args: str) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        self.home = home
+        self.name = name
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "toolrun", "worker", address, "--name", name, *args],
+            env={**os.environ, "TOOLRUN_HOME": str(home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        self.lines: list[str] = []
+        joined = threading.Event()
+
+        def read() -> None:
+            assert self.process.stderr is not None
+            for line in self.process.stderr:
+                self.lines.append(line)
+                if line.startswith(f"worker {name} joined"):
+                    joined.set()
+            joined.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        if not joined.wait(30) or self.process.poll() is not None:
+            self.process.kill()
+            raise AssertionError(f"worker {name} did not join:\n" + "".join(self.lines))
+
+    def runs_dir(self, run_id: str) -> Path:
+        return self.home / "worker" / "runs" / run_id
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.home = root / "daemon-home"
+        self.daemon = DaemonProcess(
+            ["--cluster", "--cluster-port", str(self.port), "--cluster-wait", "3s"],
+            root,
+            {"TOOLRUN_HOME": str(self.home)},
+        )
+        self.http = httpx.Client(base_url=self.daemon.url, timeout=30)
+        self.workers: list[WorkerProcess] = []
+
+    def worker(self, name: str, *args: str) -> WorkerProcess:
+        worker = WorkerProcess(self.address, self.root / name, name, *args)
+        self.workers.append(worker)
+        self.wait_for_workers(lambda names: name in names)
+        return worker
+
+    def wait_for_workers(self, done: Any, seconds: float = 15) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + seconds
+        while True:
+            found = self.http.get("/api/v1/workers").json()["workers"]
+            if done({w["name"] for w in found}):
+                return list(found)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"workers never became as wanted: {found}")
+            time.sleep(0.05)
+
+    def start(self, toolchain: str, **body: Any) -> str:
+        answer = self.http.post("/api/v1/runs", json={"toolchain": toolchain, **body})
+        assert answer.status_code == 202, answer.text
+        return str(answer.json()["id"])
+
+    def wait(self, run_id: str, seconds: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while True:
+            run: dict[str, Any] = self.http.get(f"/api/v1/runs/{run_id}").json()
+            if run["status"] not in ("queued", "running"):
+                return run
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} still {run['status']}: {run}")
+            time.sleep(0.05)
+
+    def log(self, run_id: str, step: str) -> list[str]:
+        answer = self.http.get(f"/api/v1/runs/{run_id}/log", params={"step": step})
+        return answer.text.splitlines()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.http.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.daemon.stop(timeout=15)
+
+
+TOOLCHAINS = {
+    # Each step says where it ran; the toolchain names the labels it needs.
+    "routed": "toolchain:\n"
+    "  - on-gpu: {cmd: probe, args: [env, TOOLRUN_WORKER], runs_on: {gpu: 'yes'}}\n"
+    "  - in-zone-a: {cmd: probe, args: [env, TOOLRUN_WORKER], runs_on: {zone: a}}\n",
+    "nap": "runs_on: {pool: main}\ntoolchain:\n  - nap: {cmd: probe, args: [sleep, '0.6']}\n",
+    "tree": "runs_on: {zone: a}\ntoolchain:\n  - tree: {cmd: probe, args: [tree, pids]}\n",
+    "drip": "runs_on: {pool: loss}\n"
+    "toolchain:\n  - drip: {cmd: probe, args: [drip, '40', '0.05'], retries: 1}\n",
+    "spoiled": "runs_on: {pool: spoiled}\ntoolchain:\n  - s: {cmd: probe, args: [echo, hi]}\n",
+    "nowhere": "toolchain:\n  - s: {cmd: probe, args: [echo, hi], runs_on: {gpu: none}}\n",
+    "typo": "toolchain:\n  - s: {cmd: probe, args: [echo, hi], runs_on: {os: winodws}}\n",
+    "many": "runs_on: {pool: main}\ntoolchain:\n  - lines: {cmd: probe, args: [lines, '20000']}\n",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("cluster")
+    write_tool(root / "registry", "probe", "1.0.0", script=PROBE.read_text(encoding="utf-8"))
+    (root / "toolchains").mkdir()
+    for name, text in TOOLCHAINS.items():
+        (root / "toolchains" / f"{name}.yaml").write_text(text, encoding="utf-8")
+    started = Cluster(root)
+    try:
+        started.worker("wa", "--label", "zone=a", "--label", "pool=main", "--slots", "2")
+        started.worker("wb", "--label", "gpu=yes", "--label", "pool=main", "--slots", "2")
+        yield started
+    finally:
+        started.close()
+
+
+def test_a_step_runs_where_its_selector_says_and_is_recorded_there(cluster: Cluster) -> None:
+    run = cluster.wait(cluster.start("routed"))
+    assert run["status"] == "succeeded", run
+    steps = {step["id"]: step for step in run["steps"]}
+    assert steps["on-gpu"]["worker"] == "wb"
+    assert steps["in-zone-a"]["worker"] == "wa"
+    assert cluster.log(run["id"], "on-gpu") == ["TOOLRUN_WORKER=wb"]
+    assert cluster.log(run["id"], "in-zone-a") == ["TOOLRUN_WORKER=wa"]
+    # The tool was not on either worker: each installed it from the daemon's /registry/,
+    # the same files (digest) the daemon planned.
+    for worker in cluster.workers[:2]:
+        receipt = worker.home / "tools" / "probe" / "1.0.0" / ".toolrun-receipt.json"
+        assert "/registry/" in json.loads(receipt.read_text(encoding="utf-8"))["source"]
+    # ... and the CLI says the same: history --worker, workers.
+    env = {"TOOLRUN_HOME": str(cluster.home), "TOOLRUN_REMOTE": cluster.daemon.url}
+    listed = run_toolrun("history", "--worker", "wb", "--json", env=env)
+    assert run["id"] in {r["id"] for r in json.loads(listed.stdout)}, listed.stderr
+    local = run_toolrun("history", "--worker", "wa", "--json", env={**env, "TOOLRUN_REMOTE": ""})
+    assert run["id"] in {r["id"] for r in json.loads(local.stdout)}, local.stderr
+    none = run_toolrun("history", "--worker", "nobody", "--json", env=env)
+    assert json.loads(none.stdout) == []
+    workers = run_toolrun("workers", "--json", env=env)
+    found = {w["name"]: w for w in json.loads(workers.stdout)["workers"]}
+    assert found["wa"]["labels"]["zone"] == "a" and found["wa"]["slots"] == 2
+    assert found["wb"]["labels"]["os"] == "linux" and found["wb"]["heartbeat_age"] < 10
+    table = run_toolrun("workers", env=env)
+    assert "gpu=yes" in table.stdout and "wa" in table.stdout
+
+
+def test_parallel_runs_spread_over_the_workers(cluster: Cluster) -> None:
+    ids = [cluster.start("nap") for _ in range(4)]
+    runs = [cluster.wait(run_id) for run_id in ids]
+    assert all(run["status"] == "succeeded" for run in runs), runs
+    used = {run["steps"][0]["worker"] for run in runs}
+    assert used == {"wa", "wb"}
+    # Four 0.6 s steps on four slots: together, not one after another.
+    started = min(run["started_at"] for run in runs)
+    finished = max(run["finished_at"] for run in runs)
+    assert finished - started < 2.2
+
+
+def test_cancel_ends_the_whole_tree_on_the_worker(cluster: Cluster) -> None:
+    import psutil
+
+    run_id = cluster.start("tree")
+    pid_file = cluster.workers[0].runs_dir(run_id) / "work" / "pids"
+    deadline = time.monotonic() + 20
+    while not (pid_file.is_file() and len(pid_file.read_text().split()) >= 3):
+        assert time.monotonic() < deadline, "the tree never started"
+        time.sleep(0.05)
+    pids = [int(pid) for pid in pid_file.read_text().split()]
+    assert all(psutil.pid_exists(pid) for pid in pids)
+    assert cluster.http.post(f"/api/v1/runs/{run_id}/cancel").status_code == 202
+    run = cluster.wait(run_id)
+    assert run["status"] == "cancelled", run
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"left running: {[p for p in pids if _alive(p)]}"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_worker_killed_mid_step_is_lost_and_the_retry_runs_elsewhere(
+    cluster: Cluster,
+) -> None:
+    # Two workers qualify; the one the first attempt lands on is killed as it prints.
+    pair = [cluster.worker(name, "--label", "pool=loss") for name in ("loss-1", "loss-2")]
+    run_id = cluster.start("drip")
+    deadline = time.monotonic() + 20
+    while not (landed := [w for w in pair if _printing(w.runs_dir(run_id) / "drip.1.log.jsonl")]):
+        assert time.monotonic() < deadline, "the first attempt never printed"
+        time.sleep(0.02)
+    first = landed[0]
+    second = next(w for w in pair if w is not first)
+    killed = time.monotonic()
+    first.process.send_signal(signal.SIGKILL)
+    first.process.wait()
+    run = cluster.wait(run_id)
+    assert run["status"] == "succeeded", run
+    step = run["steps"][0]
+    assert step["attempts"] == 2 and step["workers"] == [first.name, second.name]
+    assert time.monotonic() - killed < 10
+    # The lost attempt is said so; the second one's lines are all there, once each, in order.
+    events = cluster.http.get(f"/api/v1/runs/{run_id}/events", params={"follow": "false"})
+    ended = [
+        json.loads(line.removeprefix("data: "))
+        for line in events.text.splitlines()
+        if line.startswith("data: ") and '"step_finished"' in line
+    ]
+    assert [e["status"] for e in ended] == ["worker_lost", "succeeded"]
+    assert first.name in ended[0]["error"]
+    lines = [line for line in cluster.log(run_id, "drip") if line.startswith("drip ")]
+    second_attempt = lines[len(lines) - lines[::-1].index("drip 0") - 1 :]
+    assert second_attempt == [f"drip {n}" for n in range(40)]
+    # The worker that finished it kept its own copy of the log: the daemon's, line for line.
+    copy = second.runs_dir(run_id) / "drip.2.log.jsonl"
+    kept = [line for row in copy.read_text().splitlines() for line in json.loads(row)["lines"]]
+    assert kept == second_attempt
+    metrics = cluster.http.get("/metrics").text
+    assert "toolrun_workers_lost_total 1.0" in metrics
+    assert f'toolrun_worker_slots{{worker="{second.name}"}} 1.0' in metrics
+
+
+def _printing(log_copy: Path) -> bool:
+    return log_copy.is_file() and log_copy.stat().st_size > 0
+
+
+def test_a_tool_that_differs_from_the_daemons_is_refused(cluster: Cluster) -> None:
+    own = cluster.root / "spoiled-registry"
+    write_tool(own, "probe", "1.0.0", script="print('not the daemon probe')\n")
+    spoiled = cluster.worker("spoiled", "--label", "pool=spoiled", "--registry", str(own))
+    try:
+        run = cluster.wait(cluster.start("spoiled"))
+    finally:
+        # Gone before the next test, which may take any worker.
+        spoiled.stop()
+        cluster.wait_for_workers(lambda names: "spoiled" not in names)
+    assert run["status"] == "failed", run
+    error = run["steps"][0]["error"]
+    assert "is not the daemon's" in error and "refused" in error, error
+
+
+def test_no_worker_for_a_selector_waits_then_fails_saying_why(cluster: Cluster) -> None:
+    run = cluster.wait(cluster.start("nowhere"))
+    assert run["status"] == "failed"
+    error = run["steps"][0]["error"]
+    assert "no worker for step 's' joined within 3s" in error, error
+    assert "gpu=none" in error and "wb (gpu=none unmet)" in error
+
+
+def test_a_selector_no_worker_could_ever_meet_is_refused_at_submit(cluster: Cluster) -> None:
+    answer = cluster.http.post("/api/v1/runs", json={"toolchain": "typo"})
+    assert answer.status_code == 409, answer.text
+    assert "os=winodws: no worker can have it" in answer.json()["message"]
+
+
+def test_the_seed_endpoint_runs_on_a_worker(cluster: Cluster) -> None:
+    answer = cluster.http.get("/cmd/probe/env/TOOLRUN_WORKER")
+    assert answer.status_code == 200, answer.text
+    worker = answer.text.strip().removeprefix("TOOLRUN_WORKER=")
+    assert worker in {w.name for w in cluster.workers}, answer.text
+    run = cluster.http.get(f"/api/v1/runs/{answer.headers['x-toolrun-run-id']}").json()
+    assert run["steps"][0]["worker"] == worker
+
+
+def test_many_lines_reach_the_daemon_in_order(cluster: Cluster) -> None:
+    run = cluster.wait(cluster.start("many"))
+    assert run["status"] == "succeeded", run
+    lines = cluster.log(run["id"], "lines")
+    assert lines == [f"line {n} of the probe's output" for n in range(20000)]
+
+
+def test_worker_refuses_bad_labels_and_an_unanswering_scheduler(tmp_path: Path) -> None:
+    env = {"TOOLRUN_HOME": str(tmp_path / "w")}
+    bad = run_toolrun("worker", "tcp://127.0.0.1:1", "--label", "gpu", env=env)
+    assert bad.returncode == 2 and "--label" in bad.stderr and "KEY=VALUE" in bad.stderr
+    os_label = run_toolrun("worker", "tcp://127.0.0.1:1", "--label", "os=windows", env=env)
+    assert os_label.returncode == 2 and "this machine is os=linux" in os_label.stderr
+    remote = run_toolrun("worker", "tcp://10.1.2.3:8786", env=env)
+    assert remote.returncode == 2 and "refusing plain tcp://" in remote.stderr
+    started = time.monotonic()
+    gone = run_toolrun("worker", f"tcp://127.0.0.1:{free_port()}", "--timeout", "2s", env=env)
+    assert gone.returncode == 3, gone.stderr
+    assert "no scheduler answered" in gone.stderr
+    assert time.monotonic() - started < 15
+
+
+def test_local_runs_never_import_dask(tmp_path: Path, probe: Path, workdir: Path) -> None:
+    code = (
+        "import sys\n"
+        "from toolrun.__main__ import main\n"
+        "code = main(['run', 'p'])\n"
+        "print('dask' in sys.modules or 'distributed' in sys.modules, code)\n"
+    )
+    (workdir / "toolchains").mkdir()
+    (workdir / "toolchains" / "p.yaml").write_text(
+        "toolchain:\n  - a: {cmd: probe, args: [echo, hi]}\n", encoding="utf-8"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False 0", result.stderr
