@@ -76,13 +76,18 @@ class WorkerProcess:
 
 
 class Cluster:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, certs: Path | None = None) -> None:
+        """``certs``: the daemon/ folder of `toolrun cluster certs`, for a cluster over TLS."""
         self.root = root
         self.port = free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.address = f"{'tls' if certs else 'tcp'}://127.0.0.1:{self.port}"
         self.home = root / "daemon-home"
+        self.home.mkdir(exist_ok=True)
+        # Small, so that a test can pass it: every other workspace here is a few bytes.
+        (self.home / "config.toml").write_text("cluster_workspace_cap = 65536\n")
+        tls = ["--cluster-certs", str(certs)] if certs else []
         self.daemon = DaemonProcess(
-            ["--cluster", "--cluster-port", str(self.port), "--cluster-wait", "3s"],
+            ["--cluster", "--cluster-port", str(self.port), "--cluster-wait", "3s", *tls],
             root,
             {"TOOLRUN_HOME": str(self.home)},
         )
@@ -144,6 +149,17 @@ TOOLCHAINS = {
     "spoiled": "runs_on: {pool: spoiled}\ntoolchain:\n  - s: {cmd: probe, args: [echo, hi]}\n",
     "nowhere": "toolchain:\n  - s: {cmd: probe, args: [echo, hi], runs_on: {gpu: none}}\n",
     "typo": "toolchain:\n  - s: {cmd: probe, args: [echo, hi], runs_on: {os: winodws}}\n",
+    "hold": "runs_on: {pool: one}\ntoolchain:\n  - hold: {cmd: probe, args: [sleep, '3']}\n",
+    "quick": "runs_on: {pool: one}\ntoolchain:\n  - quick: {cmd: probe, args: [echo, hi]}\n",
+    # Made on wa (zone a), read and added to on wb (gpu), read back on wa.
+    "carry": "runs_on: {zone: a}\ntoolchain:\n"
+    "  - make: {cmd: probe, args: [write, tables/d01.txt, from-wa]}\n"
+    "  - export: {cmd: probe, args: [read, tables/d01.txt], runs_on: {gpu: 'yes'}}\n"
+    "  - mark: {cmd: probe, args: [write, out/result.txt, from-wb], runs_on: {gpu: 'yes'}}\n"
+    "  - check: {cmd: probe, args: [read, out/result.txt]}\n",
+    "too-big": "runs_on: {zone: a}\ntoolchain:\n"
+    f"  - make: {{cmd: probe, args: [write, big.txt, {'x' * 70000}]}}\n"
+    "  - export: {cmd: probe, args: [read, big.txt], runs_on: {gpu: 'yes'}}\n",
     "many": "runs_on: {pool: main}\ntoolchain:\n  - lines: {cmd: probe, args: [lines, '20000']}\n",
 }
 
@@ -279,6 +295,36 @@ def _printing(log_copy: Path) -> bool:
     return log_copy.is_file() and log_copy.stat().st_size > 0
 
 
+def test_the_workspace_goes_where_a_step_goes_and_comes_back(cluster: Cluster) -> None:
+    run = cluster.wait(cluster.start("carry"))
+    assert run["status"] == "succeeded", run
+    workers = {step["id"]: step["worker"] for step in run["steps"]}
+    assert workers == {"make": "wa", "export": "wb", "mark": "wb", "check": "wa"}
+    assert cluster.log(run["id"], "export") == ["from-wa"]
+    assert cluster.log(run["id"], "check") == ["from-wb"]
+    # The home keeps the whole workspace; the daemon has it back for the artifacts.
+    home = cluster.workers[0].runs_dir(run["id"]) / "work"
+    assert (home / "out" / "result.txt").read_text() == "from-wb"
+    artifacts = cluster.http.get(f"/api/v1/runs/{run['id']}/artifacts").json()["files"]
+    assert {f["path"]: f["size"] for f in artifacts} == {
+        "out/result.txt": 7,
+        "tables/d01.txt": 7,
+    }
+    got = cluster.http.get(f"/api/v1/runs/{run['id']}/artifacts/tables/d01.txt")
+    assert got.text == "from-wa"
+
+
+def test_a_workspace_over_the_cap_stays_and_the_step_says_why(cluster: Cluster) -> None:
+    run = cluster.wait(cluster.start("too-big"))
+    assert run["status"] == "failed", run
+    error = run["steps"][1]["error"]
+    assert "cannot start: the workspace on wa: the workspace holds 68.4 KB" in error, error
+    assert "over the 64 KB a cluster carries (config key cluster_workspace_cap)" in error
+    events = cluster.http.get(f"/api/v1/runs/{run['id']}/events", params={"follow": "false"})
+    assert "the final workspace stays on worker wa" in events.text
+    assert (cluster.workers[0].runs_dir(run["id"]) / "work" / "big.txt").stat().st_size == 70000
+
+
 def test_a_tool_that_differs_from_the_daemons_is_refused(cluster: Cluster) -> None:
     own = cluster.root / "spoiled-registry"
     write_tool(own, "probe", "1.0.0", script="print('not the daemon probe')\n")
@@ -292,6 +338,33 @@ def test_a_tool_that_differs_from_the_daemons_is_refused(cluster: Cluster) -> No
     assert run["status"] == "failed", run
     error = run["steps"][0]["error"]
     assert "is not the daemon's" in error and "refused" in error, error
+
+
+def test_a_high_priority_run_overtakes_queued_normal_ones(cluster: Cluster) -> None:
+    """The runs wait in Dask, not in the daemon (its four run slots hold them all): Dask's
+    own task priority, set from the run's, decides which the one free slot takes next."""
+    solo = cluster.worker("solo", "--label", "pool=one", "--slots", "1")
+    try:
+        holding = cluster.start("hold")
+        deadline = time.monotonic() + 20
+        while not _printing(solo.runs_dir(holding) / "hold.1.log.jsonl"):
+            assert time.monotonic() < deadline, "the first run never started"
+            time.sleep(0.02)
+        ids = [
+            cluster.start("quick"),
+            cluster.start("quick"),
+            cluster.start("quick", priority="high"),
+        ]
+        runs = [cluster.wait(run_id) for run_id in [holding, *ids]]
+    finally:
+        solo.stop()
+        cluster.wait_for_workers(lambda names: "solo" not in names)
+    assert all(run["status"] == "succeeded" for run in runs), runs
+    assert max(run["created_at"] for run in runs[1:]) < runs[0]["finished_at"] - 1, (
+        "the machine was too slow: the first run ended before the others were queued"
+    )
+    ended = {run["id"]: run["steps"][0]["finished_at"] for run in runs}
+    assert sorted(ended, key=ended.__getitem__) == [holding, ids[2], ids[0], ids[1]], (ids, ended)
 
 
 def test_no_worker_for_a_selector_waits_then_fails_saying_why(cluster: Cluster) -> None:
@@ -322,6 +395,74 @@ def test_many_lines_reach_the_daemon_in_order(cluster: Cluster) -> None:
     assert run["status"] == "succeeded", run
     lines = cluster.log(run["id"], "lines")
     assert lines == [f"line {n} of the probe's output" for n in range(20000)]
+
+
+def test_over_tls_only_a_worker_with_the_clusters_certificate_joins(tmp_path: Path) -> None:
+    import ssl
+
+    made = run_toolrun("cluster", "certs", str(tmp_path / "certs"), "--worker", "good")
+    assert made.returncode == 0, made.stderr
+    run_toolrun("cluster", "certs", str(tmp_path / "other"), "--worker", "intruder")
+    write_tool(tmp_path / "registry", "probe", "1.0.0", script=PROBE.read_text(encoding="utf-8"))
+    (tmp_path / "toolchains").mkdir()
+    (tmp_path / "toolchains" / "hello.yaml").write_text(TOOLCHAINS["routed"], encoding="utf-8")
+    cluster = Cluster(tmp_path, certs=tmp_path / "certs" / "daemon")
+    try:
+        good = cluster.worker(
+            "good",
+            "--label",
+            "gpu=yes",
+            "--label",
+            "zone=a",
+            "--certs",
+            str(tmp_path / "certs" / "workers" / "good"),
+        )
+        assert good.lines[0].startswith(f"worker good joined {cluster.address} as tls://")
+        run = cluster.wait(cluster.start("hello"))
+        assert run["status"] == "succeeded", run
+        assert {step["worker"] for step in run["steps"]} == {"good"}
+
+        env = {"TOOLRUN_HOME": str(tmp_path / "intruder")}
+        other_ca = run_toolrun(
+            "worker",
+            cluster.address,
+            "--certs",
+            str(tmp_path / "other" / "workers" / "intruder"),
+            "--timeout",
+            "3s",
+            env=env,
+        )
+        assert other_ca.returncode == 3, other_ca.stderr
+        assert "do not trust each other (certificate verify failed)" in other_ca.stderr
+        # The cluster's CA beside a certificate of another: refused before it tries.
+        mixed = tmp_path / "mixed"
+        mixed.mkdir()
+        for name, source in [("ca.crt", "certs"), ("worker.crt", "other"), ("worker.key", "other")]:
+            folder = tmp_path / source / "workers" / ("good" if source == "certs" else "intruder")
+            (mixed / name).write_bytes((folder / name).read_bytes())
+        forged = run_toolrun("worker", cluster.address, "--certs", str(mixed), env=env)
+        assert forged.returncode == 3 and "worker.crt is not signed by" in forged.stderr
+        plain = run_toolrun("worker", cluster.address, env=env)
+        assert plain.returncode == 2 and "tls:// needs --certs DIR" in plain.stderr
+        # A client with no certificate at all: the scheduler ends the handshake.
+        context = ssl.create_default_context(cafile=str(tmp_path / "certs" / "ca.crt"))
+        context.check_hostname = False
+        with (
+            pytest.raises(ssl.SSLError),
+            socket.create_connection(("127.0.0.1", cluster.port), timeout=5) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            tls.settimeout(5)
+            tls.recv(1)
+        refusals = [
+            r for r in cluster.daemon.log if "TLS handshake failed" in str(r.get("message"))
+        ]
+        assert refusals and all(r["level"] == "warning" for r in refusals)
+        assert [w["name"] for w in cluster.http.get("/api/v1/workers").json()["workers"]] == [
+            "good"
+        ]
+    finally:
+        cluster.close()
 
 
 def test_worker_refuses_bad_labels_and_an_unanswering_scheduler(tmp_path: Path) -> None:

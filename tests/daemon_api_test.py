@@ -150,6 +150,32 @@ def test_the_queue_holds_runs_beyond_max_parallel_and_refuses_past_its_size(
         wait_ended(client, going)
 
 
+def test_higher_priorities_overtake_queued_runs(
+    daemon: StartDaemon, toolchain: WriteToolchain
+) -> None:
+    """The body's priority, the toolchain's, and a run's place in the queue all agree."""
+    toolchain("later", "priority: low\ntoolchain:\n  - a: {cmd: probe, args: [echo, low]}\n")
+    server = daemon("--max-parallel", "1")
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        going = start_run(client, {"cmd": "probe", "args": ["sleep", "60"]})
+        first = start_run(client, {"cmd": "probe", "args": ["echo", "1"]})
+        low = start_run(client, {"toolchain": "later"})
+        second = start_run(client, {"cmd": "probe", "args": ["echo", "2"], "priority": "normal"})
+        urgent = start_run(client, {"cmd": "probe", "args": ["echo", "!"], "priority": "high"})
+        top = start_run(client, {"cmd": "probe", "args": ["echo", "!!"], "priority": 500})
+        expected = [top, urgent, first, second, low]
+        runs = {run_id: client.get(f"/api/v1/runs/{run_id}").json() for run_id in expected}
+        assert [runs[run_id]["position"] for run_id in expected] == [1, 2, 3, 4, 5]
+        assert [runs[run_id]["priority"] for run_id in expected] == [500, 10, 0, 0, -10]
+        refused = client.post("/api/v1/runs", json={"cmd": "probe", "priority": "urgent"})
+        assert refused.status_code == 400 and refused.json()["field"] == "priority"
+        assert client.post(f"/api/v1/runs/{going}/cancel").status_code == 202
+        ended = [wait_ended(client, run_id) for run_id in expected]
+        assert all(run["status"] == "succeeded" for run in ended)
+        starts = [float(str(run["started_at"])) for run in ended]
+        assert starts == sorted(starts), "the queue did not start them by priority"
+
+
 def test_the_daemon_wide_stream_reports_transitions(daemon: StartDaemon) -> None:
     server = daemon()
     received: list[dict[str, str]] = []

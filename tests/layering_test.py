@@ -32,6 +32,7 @@ SHARED = {
     "policy",
     "selectors",  # where a step may run: toolchains say it, executors and the cluster obey
     "loopback",
+    "priorities",  # how soon a run starts: toolchains and runs say it, the daemon and Dask obey
 }
 
 

@@ -52,7 +52,11 @@ def test_without_an_index_every_run_folder_is_rebuilt_from_what_it_holds(
     write_log(
         store.run_dir(ended),
         [
-            (ev.RUN_STARTED, None, {"toolchain": "chain", "params": {"n": 1}, "steps": ["a", "b"]}),
+            (
+                ev.RUN_STARTED,
+                None,
+                {"toolchain": "chain", "params": {"n": 1}, "steps": ["a", "b"], "priority": 10},
+            ),
             (ev.STEP_STARTED, "a", {"tool": "probe", "version": "1.0.0"}),
             (ev.STEP_FINISHED, "a", {"status": "failed", "exit_code": 3, "outputs": {"k": 1}}),
             (ev.STEP_SKIPPED, "b", {"status": "skipped", "reason": "a failed"}),
@@ -94,7 +98,7 @@ def test_without_an_index_every_run_folder_is_rebuilt_from_what_it_holds(
     try:
         run = store.require_run(ended)
         assert (run.status, run.exit_code, run.error) == ("failed", 1, "a failed")
-        assert (run.toolchain, run.params) == ("chain", {"n": 1})
+        assert (run.toolchain, run.params, run.priority) == ("chain", {"n": 1}, 10)
         a, b = store.steps(ended)
         assert (a.step_id, a.status, a.exit_code, a.outputs, a.attempts) == (
             "a",

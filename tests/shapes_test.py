@@ -60,6 +60,11 @@ BAD: dict[str, dict[str, Any]] = {
         "runs_on": [{"key": "m", "operator": "gt", "values": "x"}],
     },
     "runs_on in without values": {"cmd": "uexp", "runs_on": [{"key": "m", "operator": "in"}]},
+    "priority an unknown name": {"cmd": "uexp", "priority": "urgent"},
+    "priority out of range": {"toolchain": "export-job", "priority": 1001},
+    "priority a fraction": {"cmd": "uexp", "priority": 1.5},
+    "priority a number as text": {"cmd": "uexp", "priority": "5"},
+    "priority true": {"cmd": "uexp", "priority": True},
 }
 GOOD: dict[str, dict[str, Any]] = {
     "a tool": {"cmd": "uexp"},
@@ -77,6 +82,8 @@ GOOD: dict[str, dict[str, Any]] = {
     "the seed's args": {"toolchain": "export-job", "args": {"table": "d02"}},
     "where to run": {"toolchain": "export-job", "runs_on": {"os": "linux"}},
     "requirements": {"cmd": "uexp", "runs_on": [{"key": "gpu", "operator": "exists"}]},
+    "high priority": {"toolchain": "export-job", "priority": "high"},
+    "a priority number": {"cmd": "uexp", "priority": -1000},
 }
 
 
@@ -136,6 +143,7 @@ RUN: dict[str, Any] = {
     "rerun_of": None,
     "toolchain_sha256": None,
     "size_bytes": 10,
+    "priority": 10,
     "steps": [
         {
             "id": "export",

@@ -214,10 +214,16 @@ def test_background_checkpoints_keep_the_log_bounded(tmp_path: Path) -> None:
     assert len(Store(tmp_path).list_runs(HistoryQuery(limit=1000))) == 300
 
 
-def test_an_older_store_gets_the_process_columns(tmp_path: Path) -> None:
+def test_an_older_store_gets_the_later_columns(tmp_path: Path) -> None:
     import sqlite3
 
+    from toolrun.history.schema import SCHEMA
+
+    runs_table = SCHEMA[: SCHEMA.index(");") + 2]
+    old_runs_table = runs_table.replace(",\n    priority INTEGER NOT NULL DEFAULT 0", "")
+    assert old_runs_table != runs_table
     db = sqlite3.connect(tmp_path / "history.db")
+    db.executescript(old_runs_table)
     db.executescript(
         "CREATE TABLE steps (run_id TEXT NOT NULL, step_id TEXT NOT NULL, position INTEGER NOT"
         " NULL, tool TEXT NOT NULL, spec TEXT NOT NULL, version TEXT, sha256 TEXT, status TEXT"
@@ -227,10 +233,11 @@ def test_an_older_store_gets_the_process_columns(tmp_path: Path) -> None:
     )
     db.close()
     store = Store(tmp_path)
-    record, owner = store.create_run(toolchain="t", params={}, steps=[("a", "p", "p")])
+    record, owner = store.create_run(toolchain="t", params={}, steps=[("a", "p", "p")], priority=7)
     store.update_step(record.id, "a", status="cancelled", pid=os.getpid(), pid_started=1.5)
     owner.release()
     assert store.processes_left([record.id]) == [(os.getpid(), 1.5, None)]
+    assert record.priority == 7
     Store(tmp_path).list_runs(HistoryQuery())  # a second opening finds the columns there
 
 

@@ -91,6 +91,11 @@ BAD = {
     + "      runs_on: [{key: os, operator: exists, value: 1}]\n",
     "runs_on a label with a space": "runs_on: {'my os': linux}\n" + STEP,
     "runs_on a label's value a list": "runs_on: {os: [linux]}\n" + STEP,
+    "priority an unknown name": "priority: urgent\n" + STEP,
+    "priority out of range": "priority: -1001\n" + STEP,
+    "priority a fraction": "priority: 2.5\n" + STEP,
+    "priority a number quoted": "priority: '5'\n" + STEP,
+    "priority a capital name": "priority: High\n" + STEP,
     "a toolchain that is a list": "- a: {cmd: uexp}\n",
     "a toolchain that is text": "just words\n",
 }
@@ -109,6 +114,7 @@ LOADER_ONLY = {
 
 GOOD = {
     "one step": STEP,
+    "a priority number": "priority: -1000\n" + STEP,
     "everything": """\
 description: all the keys
 params:
@@ -119,6 +125,7 @@ env: {STAGE: test}
 accept_env: [FOO, BUILD_*]
 timeout: 1h30m
 max_parallel: 2
+priority: high
 toolchain:
   - a:
       cmd: uexp

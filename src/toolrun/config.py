@@ -177,6 +177,12 @@ SETTINGS: dict[str, Setting] = {
         2 * 1024**3,
         "bytes a tool's archive may unpack to (an index's own figure is held to as well)",
     ),
+    "cluster_workspace_cap": Setting(
+        parse_size,
+        512 * 1024**2,
+        "the daemon with a cluster: bytes of a run's workspace carried between workers and "
+        "fetched back for its artifacts",
+    ),
     "allow_hosts": Setting(
         _host_list,
         (),

@@ -66,6 +66,7 @@ class Run(Struct, kw_only=True):
     rerun_of: str | None
     toolchain_sha256: str | None
     size_bytes: int | None
+    priority: int = 0  # higher starts first; high is 10, low -10
     steps: list[Step] | UnsetType = UNSET
     position: int | UnsetType = UNSET
     links: dict[str, str] | UnsetType = UNSET

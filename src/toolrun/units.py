@@ -25,7 +25,7 @@ DURATION_PATTERN = rf"^(?:{_NUMBER}|(?=[0-9]){_WITH_UNITS})$"
 # Patterns, not compiled regexes: the config module imports this one on every command, and
 # compiling all three at import took a millisecond of `toolrun exec` (re caches them on use).
 _PARTS = "^" + "".join(f"(?:({_NUMBER}){unit})?" for unit in _UNITS) + "$"
-MAX_DURATION = 1e13  # seconds: past any run, and past any duration the grammar can write
+MAX_DURATION = 1e15  # seconds: past any run, and past any duration the grammar can write (7e14)
 DURATION_EXAMPLES = "a duration such as 30s, 10m or 1h30m"
 
 EPOCH_PATTERN = r"[0-9]{1,11}(?:\.[0-9]{1,6})?"
@@ -117,6 +117,14 @@ def parse_when(text: str, option: str) -> float:
         sign = 1 if zone[0] == "+" else -1
         seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
     return float(seconds)
+
+
+def format_size(size: int) -> str:
+    """``1.5 MB``: parse_size's units, for messages."""
+    for unit in ("TB", "GB", "MB", "KB"):
+        if size >= _SIZE_UNITS[unit[0]]:
+            return f"{size / _SIZE_UNITS[unit[0]]:.3g} {unit}"
+    return f"{size} bytes"
 
 
 def parse_size(text: str) -> int:

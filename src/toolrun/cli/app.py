@@ -3,6 +3,7 @@ and the run commands. It parses arguments and calls the command modules, nothing
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from typer.completion import completion_init  # type: ignore[attr-defined]
 
 from .. import __version__
 from . import history_commands, run_commands
+from .cluster_app import cluster_app
 from .config_app import config_app
 from .daemon_app import daemon_app
 from .errors import EXIT_CODES
@@ -42,6 +44,7 @@ app.add_typer(history_app, name="history")
 app.add_typer(registry_app, name="registry")
 app.add_typer(config_app, name="config")
 app.add_typer(daemon_app, name="daemon")
+app.add_typer(cluster_app, name="cluster")
 
 
 def _version(value: bool) -> None:
@@ -123,6 +126,16 @@ def run(
             show_default=False,
         ),
     ] = None,
+    priority: Annotated[
+        str | None,
+        typer.Option(
+            "--priority",
+            metavar="PRIORITY",
+            help="high, normal, low or a number (-1000..1000): higher starts first in a "
+            "daemon's queue. Default: the toolchain's priority.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a toolchain: live output, a summary, and the run kept in the history.
 
@@ -139,6 +152,7 @@ def run(
         tui=True if tui else (False if plain else None),
         offline=offline,
         on=on or [],
+        priority=priority,
     )
 
 
@@ -241,6 +255,14 @@ def worker(
     timeout: Annotated[
         str, typer.Option("--timeout", help="How long to wait for the scheduler to answer.")
     ] = "30s",
+    certs: Annotated[
+        Path | None,
+        typer.Option(
+            "--certs",
+            help="A folder of ca.crt, worker.crt and worker.key (toolrun cluster certs): "
+            "needed for tls://.",
+        ),
+    ] = None,
 ) -> None:
     """Join a cluster and run the steps a cluster daemon sends here, until SIGTERM or Ctrl+C."""
     from . import cluster_commands
@@ -253,6 +275,7 @@ def worker(
         name=name,
         registries=registry or [],
         timeout=timeout,
+        certs=certs,
     )
 
 

@@ -1,8 +1,10 @@
-"""``toolrun worker`` (join a cluster and run steps) and ``toolrun workers`` (list them)."""
+"""``toolrun worker`` (join a cluster and run steps), ``toolrun workers`` (list them) and
+``toolrun cluster certs`` (the certificates that let machines join)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from ..errors import UsageError
 from ..runs.event_text import format_duration
@@ -19,6 +21,7 @@ def worker(
     name: str | None,
     registries: list[str],
     timeout: str,
+    certs: Path | None = None,
 ) -> None:
     from ..cluster.worker import WorkerOptions, run_worker
     from ..units import parse_duration
@@ -34,8 +37,22 @@ def worker(
         name=name,
         registries=registries,
         timeout=timeout_seconds,
+        certs=certs,
     )
     run_worker(ctx, options)
+
+
+def certs(out_dir: Path, *, workers: list[str], hosts: list[str], days: int) -> None:
+    from ..cluster.certs import CA_KEY, DAEMON_DIR, WORKERS_DIR, make_certs
+
+    made = make_certs(out_dir, workers=workers or ["worker"], hosts=hosts, days=days)
+    for path in made.written:
+        info(f"wrote {path}")
+    info(
+        f"copy {out_dir / DAEMON_DIR} to the daemon's machine (toolrun daemon --cluster "
+        f"--cluster-certs DIR) and each {out_dir / WORKERS_DIR}/NAME to that worker's "
+        f"(toolrun worker tls://HOST:8786 --certs DIR); keep {out_dir / CA_KEY} to yourself"
+    )
 
 
 def workers(ctx: Context, *, as_json: bool = False) -> None:

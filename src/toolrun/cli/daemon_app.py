@@ -83,6 +83,14 @@ def daemon(
             "--cluster-wait", help="How long a step waits for a worker its runs_on admits."
         ),
     ] = "10m",
+    cluster_certs: Annotated[
+        Path | None,
+        typer.Option(
+            "--cluster-certs",
+            help="The daemon/ folder of `toolrun cluster certs`: the cluster over tls://, "
+            "needed off loopback.",
+        ),
+    ] = None,
     offline: Offline = False,
 ) -> None:
     """Serve runs over HTTP until SIGTERM or Ctrl+C (runs going are given --grace to end)."""
@@ -104,6 +112,7 @@ def daemon(
         cluster_port=cluster_port,
         cluster_local=cluster_local,
         cluster_wait=cluster_wait,
+        cluster_certs=cluster_certs,
         offline=offline,
     )
 

@@ -34,6 +34,7 @@ def serve(
     cluster_port: int = 8786,
     cluster_local: bool = False,
     cluster_wait: str = "10m",
+    cluster_certs: Path | None = None,
 ) -> None:
     from ..config import SETTINGS
     from ..daemon.core import DaemonSettings
@@ -51,9 +52,11 @@ def serve(
         raise UsageError(f"--allow-host must be {exc}") from None
     cluster_options = None
     if cluster is not None:
-        cluster_options = cluster_settings(host, cluster, cluster_port, cluster_local, cluster_wait)
-    elif cluster_local:
-        raise UsageError("--cluster-local goes with --cluster")
+        cluster_options = cluster_settings(
+            host, cluster, cluster_port, cluster_local, cluster_wait, cluster_certs
+        )
+    elif cluster_local or cluster_certs:
+        raise UsageError("--cluster-local and --cluster-certs go with --cluster")
     settings = DaemonSettings(
         host=host,
         port=port,
@@ -70,9 +73,11 @@ def serve(
     run_server(ctx, settings)
 
 
-def cluster_settings(host: str, cluster: str, port: int, local: bool, wait: str) -> ClusterOptions:
-    from ..cluster.addresses import check_plain, parse_address
-    from ..cluster.hosting import HERE, ClusterOptions
+def cluster_settings(
+    host: str, cluster: str, port: int, local: bool, wait: str, certs: Path | None = None
+) -> ClusterOptions:
+    from ..cluster.addresses import parse_address
+    from ..cluster.hosting import HERE, ClusterOptions, check_security
 
     try:
         wait_seconds = parse_duration(wait)
@@ -82,12 +87,14 @@ def cluster_settings(host: str, cluster: str, port: int, local: bool, wait: str)
         raise UsageError(f"--cluster-port must be between 1 and 65535, not {port}")
     join = None if cluster == HERE else cluster
     options = ClusterOptions(
-        join=join, host=host, port=port, local=local, wait_for_worker=wait_seconds
+        join=join, host=host, port=port, local=local, wait_for_worker=wait_seconds, certs=certs
     )
     address = parse_address(join, "--cluster") if join else options.address()
-    check_plain(address, "--cluster")
-    if address.scheme == "tls":
-        raise UsageError("--cluster tls://: certificates are not built yet; use tcp:// on loopback")
+    check_security(address, certs, "--cluster", "--cluster-certs")
+    if certs is not None:
+        from ..cluster.certs import daemon_certs
+
+        daemon_certs(certs)  # a missing or foreign file is said now, not at the first worker
     return options
 
 

@@ -142,6 +142,10 @@ def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
     info(f"duration   {format_duration(run.duration)}")
     if run.rerun_of:
         info(f"rerun of   {run.rerun_of}")
+    if run.priority:
+        from ..priorities import priority_name
+
+        info(f"priority   {priority_name(run.priority)}")
     if run.params:
         info("params")
         for key, value in run.params.items():

@@ -34,6 +34,7 @@ def run(
     timeout: float | None,
     tui: bool | None = None,
     on: dict[str, str] | None = None,
+    priority: int | None = None,
 ) -> None:
     """``tui`` None decides by the terminal, as a local run does."""
     body: dict[str, Any] = {"toolchain": name, "params": params}
@@ -41,6 +42,8 @@ def run(
         body["timeout"] = timeout
     if on:
         body["runs_on"] = on
+    if priority is not None:
+        body["priority"] = priority
     started = ctx.remote_runs.start(body)
     if tui or (tui is None and not as_json and wants_tui()):
         raise ExitCode(follow_in_tui(ctx, started))

@@ -36,15 +36,24 @@ def run(
     pre: bool = False,
     tui: bool | None = None,
     on: list[str] | None = None,
+    priority: str | None = None,
 ) -> None:
     """``tui`` None decides by the terminal: see ``wants_tui``."""
     labels = parse_labels(on or [], "--on")
+    rank = _priority(priority)
     if ctx.remote:
         from . import remote_run
 
         params = parse_assignments(assignments)
         remote_run.run(
-            ctx, name, params, as_json=as_json, timeout=_timeout(timeout), tui=tui, on=labels
+            ctx,
+            name,
+            params,
+            as_json=as_json,
+            timeout=_timeout(timeout),
+            tui=tui,
+            on=labels,
+            priority=rank,
         )
         return
     toolchain = ctx.load_toolchain(name)
@@ -53,6 +62,7 @@ def run(
         requester=_user(),
         pre=pre,
         runs_on=selector_of_labels(labels),
+        priority=rank,
     )
     handle = ctx.engine.prepare(toolchain, parse_assignments(assignments), options)
     if tui or (tui is None and not as_json and wants_tui()):
@@ -296,6 +306,17 @@ def _timeout(text: str | None) -> float | None:
         return parse_duration(text)
     except ValueError as exc:
         raise UsageError(f"--timeout must be {exc}, not {text!r}") from None
+
+
+def _priority(text: str | None) -> int | None:
+    if text is None:
+        return None
+    from ..priorities import PriorityError, parse_priority
+
+    try:
+        return parse_priority(text, text=True)
+    except PriorityError as exc:
+        raise UsageError(f"--{exc.message}") from None
 
 
 def _user() -> str:

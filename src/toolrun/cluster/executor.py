@@ -9,7 +9,12 @@ attempt ``worker_lost`` (the scheduler's allowed-failures is 0: Dask never runs 
 again by itself; the step's retries decide).
 
 A run's steps stay on the worker its first attempt landed on ("home"), and so does its
-workspace; a step with a ``runs_on`` of its own goes wherever that says.
+workspace; a step with a ``runs_on`` of its own goes wherever that says, and the workspace
+goes with it: packed at home (a task there), handed to the step's task as an argument so that
+Dask moves it worker to worker (and, when home qualifies, prefers to run the step where the
+data is), and what the step made unpacked at home by a task that depends on the step's. The
+attempt ends when that has happened, so the next step finds the results. When the run ends,
+its home's workspace is fetched back to the daemon (workspaces.py; capped).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..executors.protocol import Ending, Placement
 from ..records import record
-from .spec import SLOT, TOPIC, AttemptSpec, attempt_key, cancel_event, kill_event
+from .spec import SLOT, TOPIC, AttemptSpec, attempt_key, cancel_event, kill_event, task_priority
 from .workers import WorkerBook, WorkerInfo
 
 if TYPE_CHECKING:
@@ -37,6 +43,8 @@ MACHINE_KEYS = ("os", "arch")  # labels every worker has, set by toolrun (machin
 KNOWN_OS = ("linux", "windows", "macos", "freebsd")
 STRAGGLER_SECONDS = 5.0  # how long the last messages may trail the task's end
 FORCE_POLL_SECONDS = 0.2
+COLLECT_SECONDS = 120.0  # how long the daemon waits for a run's final workspace
+CARRY_PRIORITY = 1_000_000  # a pack or unpack goes before any step that waits
 
 
 @record(frozen=True)
@@ -45,6 +53,7 @@ class ClusterSettings:
     registry: str | None = None  # the daemon's /registry/ tree, as workers reach it
     registry_token: str | None = None
     batch_seconds: float = 0.05
+    workspace_cap: int = 512 * 1024**2  # config key cluster_workspace_cap
 
 
 class NoWorker(Exception):
@@ -105,6 +114,48 @@ class ClusterExecutor:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
+    def home_of(self, run_id: str) -> str | None:
+        """The address of the worker that holds the run's workspace, once one does."""
+        home = self.homes.get(run_id)
+        if home is None or not home.done() or home.cancelled():
+            return None
+        return home.result()
+
+    async def collect(self, run_id: str, into: Path) -> str | None:
+        """Fetch the run's final workspace from its home into the daemon's run folder; a
+        warning to record when it cannot be (the worker keeps its copy either way)."""
+        from .worker_task import pack_workspace
+        from .workspaces import CarryFailed, WorkspaceError, unpack
+
+        address = self.home_of(run_id)
+        if address is None:
+            return None
+        where = self.book.name_of(address)
+        future = self.client.submit(
+            pack_workspace,
+            run_id,
+            self.settings.workspace_cap,
+            key=f"toolrun-{run_id}-collect",
+            workers=[address],
+            allow_other_workers=False,
+            priority=CARRY_PRIORITY,
+            pure=False,
+            retries=0,
+        )
+        try:
+            packed = await asyncio.wait_for(future, COLLECT_SECONDS)
+            await asyncio.to_thread(unpack, packed, into, self.settings.workspace_cap)
+        except (CarryFailed, WorkspaceError) as exc:
+            return f"the final workspace stays on worker {where}: {exc}"
+        except Exception as exc:  # the worker lost, a timeout: Dask says it many ways
+            return (
+                f"the final workspace could not be fetched from worker {where} "
+                f"({exc.__class__.__name__}); it stays there"
+            )
+        finally:
+            future.release()
+        return None
+
     def run_finished(self, run_id: str) -> None:
         home = self.homes.pop(run_id, None)
         if home is not None and not home.done():
@@ -127,21 +178,27 @@ class ClusterExecutor:
         """The addresses the attempt may go to: its run's home when it has one and the
         selector admits it, else every worker the selector admits, waiting for one."""
         home = self.homes.get(ref.run_id)
-        if not ref.own_selector and home is not None:
+        if home is not None:
+            # Wait for the run's first attempt to start somewhere: that is where the workspace
+            # is, and where this step goes (or the workspace is carried from).
             try:
                 address = await asyncio.shield(home)
             except asyncio.CancelledError:
                 address = None
             if address is not None:
-                admitted, _ = await self.candidates(ref.selector)
-                if any(w.address == address for w in admitted):
+                admitted, workers = await self.candidates(ref.selector)
+                if not any(w.address == address for w in workers):
+                    # Home was lost, and its workspace with it: this attempt starts afresh,
+                    # and where it starts is the run's home now.
+                    self.homes.pop(ref.run_id, None)
+                elif not ref.own_selector and any(w.address == address for w in admitted):
                     return [address]
         deadline = time.monotonic() + self.settings.wait_for_worker
         said = False
         while True:
             admitted, workers = await self.candidates(ref.selector)
             if admitted:
-                if not ref.own_selector and ref.run_id not in self.homes:
+                if ref.run_id not in self.homes:  # the first attempt to start makes it home
                     self.homes[ref.run_id] = asyncio.get_running_loop().create_future()
                 return [w.address for w in admitted]
             reason = waiting_reason(ref.selector, workers)
@@ -155,7 +212,9 @@ class ClusterExecutor:
                 said = True
             await self.book.changed(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
 
-    def submit(self, ref: StepRef, key: str, addresses: list[str]) -> Future:
+    def submit(
+        self, ref: StepRef, key: str, addresses: list[str], carried: Future | None = None
+    ) -> Future:
         from .worker_task import run_attempt
 
         spec = AttemptSpec(
@@ -171,22 +230,57 @@ class ClusterExecutor:
             registry=self.settings.registry,
             registry_token=self.settings.registry_token,
             batch_seconds=self.settings.batch_seconds,
+            workspace_cap=self.settings.workspace_cap,
         )
         return self.client.submit(
             run_attempt,
             spec,
+            carried,
             key=key,
             workers=addresses,
             allow_other_workers=False,
             resources={SLOT: 1},
-            priority=ref.priority,
+            priority=task_priority(ref.priority, ref.queued_at),
+            pure=False,
+            retries=0,
+        )
+
+    def carry(self, ref: StepRef, key: str, home: str) -> Future:
+        """Pack the run's workspace at home, for the step's task to take."""
+        from .worker_task import pack_workspace
+
+        return self.client.submit(
+            pack_workspace,
+            ref.run_id,
+            self.settings.workspace_cap,
+            key=f"{key}-carry",
+            workers=[home],
+            allow_other_workers=False,
+            priority=CARRY_PRIORITY,
+            pure=False,
+            retries=0,
+        )
+
+    def bring_back(self, ref: StepRef, key: str, home: str, step: Future) -> Future:
+        """Unpack at home what the step made elsewhere (nothing when it ran at home)."""
+        from .worker_task import unpack_workspace
+
+        return self.client.submit(
+            unpack_workspace,
+            ref.run_id,
+            step,
+            self.settings.workspace_cap,
+            key=f"{key}-back",
+            workers=[home],
+            allow_other_workers=False,
+            priority=CARRY_PRIORITY,
             pure=False,
             retries=0,
         )
 
     def homed(self, ref: StepRef, address: str) -> None:
         home = self.homes.get(ref.run_id)
-        if home is not None and not home.done() and not ref.own_selector:
+        if home is not None and not home.done():
             home.set_result(address)
 
 
@@ -214,6 +308,10 @@ class ClusterAttempt:
         self.address: str | None = None
         self.worker: str | None = None
         self.future: Future | None = None
+        self.carried: Future | None = None  # the workspace packed at home, for this step
+        self.back: Future | None = None  # its results unpacked at home
+        self.home: str | None = None
+        self.reported: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
         self.expected = 0  # the number of the next message
         self.early: dict[int, dict[str, Any]] = {}  # messages that came before their turn
         self.finished: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
@@ -233,9 +331,15 @@ class ClusterAttempt:
         if self.cancelled:
             self._end(Ending(None, failure="cancelled before a worker took it"))
             return
-        self.future = self.executor.submit(self.ref, self.key, addresses)
+        home = self.executor.home_of(self.ref.run_id)
+        if home is not None and addresses != [home]:
+            self.home = home
+            self.carried = self.executor.carry(self.ref, self.key, home)
+        self.future = self.executor.submit(self.ref, self.key, addresses, self.carried)
+        if self.home is not None:
+            self.back = self.executor.bring_back(self.ref, self.key, self.home, self.future)
         try:
-            await self.future
+            await (self.back or self.future)
         except asyncio.CancelledError:
             if not self.finished.done():
                 self._end(Ending(None, failure="cancelled before a worker took it"))
@@ -243,9 +347,13 @@ class ClusterAttempt:
         except Exception as exc:
             self._task_failed(exc)
             return
+        finally:
+            self._release()
         # The task returned: its last messages may still be on their way.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self.finished), STRAGGLER_SECONDS)
+            await asyncio.wait_for(asyncio.shield(self.reported), STRAGGLER_SECONDS)
+        if self.reported.done():
+            self._end(self.reported.result())
         if not self.finished.done():
             self._end(
                 Ending(
@@ -255,12 +363,25 @@ class ClusterAttempt:
                 )
             )
 
+    def _release(self) -> None:
+        """The packed workspaces leave the workers' memory once the attempt is over."""
+        for future in (self.back, self.future, self.carried):
+            if future is not None:
+                with contextlib.suppress(Exception):
+                    future.release()
+
     def _task_failed(self, exc: BaseException) -> None:
         if self.finished.done():
             return
         from distributed.scheduler import KilledWorker
 
-        if isinstance(exc, KilledWorker):
+        from .workspaces import CarryFailed
+
+        if isinstance(exc, CarryFailed):
+            started = self.reported.done() or self.worker is not None
+            what = "its results could not be carried home" if started else "cannot start"
+            self._end(Ending(None, failure=f"{what}: the workspace {exc}"))
+        elif isinstance(exc, KilledWorker):
             self.executor.lost_workers += 1
             where = self.worker or "its worker"
             self._end(Ending(None, failure=f"worker {where} was lost mid-step", lost=True))
@@ -295,19 +416,26 @@ class ClusterAttempt:
             end = message["end"]
             failure = end.get("error")
             code = end.get("exit_code")
-            self._end(
-                Ending(
-                    code if isinstance(code, int) else None,
-                    {str(k): str(v) for k, v in (end.get("outputs") or {}).items()},
-                    end.get("problem"),
-                    failure=failure,
-                )
+            ending = Ending(
+                code if isinstance(code, int) else None,
+                {str(k): str(v) for k, v in (end.get("outputs") or {}).items()},
+                end.get("problem"),
+                failure=failure,
             )
+            if not self.reported.done():
+                self.reported.set_result(ending)
+            if self.back is None:
+                self._end(ending)  # else once its results are home (_follow)
 
     def _end(self, ending: Ending) -> None:
         if not self.finished.done():
             self.finished.set_result(ending)
         self.executor.attempts.pop(self.key, None)
+        home = self.executor.homes.get(self.ref.run_id)
+        if home is not None and not home.done() and self.worker is None:
+            # It never started anywhere: the run has no home yet, and nothing waits for one.
+            home.cancel()
+            del self.executor.homes[self.ref.run_id]
         if self.events_set:
             self.executor.later(self._clear_events())
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 from ..records import record
 from .addresses import Address, check_plain, parse_address
 
 if TYPE_CHECKING:
     from distributed import Client, Scheduler, Worker
+    from distributed.security import Security
 
     from ..services import Services
     from .executor import ClusterExecutor
@@ -35,11 +37,47 @@ class ClusterOptions:
     port: int = 8786
     local: bool = False  # --cluster-local: the daemon runs steps too, as one more worker
     wait_for_worker: float = 600.0
+    certs: Path | None = None  # --cluster-certs: the daemon/ folder of `toolrun cluster certs`
 
     def address(self) -> Address:
         if self.join is not None:
             return parse_address(self.join, "--cluster")
-        return parse_address(f"tcp://{self.host}:{self.port}", "--cluster-port")
+        scheme = "tcp" if self.certs is None else "tls"
+        return parse_address(f"{scheme}://{self.host}:{self.port}", "--cluster-port")
+
+
+def check_security(address: Address, certs: Path | None, who: str, option: str) -> None:
+    """tls:// takes certificates and tcp:// none; plain TCP only on loopback."""
+    check_plain(address, who)
+    if address.scheme == "tls" and certs is None:
+        raise UsageError(
+            f"{who} {address}: tls:// needs {option} DIR, the certificates made by "
+            "`toolrun cluster certs`",
+            field=option,
+        )
+    if address.scheme == "tcp" and certs is not None:
+        raise UsageError(
+            f"{who} {address}: {option} is for tls://; write tls://{address.host}:{address.port}",
+            field=option,
+        )
+
+
+def tls_security(
+    ca: Path, cert: Path, key: Path, *, scheduler: tuple[Path, Path] | None = None
+) -> Security:
+    """Dask's mutual TLS: ``cert`` for connecting out (as a client or a worker), and for a
+    hosted scheduler its own pair; nothing unencrypted is accepted."""
+    from distributed.security import Security
+
+    pairs: dict[str, str] = {
+        "tls_client_cert": str(cert),
+        "tls_client_key": str(key),
+        "tls_worker_cert": str(cert),
+        "tls_worker_key": str(key),
+    }
+    if scheduler is not None:
+        pairs.update(tls_scheduler_cert=str(scheduler[0]), tls_scheduler_key=str(scheduler[1]))
+    return Security(tls_ca_file=str(ca), require_encryption=True, **pairs)
 
 
 def configure_dask() -> None:
@@ -105,11 +143,17 @@ class HostedCluster:
         from .workers import WorkerBook
 
         address = self.options.address()
-        check_plain(address, "--cluster")
-        if address.scheme == "tls":
-            raise ConfigError(
-                "--cluster tls://: certificates (toolrun cluster certs) are not built yet; "
-                "use a loopback tcp:// address"
+        check_security(address, self.options.certs, "--cluster", "--cluster-certs")
+        security = None
+        if self.options.certs is not None:
+            from .certs import daemon_certs
+
+            certs = daemon_certs(self.options.certs)
+            security = tls_security(
+                certs.ca,
+                certs.client_cert,
+                certs.client_key,
+                scheduler=(certs.scheduler_cert, certs.scheduler_key),
             )
         configure_dask()
         quiet_dask_logs(log)
@@ -118,6 +162,8 @@ class HostedCluster:
                 self.scheduler = await Scheduler(
                     host=address.host,
                     port=address.port,
+                    protocol=address.scheme,
+                    security=security,
                     dashboard=False,
                     dashboard_address=f"{address.host}:0",  # its /health, on no fixed port
                     allowed_failures=0,
@@ -129,7 +175,12 @@ class HostedCluster:
                 ) from None
         try:
             client = await asyncio.wait_for(
-                Client(self.scheduler_address, asynchronous=True, set_as_default=False),
+                Client(
+                    self.scheduler_address,
+                    asynchronous=True,
+                    set_as_default=False,
+                    security=security,
+                ),
                 CONNECT_TIMEOUT + 1,
             )
         except (OSError, TimeoutError) as exc:
@@ -146,13 +197,14 @@ class HostedCluster:
             wait_for_worker=self.options.wait_for_worker,
             registry=registry_url,
             registry_token=self.registry_token,
+            workspace_cap=int(ctx.config.get("cluster_workspace_cap")),
         )
         self.executor = ClusterExecutor(client, self.book, settings)
         if self.options.local:
             from .worker import start_worker
 
             self.local_worker = await start_worker(
-                ctx, self.scheduler_address, name="daemon", labels={}, slots=1
+                ctx, self.scheduler_address, name="daemon", labels={}, slots=1, security=security
             )
         return self.executor
 

@@ -43,6 +43,15 @@ class AttemptSpec:
     registry: str | None = None  # the daemon's /registry/ tree
     registry_token: str | None = None  # lets the worker read it when the daemon has tokens
     batch_seconds: float = 0.05  # how long output may wait on the worker to travel in a batch
+    workspace_cap: int = 512 * 1024**2  # bytes of workspace carried (cluster_workspace_cap)
+
+
+def task_priority(priority: int, queued_at: float) -> float:
+    """Dask's priority for an attempt: higher first, and among equal ones the older run first.
+    Dask breaks ties by the order tasks reached it, which for runs started together is no
+    order at all (each first waits to be placed); the run's age, as a fraction below one,
+    keeps the queue's order without ever passing a whole step of priority (until 2286)."""
+    return priority - queued_at / 1e10
 
 
 def attempt_key(run_id: str, step_id: str, attempt: int) -> str:

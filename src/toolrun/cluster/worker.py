@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +19,12 @@ from ..errors import ConfigError, UsageError
 from ..records import record
 from ..selectors import machine_labels, parse_labels
 from . import worker_task
-from .addresses import check_plain, parse_address
+from .addresses import Address, parse_address
 from .spec import LABELS_KEY, SLOT
 
 if TYPE_CHECKING:
     from distributed import Worker
+    from distributed.security import Security
 
     from ..services import Services
     from ..tools.registry import Registry
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
 
 class SchedulerUnreachable(ConfigError):
     """No scheduler answered at the address within the time given (exit 3)."""
+
+
+class CertificateRefused(ConfigError):
+    """The TLS handshake with the scheduler failed: one side's certificate is not the CA's."""
 
 
 @record(frozen=True)
@@ -40,6 +46,7 @@ class WorkerOptions:
     name: str | None = None
     registries: list[str] | None = None
     timeout: float = 30.0
+    certs: Path | None = None  # --certs: a workers/NAME folder of `toolrun cluster certs`
 
 
 def worker_labels(given: list[str]) -> dict[str, str]:
@@ -88,6 +95,7 @@ async def start_worker(
     slots: int,
     registries: list[Registry] | None = None,
     timeout: float = 30.0,
+    security: Security | None = None,
 ) -> Worker:
     """Start a worker in this event loop and join ``address``."""
     from distributed import Worker
@@ -110,14 +118,16 @@ async def start_worker(
     worker = Worker(
         address,
         name=name,
-        # One thread per slot runs steps; the resource keeps Dask from giving it more.
-        nthreads=slots,
+        # One thread per slot runs steps (the resource keeps Dask from giving it more), and
+        # one more packs and unpacks workspaces while every slot is busy.
+        nthreads=slots + 1,
         resources={SLOT: slots},
         startup_information={LABELS_KEY: lambda _worker: said},
         dashboard=False,
         memory_limit=0,
         death_timeout=timeout,
         local_directory=str(local_dir),
+        security=security,
     )
     try:
         await asyncio.wait_for(worker.start(), timeout + 5)
@@ -131,6 +141,31 @@ async def start_worker(
     return worker
 
 
+def tls_refusal(address: Address, context: ssl.SSLContext, wait: float = 0.5) -> str | None:
+    """Why a TLS handshake with the scheduler fails, or None: it passed, or nothing answered
+    (Dask's own timeout says that). A server refusing the client's certificate says so after
+    the client's side of a TLS 1.3 handshake is done, so a short read follows it."""
+    import socket
+    import ssl
+
+    try:
+        with (
+            socket.create_connection((address.host, address.port), timeout=5) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            tls.settimeout(wait)
+            try:
+                if tls.recv(1) == b"":
+                    return "it closed the connection after the handshake"
+            except TimeoutError:
+                return None  # it waits for the worker to speak: it took the certificate
+    except ssl.SSLError as exc:
+        return str(exc.reason or exc).replace("_", " ").lower()
+    except OSError:
+        return None
+    return None
+
+
 async def _close_quietly(worker: Any) -> None:
     import contextlib
 
@@ -142,10 +177,27 @@ def run_worker(ctx: Services, options: WorkerOptions) -> None:
     """The ``toolrun worker`` command: start, say so on stderr, serve until told to stop."""
     import sys
 
+    from .hosting import check_security, tls_security
+
     address = parse_address(options.address)
-    check_plain(address, "toolrun worker")
-    if address.scheme == "tls":
-        raise UsageError("tls:// needs certificates (toolrun cluster certs), not built yet")
+    check_security(address, options.certs, "toolrun worker", "--certs")
+    security = None
+    if options.certs is not None:
+        from .certs import worker_certs
+
+        certs = worker_certs(options.certs)
+        security = tls_security(certs.ca, certs.cert, certs.key)
+        # Dask retries a failed handshake until its timeout and then says only that; a
+        # handshake of our own first says why.
+        refused = tls_refusal(address, security.get_connection_args("worker")["ssl_context"])
+        if refused is not None:
+            raise CertificateRefused(
+                f"the scheduler at {address} and this worker do not trust each other "
+                f"({refused}): both need certificates from the same `toolrun cluster certs` "
+                f"CA, and {certs.ca} is not the scheduler's",
+                hint="make this worker's folder with the CA the daemon's came from: "
+                "toolrun cluster certs THAT_DIR --worker NAME",
+            )
     if options.slots < 1:
         raise UsageError(f"--slots must be at least 1, not {options.slots}", field="--slots")
     labels = worker_labels(options.labels)
@@ -161,6 +213,7 @@ def run_worker(ctx: Services, options: WorkerOptions) -> None:
             slots=options.slots,
             registries=registries,
             timeout=options.timeout,
+            security=security,
         )
         shown = ", ".join(f"{k}={v}" for k, v in labels.items())
         print(

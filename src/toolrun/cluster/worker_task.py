@@ -24,6 +24,7 @@ from ..policy import inherited_env, step_env
 from ..records import record
 from ..tools.manifest import current_platform
 from .spec import TOPIC, AttemptSpec, cancel_event, kill_event
+from .workspaces import CarryFailed, Manifest, Packed, WorkspaceError, pack, unpack
 
 if TYPE_CHECKING:
     from ..tools.installer import InstalledTool, Installer
@@ -48,9 +49,11 @@ HOME: WorkerHome | None = None  # set by worker.py when the worker starts
 _install_lock = threading.Lock()
 
 
-def run_attempt(spec: AttemptSpec) -> str:
-    """The task Dask runs. Everything the daemon needs travels as messages (spec.py); the
-    value returned is only the worker's name, for whoever looks at the task."""
+def run_attempt(spec: AttemptSpec, carried: Packed | None = None) -> Packed | None:
+    """The task Dask runs. Everything the daemon needs travels as messages (spec.py). With
+    ``carried`` (the run's workspace, packed at its home) and this worker elsewhere, the
+    workspace is unpacked here first, and what the step made is returned packed, for the
+    daemon to have it unpacked at home (Dask moves both, worker to worker)."""
     from distributed import get_client, get_worker
 
     worker = get_worker()
@@ -61,23 +64,63 @@ def run_attempt(spec: AttemptSpec) -> str:
     sender.client = get_client()
     sender.batch_seconds = spec.batch_seconds
     try:
-        _run(spec, home, sender)
+        return _run(spec, home, sender, carried)
     except BaseException as exc:  # whatever happens, the daemon hears the end
         sender.end(error=f"the worker failed: {exc.__class__.__name__}: {exc}")
         raise
-    return home.name
 
 
-def _run(spec: AttemptSpec, home: WorkerHome, sender: Sender) -> None:
+def pack_workspace(run_id: str, cap: int) -> Packed:
+    """A task on a run's home: its workspace, to carry to a step elsewhere or to the daemon."""
+    from distributed import get_worker
+
+    home = HOME
+    assert home is not None, "pack_workspace runs only in a toolrun worker"
+    try:
+        return pack(home.runs_dir / run_id / "work", cap, source=get_worker().address)
+    except (WorkspaceError, OSError) as exc:
+        raise CarryFailed(f"on {home.name}: {_reason(exc)}") from None
+
+
+def unpack_workspace(run_id: str, results: Packed | None, cap: int) -> int:
+    """A task on a run's home: a step's results, from the worker it ran on; the files written."""
+    home = HOME
+    assert home is not None, "unpack_workspace runs only in a toolrun worker"
+    if results is None:
+        return 0  # the step ran here after all
+    try:
+        unpack(results, home.runs_dir / run_id / "work", cap)
+    except (WorkspaceError, OSError) as exc:
+        raise CarryFailed(f"on {home.name}: {_reason(exc)}") from None
+    return results.files
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ToolrunError):
+        return exc.message
+    return f"{getattr(exc, 'strerror', None) or exc}"
+
+
+def _run(
+    spec: AttemptSpec, home: WorkerHome, sender: Sender, carried: Packed | None = None
+) -> Packed | None:
     try:
         tool = tool_for(spec, home)
     except ToolrunError as exc:
         sender.start(home.name, None, None, None)
         sender.end(error=f"cannot start {spec.tool} {spec.version} on {home.name}: {exc.message}")
-        return
+        return None
     run_dir = home.runs_dir / spec.run_id
     workspace = run_dir / "work"
     workspace.mkdir(parents=True, exist_ok=True)
+    arrived: Manifest | None = None
+    if carried is not None and carried.source != sender.address:
+        try:
+            arrived = unpack(carried, workspace, spec.workspace_cap)
+        except (WorkspaceError, OSError) as exc:
+            sender.start(home.name, None, tool.version, spec.sha256)
+            sender.end(error=f"cannot start: the workspace did not arrive whole: {_reason(exc)}")
+            return None
     output_file = run_dir / f"outputs.{spec.step_id}.{spec.attempt}.env"
     platform = current_platform()
     argv = tool.manifest.command_for(platform, tool_dir=tool.path, python=sys.executable)
@@ -100,7 +143,7 @@ def _run(spec: AttemptSpec, home: WorkerHome, sender: Sender) -> None:
         if found is None:
             sender.start(home.name, None, tool.version, spec.sha256)
             sender.end(error=f"cannot start {argv[0]}: not found on PATH on {home.name}")
-            return
+            return None
         argv[0] = found
     log_copy = (run_dir / f"{spec.step_id}.{spec.attempt}.log.jsonl").open("wb")
     sender.copy = log_copy
@@ -120,7 +163,7 @@ def _run(spec: AttemptSpec, home: WorkerHome, sender: Sender) -> None:
         sender.start(home.name, None, tool.version, spec.sha256)
         sender.end(error=f"cannot start {exc}")
         log_copy.close()
-        return
+        return None
     sender.start(home.name, attempt.placement.pid, tool.version, spec.sha256)
     watcher = CancelWatcher(spec.key, sender.client)
     watcher.start()
@@ -136,8 +179,19 @@ def _run(spec: AttemptSpec, home: WorkerHome, sender: Sender) -> None:
         raise
     finally:
         watcher.stop()
-    sender.end(exit_code=ending.exit_code, outputs=ending.outputs, problem=ending.problem)
+    results = None
+    error = None
+    if arrived is not None:
+        # What the step made goes home; so does what a failed step left, for a retry.
+        try:
+            results = pack(workspace, spec.workspace_cap, source=sender.address, since=arrived)
+        except (WorkspaceError, OSError) as exc:
+            error = f"its results cannot be carried back from {home.name}: {_reason(exc)}"
+    sender.end(
+        exit_code=ending.exit_code, outputs=ending.outputs, problem=ending.problem, error=error
+    )
     log_copy.close()
+    return results
 
 
 def tool_for(spec: AttemptSpec, home: WorkerHome) -> InstalledTool:

@@ -67,6 +67,10 @@ class WorkerBook:
     def cached(self) -> list[WorkerInfo]:
         return list(self._cache)
 
+    def name_of(self, address: str) -> str:
+        """A worker's name for messages (its address when it is not known, or gone)."""
+        return next((w.name for w in self._cache if w.address == address), address)
+
     async def workers(self) -> list[WorkerInfo]:
         if self.scheduler is not None:
             found = []

@@ -249,7 +249,12 @@ class Daemon:
                     raise BadRequest(
                         f"params.{name}: {exc.message}", field=f"params.{name}"
                     ) from None
-        options = RunOptions(timeout=wanted.timeout, caller_env=wanted.env, runs_on=wanted.runs_on)
+        options = RunOptions(
+            timeout=wanted.timeout,
+            caller_env=wanted.env,
+            runs_on=wanted.runs_on,
+            priority=wanted.priority,
+        )
         field = "cmd" if wanted.cmd else "toolchain"
         return await self.submit(caller, toolchain, wanted.params, options, field=field)
 

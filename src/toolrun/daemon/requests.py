@@ -27,7 +27,7 @@ from ..selectors import (
     check_value,
     requirement,
 )
-from ..toolchains.document import REQUIREMENT_KEYS, RunsOn
+from ..toolchains.document import REQUIREMENT_KEYS, Priority, RunsOn
 from ..tools.versions import (
     CONSTRAINT_PATTERN,
     MAX_NAME,
@@ -111,6 +111,7 @@ class ToolRequest(Struct, forbid_unknown_fields=True):
     env: Env | UnsetType = UNSET
     timeout: Timeout | UnsetType = UNSET
     runs_on: RunsOn | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
 
 
 class ToolchainRequest(Struct, forbid_unknown_fields=True):
@@ -122,6 +123,7 @@ class ToolchainRequest(Struct, forbid_unknown_fields=True):
     env: Env | UnsetType = UNSET
     timeout: Timeout | UnsetType = UNSET
     runs_on: RunsOn | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
 
 
 KNOWN_FIELDS = sorted(
@@ -141,6 +143,7 @@ class RunRequest:
     env: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     runs_on: Selector = Selector()
+    priority: int | None = None  # None: the toolchain's
 
     @property
     def target(self) -> str:
@@ -161,6 +164,7 @@ def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunReq
         env=_env(data.get("env")),
         timeout=_timeout(data.get("timeout")),
         runs_on=_runs_on(data.get("runs_on")),
+        priority=_priority(data.get("priority")),
     )
     if toolchain is not None:
         if not is_tool_name(toolchain):
@@ -338,6 +342,19 @@ def _numbers(item: dict[str, Any]) -> dict[str, Any]:
         numbers = [v.number if isinstance(v, YamlNumber) else v for v in listed]
         return {**item, "values": numbers if isinstance(values, list) else numbers[0]}
     return item
+
+
+def _priority(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    from ..priorities import PriorityError, parse_priority
+
+    if isinstance(raw, YamlNumber):
+        raw = raw.number
+    try:
+        return parse_priority(raw)
+    except PriorityError as exc:
+        raise BadRequest(exc.message, field="priority") from None
 
 
 def _timeout(raw: Any) -> float | None:

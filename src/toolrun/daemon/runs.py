@@ -1,4 +1,5 @@
-"""The daemon's runs: at most ``max_parallel`` at once, the rest in a bounded queue.
+"""The daemon's runs: at most ``max_parallel`` at once, the rest in a bounded queue that
+starts higher priorities first and equal ones in the order they came.
 
 Preparing a run (resolving its tools, perhaps installing them, recording it) happens on the
 loop when it reads only local folders, and in a worker thread when a tool must be installed or
@@ -10,8 +11,9 @@ goes away leaves its run going, and the run is recorded as every other.
 from __future__ import annotations
 
 import asyncio
+import bisect
+import itertools
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +52,9 @@ class RunManager:
         self.max_parallel = max_parallel
         self.queue_size = queue
         self.live: dict[str, RunHandle] = {}  # queued or running in this daemon
-        self.waiting: deque[RunHandle] = deque()
+        self.waiting: list[RunHandle] = []  # the next to start first
+        self._order: dict[str, tuple[int, int]] = {}  # run id -> its place in ``waiting``
+        self._arrivals = itertools.count()
         self.running: set[str] = set()
         self.draining = False
         self._reserved = 0  # runs being prepared, counted against the queue
@@ -65,10 +69,7 @@ class RunManager:
 
     def position(self, run_id: str) -> int | None:
         """1 for the next run to start, None when the run is not waiting."""
-        for index, handle in enumerate(self.waiting):
-            if handle.id == run_id:
-                return index + 1
-        return None
+        return self._place(run_id) + 1 if run_id in self._order else None
 
     async def wait(self, run_id: str) -> None:
         """Until a run of this daemon has ended and been recorded."""
@@ -106,7 +107,8 @@ class RunManager:
         if len(self.running) < self.max_parallel:
             self._start(handle)
         else:
-            self.waiting.append(handle)
+            self._order[handle.id] = (-handle.record.priority, next(self._arrivals))
+            self.waiting.insert(self._place(handle.id), handle)
         return handle
 
     async def _prepare(
@@ -138,7 +140,17 @@ class RunManager:
         if ended is not None:
             ended.set()
         while self.waiting and len(self.running) < self.max_parallel:
-            self._start(self.waiting.popleft())
+            self._start(self._unqueue(self.waiting[0]))
+
+    def _unqueue(self, handle: RunHandle) -> RunHandle:
+        del self.waiting[self._place(handle.id)]
+        del self._order[handle.id]
+        return handle
+
+    def _place(self, run_id: str) -> int:
+        return bisect.bisect_left(
+            self.waiting, self._order[run_id], key=lambda waiting: self._order[waiting.id]
+        )
 
     def _watch(self, handle: RunHandle, event: Event) -> None:
         if event.kind == RUN_FINISHED:
@@ -162,10 +174,9 @@ class RunManager:
         if handle is None:
             return False
         handle.cancel()
-        if handle in self.waiting:
+        if handle.id in self._order:
             # A queued run starts at once to record its cancellation without running a step.
-            self.waiting.remove(handle)
-            self._start(handle)
+            self._start(self._unqueue(handle))
         return True
 
     async def drain(self, grace: float) -> list[str]:

@@ -49,7 +49,8 @@ class StepRef:
     env: dict[str, str]  # the toolchain's, the step's and the caller's variables
     selector: Selector
     own_selector: bool  # the step says runs_on itself (else the run's or the toolchain's)
-    priority: int = 0
+    priority: int = 0  # the run's: higher starts first
+    queued_at: float = 0.0  # when the run was recorded: among equal priorities, older first
 
 
 @record(frozen=True)

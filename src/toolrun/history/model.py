@@ -90,6 +90,7 @@ class RunRecord:
     toolchain_sha256: str | None = None
     rerun_of: str | None = None
     size_bytes: int = 0
+    priority: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -126,6 +127,7 @@ def run_from_row(row: sqlite3.Row) -> RunRecord:
         toolchain_sha256=row["toolchain_sha256"],
         rerun_of=row["rerun_of"],
         size_bytes=row["size_bytes"],
+        priority=row["priority"],
     )
 
 

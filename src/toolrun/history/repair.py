@@ -138,7 +138,11 @@ def rebuild(
             {k: data[k] for k in ("toolchain", "params", "origin", "requester") if k in data}
         )
         info.update(
-            {k: data[k] for k in ("created_at", "toolchain_sha256", "rerun_of") if data.get(k)}
+            {
+                k: data[k]
+                for k in ("created_at", "toolchain_sha256", "rerun_of", "priority")
+                if data.get(k)
+            }
         )
         info["started_at"] = started.time
     if finished is not None:
@@ -173,6 +177,7 @@ def rebuild(
         toolchain_sha256=info.get("toolchain_sha256"),
         rerun_of=info.get("rerun_of"),
         size_bytes=_folder_size(folder),
+        priority=int(info.get("priority") or 0),
     )
     return Rebuilt(run, _steps(run, log, old_steps), started is not None, old is not None)
 

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS runs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     toolchain_sha256 TEXT,
     rerun_of TEXT,
-    size_bytes INTEGER NOT NULL DEFAULT 0
+    size_bytes INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_stamp_seq ON runs (stamp, seq);
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
@@ -79,18 +80,19 @@ END;
 INSERT INTO runs_text (runs_text) VALUES ('rebuild');
 """
 
-LATER_COLUMNS = (
-    ("pid", "INTEGER"),
-    ("pid_started", "REAL"),
-    ("cgroup", "TEXT"),
-    ("workers", "TEXT"),  # JSON: the cluster worker of each attempt
+LATER_COLUMNS = (  # (table, column, type)
+    ("steps", "pid", "INTEGER"),
+    ("steps", "pid_started", "REAL"),
+    ("steps", "cgroup", "TEXT"),
+    ("steps", "workers", "TEXT"),  # JSON: the cluster worker of each attempt
+    ("runs", "priority", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
 def create_schema(db: sqlite3.Connection) -> bool:
     """The tables, brought up to date; True when the free-text index is there too."""
     db.executescript(SCHEMA)
-    add_process_columns(db)
+    add_later_columns(db)
     return ensure_text_index(db)
 
 
@@ -99,19 +101,23 @@ def has_text_index(db: sqlite3.Connection) -> bool:
     return db.execute(query).fetchone() is not None
 
 
-def add_process_columns(db: sqlite3.Connection) -> None:
-    """Stores made before steps recorded their process get those columns, once."""
+def add_later_columns(db: sqlite3.Connection) -> None:
+    """Stores made before a column was added get it, once."""
 
-    def missing() -> list[tuple[str, str]]:
-        have = {row[1] for row in db.execute("PRAGMA table_info(steps)")}
-        return [(name, kind) for name, kind in LATER_COLUMNS if name not in have]
+    def missing() -> list[tuple[str, str, str]]:
+        have = {
+            (table, row[1])
+            for table in ("runs", "steps")
+            for row in db.execute(f"PRAGMA table_info({table})")
+        }
+        return [column for column in LATER_COLUMNS if column[:2] not in have]
 
     if not missing():
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        for name, kind in missing():  # another process may have added some while we waited
-            db.execute(f"ALTER TABLE steps ADD COLUMN {name} {kind}")
+        for table, name, kind in missing():  # another process may have added some meanwhile
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -43,6 +43,12 @@ class AsyncExecution(RunBook):
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
+        collect = getattr(self.executor, "collect", None)
+        if collect is not None:
+            # An executor elsewhere brings the run's workspace back for its artifacts.
+            warning = await collect(self.run_id, self.workspace)
+            if warning:
+                self.channel.emit(ev.MESSAGE, level="warning", text=warning)
         return self.finish()
 
     async def _flush_periodically(self) -> None:

@@ -68,6 +68,7 @@ class RunOptions:
     rerun_of: str | None = None
     pre: bool = False
     runs_on: Selector = Selector()  # `run --on`, the body's runs_on: for steps without their own
+    priority: int | None = None  # `run --priority`, the body's: else the toolchain's
 
 
 @record(frozen=True)
@@ -216,6 +217,7 @@ class Engine:
             requester=options.requester,
             toolchain_sha256=digest,
             rerun_of=options.rerun_of,
+            priority=toolchain.priority if options.priority is None else options.priority,
         )
         run_dir = self.store.run_dir(record.id)
         self.store.save_toolchain(record.id, toolchain.text, digest)

@@ -44,6 +44,7 @@ class RunStarted(BaseEvent, tag="run_started"):
     toolchain_sha256: str | None
     rerun_of: str | None
     plan: list[PlannedStep]
+    priority: int = 0
 
 
 class StepStarted(BaseEvent, tag="step_started"):

@@ -45,5 +45,6 @@ def plan_rerun(
         carried=carried,
         workspace_from=run_id if from_failed else None,
         rerun_of=run_id,
+        priority=old.priority,
     )
     return toolchain, old.params, options

@@ -145,6 +145,7 @@ class RunBook:
             toolchain_sha256=record.toolchain_sha256,
             rerun_of=record.rerun_of,
             plan=self._plan(),
+            priority=record.priority,
         )
         for warning in self.handle.toolchain.warnings:
             self.channel.emit(ev.MESSAGE, level="warning", text=warning)
@@ -373,6 +374,8 @@ class RunBook:
             env=env,
             selector=where_to_run(step, self.handle.toolchain, self.handle.options),
             own_selector=bool(step.runs_on),
+            priority=self.handle.record.priority,
+            queued_at=self.handle.record.created_at,
         )
 
     def sink(self, step: Step, attempt: int) -> Sink:

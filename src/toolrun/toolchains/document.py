@@ -18,6 +18,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ..policy import ENV_NAME_PATTERN
+from ..priorities import HIGHEST, LOWEST
 from ..selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 from ..tools.versions import MAX_NAME, MAX_SPEC
 from ..units import DURATION_PATTERN, MAX_DURATION
@@ -88,6 +89,14 @@ class Lt(_Requirement, tag="lt"):
 
 Requirement = In | NotIn | Exists | NotExists | Gt | Lt
 REQUIREMENT_KEYS = ("key", "operator", "values")  # every kind's, for the loader's checks
+
+Priority = Annotated[
+    Literal["high", "normal", "low"] | Annotated[int, Meta(ge=LOWEST, le=HIGHEST)],
+    Meta(
+        description="How soon its runs start beside others waiting: high, normal (the "
+        f"default), low, or a whole number from {LOWEST} to {HIGHEST} (high is 10, low -10)."
+    ),
+]
 
 RunsOn = Annotated[
     dict[LabelKey, LabelValue] | list[Requirement],
@@ -209,6 +218,7 @@ class Toolchain(Struct, forbid_unknown_fields=True):
     timeout: Duration | UnsetType = UNSET
     max_parallel: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
     runs_on: RunsOn | UnsetType = UNSET
+    priority: Priority | UnsetType = UNSET
 
 
 def keys(shape: type[Struct]) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ import yaml
 
 from ..errors import UsageError
 from ..policy import ENV_NAME_PATTERN, env_pattern_problem
+from ..priorities import PriorityError, parse_priority
 from ..records import replace
 from ..selectors import (
     Requirement,
@@ -184,6 +185,13 @@ class _Checker:
                 max_parallel = value
         accept_env = self.env_patterns(top.get("accept_env"))
         runs_on = self.selector(top.get("runs_on"), "runs_on")
+        priority = 0
+        if "priority" in top:
+            value_node = top["priority"][1]
+            try:
+                priority = parse_priority(self.value(value_node))
+            except PriorityError as exc:
+                self.problem(value_node, exc.message)
         if "toolchain" not in top:
             self.problem(node, "missing 'toolchain:', the list of steps")
             return None
@@ -200,6 +208,7 @@ class _Checker:
             max_parallel=max_parallel,
             accept_env=accept_env,
             runs_on=runs_on,
+            priority=priority,
         )
         step_nodes = {
             str(self.value(entry.value[0][0])): entry.value[0][0]

@@ -117,6 +117,7 @@ class Toolchain:
     max_parallel: int = 4
     accept_env: tuple[str, ...] = ()  # env names remote callers may set (NAME, PREFIX_*)
     runs_on: Selector = Selector()
+    priority: int = 0  # higher starts first (toolrun.priorities)
     warnings: tuple[str, ...] = ()  # what loading it found odd, file:line:col, said on use
 
     @property
