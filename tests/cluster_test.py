@@ -24,6 +24,8 @@ import httpx
 import pytest
 from conftest import PROBE, DaemonProcess, run_toolrun, write_tool
 
+ACTIVE = ("queued", "running")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -34,13 +36,24 @@ def free_port() -> int:
 class WorkerProcess:
     """A real ``toolrun worker`` subprocess; started, it has joined the scheduler."""
 
-    def __init__(self, address: str, home: Path, name: str, *args: str) -> None:
+    def __init__(
+        self, address: str, home: Path, name: str, *args: str, max_file: int | None = None
+    ) -> None:
+        """``max_file``: no file it writes may grow past this (RLIMIT_FSIZE): a full disk."""
         home.mkdir(parents=True, exist_ok=True)
         self.home = home
         self.name = name
+
+        def limit() -> None:
+            import resource
+
+            if max_file is not None:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (max_file, max_file))
+
         self.process = subprocess.Popen(
             [sys.executable, "-m", "toolrun", "worker", address, "--name", name, *args],
             env={**os.environ, "TOOLRUN_HOME": str(home)},
+            preexec_fn=limit if max_file is not None else None,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -94,8 +107,8 @@ class Cluster:
         self.http = httpx.Client(base_url=self.daemon.url, timeout=30)
         self.workers: list[WorkerProcess] = []
 
-    def worker(self, name: str, *args: str) -> WorkerProcess:
-        worker = WorkerProcess(self.address, self.root / name, name, *args)
+    def worker(self, name: str, *args: str, max_file: int | None = None) -> WorkerProcess:
+        worker = WorkerProcess(self.address, self.root / name, name, *args, max_file=max_file)
         self.workers.append(worker)
         self.wait_for_workers(lambda names: name in names)
         return worker
@@ -160,6 +173,8 @@ TOOLCHAINS = {
     "too-big": "runs_on: {zone: a}\ntoolchain:\n"
     f"  - make: {{cmd: probe, args: [write, big.txt, {'x' * 70000}]}}\n"
     "  - export: {cmd: probe, args: [read, big.txt], runs_on: {gpu: 'yes'}}\n",
+    "flood": "runs_on: {pool: full}\n"
+    "toolchain:\n  - flood: {cmd: probe, args: [lines, '200000']}\n",
     "many": "runs_on: {pool: main}\ntoolchain:\n  - lines: {cmd: probe, args: [lines, '20000']}\n",
 }
 
@@ -325,6 +340,26 @@ def test_a_workspace_over_the_cap_stays_and_the_step_says_why(cluster: Cluster) 
     assert (cluster.workers[0].runs_dir(run["id"]) / "work" / "big.txt").stat().st_size == 70000
 
 
+def test_a_full_disk_on_the_worker_stops_the_step_and_the_daemon_keeps_its_lines(
+    cluster: Cluster,
+) -> None:
+    full = cluster.worker("full", "--label", "pool=full", max_file=256 * 1024)
+    try:
+        run = cluster.wait(cluster.start("flood"))
+    finally:
+        full.stop()
+        cluster.wait_for_workers(lambda names: "full" not in names)
+    assert run["status"] == "failed", run
+    error = run["steps"][0]["error"]
+    assert "stopped on full: cannot write" in error and "File too large" in error, error
+    # Every line that reached the daemon is there, once and in order, from the first on (the
+    # last one as far as the tool got to write it before it was stopped).
+    *whole, last = cluster.log(run["id"], "flood")
+    assert 1000 < len(whole) < 200_000
+    assert whole == [f"line {n} of the probe's output" for n in range(len(whole))]
+    assert f"line {len(whole)} of the probe's output".startswith(last)
+
+
 def test_a_tool_that_differs_from_the_daemons_is_refused(cluster: Cluster) -> None:
     own = cluster.root / "spoiled-registry"
     write_tool(own, "probe", "1.0.0", script="print('not the daemon probe')\n")
@@ -463,6 +498,72 @@ def test_over_tls_only_a_worker_with_the_clusters_certificate_joins(tmp_path: Pa
         ]
     finally:
         cluster.close()
+
+
+def test_a_scheduler_lost_mid_step_ends_the_attempt_and_the_tree_on_the_worker(
+    tmp_path: Path,
+) -> None:
+    """A daemon joined to a scheduler elsewhere (--cluster ADDRESS) that dies: the attempt
+    ends saying so, the worker ends its step's tree and exits 3, new runs are refused."""
+    import psutil
+
+    port = free_port()
+    scheduler = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "distributed.cli.dask_scheduler"),
+            *("--host", "127.0.0.1", "--port", str(port), "--no-dashboard"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    write_tool(tmp_path / "registry", "probe", "1.0.0", script=PROBE.read_text(encoding="utf-8"))
+    (tmp_path / "toolchains").mkdir()
+    tree = "toolchain:\n  - tree: {cmd: probe, args: [tree, pids]}\n"
+    (tmp_path / "toolchains" / "tree.yaml").write_text(tree, encoding="utf-8")
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # the scheduler takes a moment to listen
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert time.monotonic() < deadline, "the scheduler never listened"
+            time.sleep(0.1)
+        daemon = DaemonProcess(
+            ["--cluster", address], tmp_path, {"TOOLRUN_HOME": str(tmp_path / "daemon-home")}
+        )
+        http = httpx.Client(base_url=daemon.url, timeout=30)
+        worker = WorkerProcess(address, tmp_path / "w", "w", "--timeout", "3s")
+        answer = http.post("/api/v1/runs", json={"toolchain": "tree"})
+        run_id = answer.json()["id"]
+        pid_file = worker.runs_dir(run_id) / "work" / "pids"
+        while not (pid_file.is_file() and len(pid_file.read_text().split()) >= 3):
+            assert time.monotonic() < deadline, "the tree never started"
+            time.sleep(0.05)
+        pids = [int(pid) for pid in pid_file.read_text().split()]
+        assert all(psutil.pid_exists(pid) for pid in pids)
+        lost = time.monotonic()
+        scheduler.kill()
+        while (run := http.get(f"/api/v1/runs/{run_id}").json())["status"] == "running":
+            assert time.monotonic() - lost < 20, run
+            time.sleep(0.1)
+        assert run["status"] == "failed"
+        error = run["steps"][0]["error"]
+        assert f"the scheduler at {address} was lost mid-step on worker w" in error, error
+        assert worker.process.wait(30) == 3
+        assert "the scheduler at" in "".join(worker.lines) and "was lost" in "".join(worker.lines)
+        assert not any(_alive(pid) for pid in pids), "the step's tree outlived its worker"
+        # Once Dask gives up reconnecting (its connect timeout), a new run is told why.
+        later = http.post("/api/v1/runs", json={"toolchain": "tree"}).json()["id"]
+        while (run := http.get(f"/api/v1/runs/{later}").json())["status"] in ACTIVE:
+            assert time.monotonic() - lost < 30, run
+            time.sleep(0.2)
+        assert "was lost and did not come back" in run["steps"][0]["error"], run
+        assert http.get("/api/v1/workers").json()["workers"] == []
+        http.close()
+        daemon.stop(timeout=15)
+    finally:
+        scheduler.kill()
+        scheduler.wait()
 
 
 def test_worker_refuses_bad_labels_and_an_unanswering_scheduler(tmp_path: Path) -> None:

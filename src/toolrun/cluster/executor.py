@@ -45,6 +45,7 @@ STRAGGLER_SECONDS = 5.0  # how long the last messages may trail the task's end
 FORCE_POLL_SECONDS = 0.2
 COLLECT_SECONDS = 120.0  # how long the daemon waits for a run's final workspace
 CARRY_PRIORITY = 1_000_000  # a pack or unpack goes before any step that waits
+SCHEDULER_LOST = "scheduler-connection-lost"  # Dask's reason, cancelling a client's futures
 
 
 @record(frozen=True)
@@ -66,6 +67,7 @@ class ClusterExecutor:
 
     def __init__(self, client: Client, book: WorkerBook, settings: ClusterSettings) -> None:
         self.client = client
+        self.scheduler = str(client.scheduler.address) if client.scheduler else "?"
         self.book = book
         self.settings = settings
         self.attempts: dict[str, ClusterAttempt] = {}
@@ -114,6 +116,16 @@ class ClusterExecutor:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
+    def lost(self) -> str | None:
+        """Why no step can go anywhere: the daemon's client gave up on a scheduler elsewhere
+        (Dask tries to reconnect first, for its connect timeout)."""
+        if self.client.status in ("closing", "closed"):
+            return (
+                f"the cluster's scheduler at {self.scheduler} was lost and did not come back; "
+                "restart the daemon once it runs again"
+            )
+        return None
+
     def home_of(self, run_id: str) -> str | None:
         """The address of the worker that holds the run's workspace, once one does."""
         home = self.homes.get(run_id)
@@ -131,6 +143,8 @@ class ClusterExecutor:
         if address is None:
             return None
         where = self.book.name_of(address)
+        if self.client.status != "running":
+            return f"the final workspace stays on worker {where}: the scheduler is unreachable"
         future = self.client.submit(
             pack_workspace,
             run_id,
@@ -196,6 +210,9 @@ class ClusterExecutor:
         deadline = time.monotonic() + self.settings.wait_for_worker
         said = False
         while True:
+            lost = self.lost()
+            if lost is not None:
+                raise NoWorker(lost)
             admitted, workers = await self.candidates(ref.selector)
             if admitted:
                 if ref.run_id not in self.homes:  # the first attempt to start makes it home
@@ -385,6 +402,17 @@ class ClusterAttempt:
             self.executor.lost_workers += 1
             where = self.worker or "its worker"
             self._end(Ending(None, failure=f"worker {where} was lost mid-step", lost=True))
+        elif getattr(exc, "reason", None) == SCHEDULER_LOST:
+            # What the attempt did is unknown, as for a lost worker: its retries decide, and
+            # the worker's own copy of the log keeps what it printed.
+            where = f" on worker {self.worker}" if self.worker else ""
+            self._end(
+                Ending(
+                    None,
+                    failure=f"the scheduler at {self.executor.scheduler} was lost mid-step{where}",
+                    lost=True,
+                )
+            )
         else:
             self._end(Ending(None, failure=f"the worker failed: {exc.__class__.__name__}: {exc}"))
 

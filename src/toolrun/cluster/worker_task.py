@@ -8,6 +8,7 @@ its process tree with the local executor's containment, as a local run would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -170,7 +171,9 @@ def _run(
     try:
         while not attempt.pump(sender.batch_seconds):
             sender.flush_if_due()
-            if watcher.cancelled.is_set() and not attempt.exited():
+            if sender.storage_error is not None and not attempt.exited():
+                attempt.cancel(grace=0.0)
+            elif watcher.cancelled.is_set() and not attempt.exited():
                 grace = 0.0 if watcher.killed.is_set() else home.kill_grace
                 attempt.cancel(grace=grace, forced=watcher.killed.is_set)
         ending = attempt.ending()
@@ -181,7 +184,9 @@ def _run(
         watcher.stop()
     results = None
     error = None
-    if arrived is not None:
+    if sender.storage_error is not None:
+        error = f"stopped on {home.name}: {sender.storage_error}"
+    elif arrived is not None:
         # What the step made goes home; so does what a failed step left, for a retry.
         try:
             results = pack(workspace, spec.workspace_cap, source=sender.address, since=arrived)
@@ -190,7 +195,8 @@ def _run(
     sender.end(
         exit_code=ending.exit_code, outputs=ending.outputs, problem=ending.problem, error=error
     )
-    log_copy.close()
+    with contextlib.suppress(OSError):
+        log_copy.close()
     return results
 
 
@@ -248,6 +254,7 @@ class Sender:
         self.pending_bytes = 0
         self.oldest = 0.0
         self.copy: Any = None  # the worker's own copy of the log
+        self.storage_error: str | None = None  # why the copy could not be written
         self.ended = False
         self.address = ""  # the worker's, as the scheduler knows it
         self.client: Any = None  # the worker's client, for the cancel events
@@ -276,10 +283,23 @@ class Sender:
             self.pending.append((stream, list(lines)))
         self.pending_bytes += sum(map(len, lines)) + len(lines)
         if self.copy is not None:
-            # orjson: the worker's copy of a flood costs a fifth of what json's would.
-            self.copy.write(orjson.dumps({"stream": stream, "lines": lines}) + b"\n")
+            try:
+                # orjson: the worker's copy of a flood costs a fifth of what json's would.
+                self.copy.write(orjson.dumps({"stream": stream, "lines": lines}) + b"\n")
+            except OSError as exc:
+                self.lost_copy(exc)
         if self.pending_bytes >= BATCH_BYTES:
             self.flush()
+
+    def lost_copy(self, exc: OSError) -> None:
+        """The worker's disk is full (or its copy otherwise unwritable): the lines keep going
+        to the daemon, and the attempt is stopped, as a local run is when its log fails."""
+        if self.storage_error is None:
+            name = getattr(self.copy, "name", "its copy of the log")
+            self.storage_error = f"cannot write {name}: {exc.strerror or exc}"
+        with contextlib.suppress(OSError):
+            self.copy.close()
+        self.copy = None
 
     def flush_if_due(self) -> None:
         if self.pending and time.monotonic() - self.oldest >= self.batch_seconds:
@@ -291,7 +311,10 @@ class Sender:
         self.pending = []
         self.pending_bytes = 0
         if self.copy is not None:
-            self.copy.flush()
+            try:
+                self.copy.flush()
+            except OSError as exc:
+                self.lost_copy(exc)
 
     def end(
         self,

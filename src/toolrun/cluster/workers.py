@@ -86,8 +86,15 @@ class WorkerBook:
                     found.append(info)
             self._cache = found
             return found
+        if self.client.status != "running":
+            self._cache = []  # the scheduler elsewhere is lost (or being reconnected to)
+            return []
         if time.monotonic() - self._asked >= REFRESH_SECONDS:
-            identity = await self.client.scheduler.identity(n_workers=-1)
+            try:
+                identity = await self.client.scheduler.identity(n_workers=-1)
+            except OSError:
+                self._cache = []
+                return []
             self._asked = time.monotonic()
             workers = identity.get("workers", {})
             self._cache = [
