@@ -10,7 +10,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "toolrun"
 FRONT_END_LIBRARIES = {"typer", "rich", "textual", "starlette", "uvicorn", "click"}
-FRONT_ENDS = ("cli", "tui", "daemon")
+FRONT_ENDS = ("cli", "tui", "daemon", "dashboard")
 # Each domain package and what it may import of toolrun besides the shared modules at the top
 # (paths, errors, config, units, records, cache_files, json_views): layers, top to bottom.
 MAY_IMPORT = {

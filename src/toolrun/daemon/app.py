@@ -10,9 +10,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..dashboard import pages
 from ..errors import ToolrunError
 from . import api, cluster_api, seed
 from .core import Daemon, HttpError, http_error_for
@@ -42,6 +44,20 @@ def create_app(daemon: Daemon) -> Starlette:
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
+        # The pages for people (dashboard/): HTML, sign-in by session cookie, forms with CSRF.
+        Route("/", pages.root, methods=["GET"]),
+        Route("/ui/", pages.runs_page, methods=["GET"]),
+        Route("/ui/runs/{run_id}", pages.run_page, methods=["GET"]),
+        Route("/ui/runs/{run_id}/cancel", pages.cancel_run, methods=["POST"]),
+        Route("/ui/runs/{run_id}/rerun", pages.rerun_run, methods=["POST"]),
+        Route("/ui/toolchains", pages.toolchains_page, methods=["GET"]),
+        Route("/ui/toolchains/{name}", pages.toolchain_page, methods=["GET", "POST"]),
+        Route("/ui/tools", pages.tools_page, methods=["GET"]),
+        Route("/ui/workers", pages.workers_page, methods=["GET"]),
+        Route("/ui/login", pages.login_page, methods=["GET", "POST"]),
+        Route("/ui/logout", pages.logout, methods=["POST"]),
+        Mount("/ui/static", StaticFiles(directory=pages.STATIC_DIR), name="static"),
+        Route("/ui/{path:path}", pages.not_found, methods=["GET", "POST"]),
     ]
 
     @asynccontextmanager
@@ -122,13 +138,13 @@ class RequestGuard:
         await self.app(scope, receive, send)
 
     def refusal(self, scope: Scope) -> Response | None:
-        wanted = {b"host", b"origin", b"sec-fetch-site"}
+        wanted = {b"host", b"origin", b"sec-fetch-site", b"sec-fetch-mode", b"sec-fetch-dest"}
         headers = {
             name.lower().decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]
             if name.lower() in wanted
         }
-        refused = refusal(scope["path"], scope["scheme"], headers, self.hosts)
+        refused = refusal(scope["path"], scope["scheme"], headers, self.hosts, scope["method"])
         if refused is not None:
             code, message = refused
             return HttpError(403, code, message).response()

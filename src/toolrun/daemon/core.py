@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .. import __version__
+from ..dashboard.sessions import SESSION_COOKIE, Sessions
 from ..errors import (
     ConfigError,
     IntegrityError,
@@ -132,6 +133,7 @@ class Daemon:
             ctx.engine, max_parallel=settings.max_parallel, queue=settings.queue
         )
         self.tokens = TokenBook(ctx.config.tokens)
+        self.sessions = Sessions()  # browsers signed in with a token (dashboard/)
         self.hosts = daemon_hosts(settings, ctx.config.get("allow_hosts"))
         self.metrics = Metrics()
         self.journal = journal or Journal(settings.log_file)
@@ -204,14 +206,22 @@ class Daemon:
             caller = Caller(client, "admin")
         else:
             token = self.tokens.identify(request.headers.get("authorization"))
-            if token is None:
+            session = None
+            if token is None and request.method == "GET":
+                # A signed-in browser reads with its session: an EventSource, a download link
+                # cannot send a header. Only reads: a change goes through a page's form.
+                session = self.sessions.get(request.cookies.get(SESSION_COOKIE), self.tokens.tokens)
+            if session is not None:
+                caller = Caller(session.name, session.scope, session.allow)
+            elif token is None:
                 raise HttpError(
                     401,
                     "unauthorized",
                     "a valid token is required: send 'Authorization: Bearer <token>'",
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            caller = Caller(token.name, token.scope, token.allow)
+            else:
+                caller = Caller(token.name, token.scope, token.allow)
         request.state.caller = caller.name
         if not caller.has(scope):
             raise HttpError(

@@ -131,7 +131,7 @@ def origin_matches(origin: str, *, scheme: str, host: str) -> bool:
 
 
 def refusal(
-    path: str, scheme: str, headers: dict[str, str], hosts: ServedHosts
+    path: str, scheme: str, headers: dict[str, str], hosts: ServedHosts, method: str = "GET"
 ) -> tuple[str, str] | None:
     """Why a request is refused (an error code and a message), or None to answer it.
 
@@ -150,6 +150,8 @@ def refusal(
                 "daemon with --allow-host NAME (or add it to allow_hosts in config.toml)",
             )
     fetch_site = headers.get("sec-fetch-site", "").strip().lower()
+    if fetch_site in CROSS_SITE and is_page_visit(path, method, headers):
+        return None
     if fetch_site in CROSS_SITE:
         return (
             "cross_site",
@@ -164,6 +166,18 @@ def refusal(
             "start tools or read runs through a browser",
         )
     return None
+
+
+def is_page_visit(path: str, method: str, headers: dict[str, str]) -> bool:
+    """A person following a link to a page (from a chat message, a mail): a top-level GET of
+    a page, which changes nothing and whose answer the linking site cannot read."""
+    return (
+        method == "GET"
+        and (path == "/" or path.startswith("/ui/"))
+        and not path.startswith("/ui/static/")
+        and headers.get("sec-fetch-mode", "").strip().lower() == "navigate"
+        and headers.get("sec-fetch-dest", "").strip().lower() == "document"
+    )
 
 
 def _is_loopback_address(host: str) -> bool:
