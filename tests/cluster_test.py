@@ -159,6 +159,8 @@ TOOLCHAINS = {
     "tree": "runs_on: {zone: a}\ntoolchain:\n  - tree: {cmd: probe, args: [tree, pids]}\n",
     "drip": "runs_on: {pool: loss}\n"
     "toolchain:\n  - drip: {cmd: probe, args: [drip, '40', '0.05'], retries: 1}\n",
+    "drip-once": "runs_on: {pool: once}\n"
+    "toolchain:\n  - drip: {cmd: probe, args: [drip, '40', '0.05']}\n",
     "spoiled": "runs_on: {pool: spoiled}\ntoolchain:\n  - s: {cmd: probe, args: [echo, hi]}\n",
     "nowhere": "toolchain:\n  - s: {cmd: probe, args: [echo, hi], runs_on: {gpu: none}}\n",
     "typo": "toolchain:\n  - s: {cmd: probe, args: [echo, hi], runs_on: {os: winodws}}\n",
@@ -304,6 +306,25 @@ def test_a_worker_killed_mid_step_is_lost_and_the_retry_runs_elsewhere(
     metrics = cluster.http.get("/metrics").text
     assert "toolrun_workers_lost_total 1.0" in metrics
     assert f'toolrun_worker_slots{{worker="{second.name}"}} 1.0' in metrics
+
+
+def test_a_run_whose_worker_is_lost_ends_at_once_saying_its_workspace_went_too(
+    cluster: Cluster,
+) -> None:
+    lone = cluster.worker("lone", "--label", "pool=once")
+    run_id = cluster.start("drip-once")
+    deadline = time.monotonic() + 20
+    while not _printing(lone.runs_dir(run_id) / "drip.1.log.jsonl"):
+        assert time.monotonic() < deadline, "the attempt never printed"
+        time.sleep(0.02)
+    killed = time.monotonic()
+    lone.process.send_signal(signal.SIGKILL)
+    lone.process.wait()
+    run = cluster.wait(run_id)
+    assert time.monotonic() - killed < 10, "the run waited for a worker that is gone"
+    assert run["status"] == "failed" and run["steps"][0]["status"] == "worker_lost"
+    events = cluster.http.get(f"/api/v1/runs/{run_id}/events", params={"follow": "false"})
+    assert "the final workspace was lost with worker lone" in events.text
 
 
 def _printing(log_copy: Path) -> bool:

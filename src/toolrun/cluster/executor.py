@@ -145,6 +145,9 @@ class ClusterExecutor:
         where = self.book.name_of(address)
         if self.client.status != "running":
             return f"the final workspace stays on worker {where}: the scheduler is unreachable"
+        if not any(w.address == address for w in await self.book.workers()):
+            # A task for a worker that is gone would wait for it for ever.
+            return f"the final workspace was lost with worker {where}"
         future = self.client.submit(
             pack_workspace,
             run_id,

@@ -10,7 +10,7 @@ import datetime
 import functools
 from typing import TYPE_CHECKING, Any
 
-from ..runs.event_text import format_duration
+from ..runs.event_text import format_duration, shown_value
 from . import i18n
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def environment() -> jinja2.Environment:
     env.filters["duration"] = lambda seconds: format_duration(seconds) if seconds else "-"
     env.filters["short"] = lambda digest: (digest or "")[:12]
     env.filters["size"] = size
+    env.filters["value"] = shown_value
     return env
 
 
