@@ -104,6 +104,11 @@ def test_the_form_starts_a_run_and_says_what_is_wrong_field_by_field(
         shown = client.get(f"/ui/runs/{run_id}")
         assert shown.status_code == 200
         assert HOSTILE not in shown.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in shown.text
+        assert '<svg xmlns="http://www.w3.org/2000/svg" class="dag"' in shown.text
+        assert '<g data-step="say"><title>say: succeeded</title>' in shown.text
+        assert 'class="timeline"' in shown.text
+        recent = client.get("/ui/toolchains/form", params={"period": "1d"}).text
+        assert "1 runs" in recent and "succeeded 100%" in recent and 'class="bars"' in recent
         listed = client.get("/ui/", params={"toolchain": "form"})
         assert f'href="/ui/runs/{run_id}"' in listed.text
         assert client.get("/ui/", params={"toolchain": "other"}).text.count("/ui/runs/") == 0

@@ -12,6 +12,7 @@ from ..records import record
 from ..runs import events as ev
 from ..runs.event_text import describe_event
 from ..runs.events import Event, stored_event
+from .graphs import Span
 
 WINDOW = 1 << 20  # bytes read from the end first; doubled until there are lines enough
 MAX_WINDOW = 64 << 20
@@ -77,6 +78,39 @@ def _line(step: str | None, stream: str, text: str) -> Line:
     if len(text) > MAX_LINE:
         return Line(step, stream, text[:MAX_LINE], cut=True)
     return Line(step, stream, text)
+
+
+MAX_TIMELINE_LOG = 64 << 20  # bigger logs: the timeline has each step's last attempt only
+
+
+def attempt_spans(path: Path) -> list[Span] | None:
+    """Every attempt's start and end from the run's events, or None when the log is too big
+    to read for a picture (the store's rows then give the last attempt of each step)."""
+    if file_size(path) > MAX_TIMELINE_LOG:
+        return None
+    open_spans: dict[tuple[str, int], float] = {}
+    spans: list[Span] = []
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return []
+    with file:
+        for raw in file:
+            if b'"kind": "output"' in raw[:80] or b'"kind":"output"' in raw[:80]:
+                continue  # most of a big log, and nothing the timeline needs
+            event = stored_event(raw)
+            if event is None or event.step is None:
+                continue
+            key = (event.step, event.attempt or 1)
+            if event.kind == ev.STEP_STARTED:
+                open_spans[key] = event.time
+            elif event.kind == ev.STEP_FINISHED and key in open_spans:
+                status = str(event.data.get("status", "failed"))
+                spans.append(Span(key[0], key[1], open_spans.pop(key), event.time, status))
+    spans += [
+        Span(step, attempt, at, None, "running") for (step, attempt), at in open_spans.items()
+    ]
+    return spans
 
 
 def file_size(path: Path) -> int:

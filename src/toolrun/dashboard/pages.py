@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..errors import ToolrunError, UsageError
-from ..history.model import ACTIVE, RUN_ID_RE, RUN_STATES, RunRecord
+from ..history.model import ACTIVE, RUN_ID_RE, RUN_STATES, RunRecord, StepRecord
 from ..history.queries import HistoryQuery
 from ..records import record
 from ..toolchains.model import ParamSpec, Toolchain, convert_param
@@ -362,6 +362,7 @@ async def run_page(request: Request, daemon: Daemon, viewer: Viewer) -> Response
         from ..daemon.api import _listing
 
         artifacts = await asyncio.to_thread(_listing, daemon.store.run_dir(run_id) / "work")
+    dag, timeline = await asyncio.to_thread(_pictures, daemon, run, steps)
     caller = viewer.caller
     assert caller is not None
     may_run = caller.has("run") and caller.may_run(run.toolchain)
@@ -370,6 +371,8 @@ async def run_page(request: Request, daemon: Daemon, viewer: Viewer) -> Response
         viewer,
         "run.html",
         run=run,
+        dag=dag,
+        timeline=timeline,
         steps=steps,
         log=log,
         log_step=step,
@@ -382,6 +385,36 @@ async def run_page(request: Request, daemon: Daemon, viewer: Viewer) -> Response
         has_failed=any(s.status not in ("succeeded", "skipped") for s in steps),
         now=time.time(),
     )
+
+
+def _pictures(daemon: Daemon, run: RunRecord, steps: list[StepRecord]) -> tuple[Any, Any]:
+    """The run's graph of steps (from its toolchain's snapshot) and its timeline of attempts."""
+    from markupsafe import Markup
+
+    from ..toolchains.model import parse_toolchain
+    from . import graphs
+
+    order = [s.step_id for s in steps]
+    states = {s.step_id: s.status for s in steps}
+    folder = daemon.store.run_dir(run.id)
+    needs: dict[str, tuple[str, ...]] = {step: () for step in order}
+    try:
+        text = (folder / "toolchain.yaml").read_text(encoding="utf-8")
+        toolchain = parse_toolchain(text, name=run.toolchain, source=f"run {run.id}")
+        needs.update({step.id: step.needs for step in toolchain.steps if step.id in needs})
+    except (OSError, ToolrunError):
+        pass  # drawn without arrows
+    spans = logs.attempt_spans(folder / "events.jsonl")
+    if spans is None:
+        spans = [
+            graphs.Span(s.step_id, s.attempts, s.started_at, s.finished_at, s.status)
+            for s in steps
+            if s.started_at is not None
+        ]
+    start = run.started_at or run.created_at
+    end = run.finished_at or time.time()
+    timeline = graphs.timeline_svg(order, spans, start, end) if spans else None
+    return Markup(graphs.dag_svg(order, needs, states)), timeline and Markup(timeline)
 
 
 @page("run")
@@ -476,7 +509,51 @@ async def toolchain_page(request: Request, daemon: Daemon, viewer: Viewer) -> Re
     toolchain = await _toolchain(daemon, viewer, request.path_params["name"])
     if request.method == "POST":
         return await _start(request, daemon, viewer, toolchain)
-    return _toolchain_form(viewer, toolchain, {}, {}, 200)
+    period = request.query_params.get("period", "7d")
+    period = period if period in PERIODS else "7d"
+    recent = await asyncio.to_thread(_recent, daemon, toolchain.name, PERIODS[period])
+    return _toolchain_form(viewer, toolchain, {}, {}, 200, recent=recent, period=period)
+
+
+PERIODS = {"1d": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
+RECENT_RUNS = 1000
+
+
+@record(frozen=True)
+class Recent:
+    """A toolchain's runs over a period, at a glance."""
+
+    runs: int
+    finished: int
+    succeeded: int
+    p50: float | None
+    p95: float | None
+    chart: Any  # the SVG, or None with no run
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.finished if self.finished else None
+
+
+def _recent(daemon: Daemon, name: str, seconds: float) -> Recent:
+    from markupsafe import Markup
+
+    from . import graphs
+
+    runs = daemon.store.list_runs(
+        HistoryQuery(toolchain=name, since=time.time() - seconds, limit=RECENT_RUNS)
+    )
+    finished = [run for run in runs if not run.is_active]
+    durations = [run.duration for run in finished if run.duration is not None]
+    bars = [graphs.Bar(run.id, run.status, run.duration) for run in reversed(runs[:120])]
+    return Recent(
+        runs=len(runs),
+        finished=len(finished),
+        succeeded=sum(run.status == "succeeded" for run in finished),
+        p50=graphs.percentile(durations, 0.5),
+        p95=graphs.percentile(durations, 0.95),
+        chart=Markup(graphs.bars_svg(bars)) if bars else None,
+    )
 
 
 def _toolchain_form(
@@ -486,6 +563,9 @@ def _toolchain_form(
     problems: dict[str, str],
     status: int,
     message: str | None = None,
+    *,
+    recent: Recent | None = None,
+    period: str = "7d",
 ) -> Response:
     caller = viewer.caller
     assert caller is not None
@@ -499,6 +579,9 @@ def _toolchain_form(
         problems=problems,
         message=message,
         may_run=may_run,
+        recent=recent,
+        period=period,
+        periods=PERIODS,
     )
 
 
