@@ -397,7 +397,7 @@ def test_a_tool_that_differs_from_the_daemons_is_refused(cluster: Cluster) -> No
 
 
 def test_a_high_priority_run_overtakes_queued_normal_ones(cluster: Cluster) -> None:
-    """The runs wait in Dask, not in the daemon (its four run slots hold them all): Dask's
+    """The runs wait in Dask, not in the daemon (64 run slots by default on a cluster): Dask's
     own task priority, set from the run's, decides which the one free slot takes next."""
     solo = cluster.worker("solo", "--label", "pool=one", "--slots", "1")
     try:

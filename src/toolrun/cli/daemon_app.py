@@ -33,8 +33,14 @@ def daemon(
         str, typer.Option("--host", help="Address to listen on; beyond loopback needs tokens.")
     ] = "127.0.0.1",
     max_parallel: Annotated[
-        int, typer.Option("--max-parallel", help="Runs going at once; more wait in the queue.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--max-parallel",
+            help="Runs going at once; more wait in the queue. Default: 4, or 64 with "
+            "--cluster (the workers' slots then decide).",
+            show_default=False,
+        ),
+    ] = None,
     queue: Annotated[
         int, typer.Option("--queue", help="Runs that may wait; beyond it callers get 429.")
     ] = 100,

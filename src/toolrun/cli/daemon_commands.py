@@ -17,12 +17,18 @@ if TYPE_CHECKING:
     from ..cluster.hosting import ClusterOptions
 
 
+LOCAL_PARALLEL = 4
+# A cluster daemon's runs mostly wait for a worker's slot, in Dask's queue and by priority:
+# its own limit only keeps a flood of runs from being prepared at once.
+CLUSTER_PARALLEL = 64
+
+
 def serve(
     ctx: Context,
     *,
     host: str,
     port: int,
-    max_parallel: int,
+    max_parallel: int | None,
     queue: int,
     grace: str,
     tls_cert: Path | None,
@@ -60,7 +66,11 @@ def serve(
     settings = DaemonSettings(
         host=host,
         port=port,
-        max_parallel=max_parallel,
+        max_parallel=(
+            max_parallel
+            if max_parallel is not None
+            else (CLUSTER_PARALLEL if cluster_options else LOCAL_PARALLEL)
+        ),
         queue=queue,
         grace=grace_seconds,
         tls_cert=tls_cert,

@@ -8,6 +8,7 @@ store or the engine, answer), sharing the run lookup and query checks at the end
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -271,18 +272,26 @@ def _listing(root: Path) -> list[File]:
     files = []
     for path in sorted(root.rglob("*")):
         if path.is_file() and not path.is_symlink():
-            digest = hashlib.sha256()
-            with path.open("rb") as file:
-                for block in iter(lambda: file.read(1 << 20), b""):
-                    digest.update(block)
+            stat = path.stat()
             files.append(
                 File(
                     path=path.relative_to(root).as_posix(),
-                    size=path.stat().st_size,
-                    sha256=digest.hexdigest(),
+                    size=stat.st_size,
+                    sha256=_file_sha256(str(path), stat.st_size, stat.st_mtime_ns),
                 )
             )
     return files
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A file's sha256, hashed once while its size and time stay (a run page shows them on
+    every visit, and the workspace of a finished run does not change)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 async def get_artifact(request: Request) -> Response:
@@ -327,25 +336,41 @@ async def all_events(request: Request) -> Response:
                 change = await queue.get()
                 if change is None:
                     return
-                yield sse_data(
-                    "run",
-                    plain(
-                        RunChange(
-                            id=change.run_id,
-                            toolchain=change.toolchain,
-                            status=change.status,
-                            requester=change.requester,
-                            at=change.at,
-                            duration=change.duration,
-                        )
-                    ),
-                )
+                yield _change_message(change)
         finally:
             daemon.watchers.discard(queue)
 
     return StreamingResponse(
         with_keepalive(messages()), media_type="text/event-stream", headers=SSE_HEADERS
     )
+
+
+_ENCODED: dict[int, tuple[Any, bytes]] = {}  # id(change) -> (change, its message)
+
+
+def _change_message(change: Any) -> bytes:
+    """A change's SSE message, encoded once for all its readers (every open dashboard reads
+    this stream: 100 of them encoded each change 100 times)."""
+    found = _ENCODED.get(id(change))
+    if found is not None and found[0] is change:
+        return found[1]
+    message = sse_data(
+        "run",
+        plain(
+            RunChange(
+                id=change.run_id,
+                toolchain=change.toolchain,
+                status=change.status,
+                requester=change.requester,
+                at=change.at,
+                duration=change.duration,
+            )
+        ),
+    )
+    if len(_ENCODED) >= 64:
+        _ENCODED.clear()
+    _ENCODED[id(change)] = (change, message)  # the change held: its id is not reused meanwhile
+    return message
 
 
 # -- tools and toolchains ---------------------------------------------------------------------

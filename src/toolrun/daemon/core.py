@@ -134,6 +134,7 @@ class Daemon:
         )
         self.tokens = TokenBook(ctx.config.tokens)
         self.sessions = Sessions()  # browsers signed in with a token (dashboard/)
+        self.changes = 0  # runs started or ended by this daemon, counted
         self.hosts = daemon_hosts(settings, ctx.config.get("allow_hosts"))
         self.metrics = Metrics()
         self.journal = journal or Journal(settings.log_file)
@@ -175,6 +176,7 @@ class Daemon:
 
     def _transition(self, change: Transition) -> None:
         self.metrics.record(change)
+        self.changes += 1  # pages cached before this are stale (dashboard/pages.py)
         self.journal.write(
             "run",
             id=change.run_id,

@@ -62,7 +62,7 @@
         current.replaceWith(document.adoptNode(fresh));
         localTimes(document.getElementById("run-rows"));
       }
-    }, 250);
+    }, 2000);  // at most one refresh every two seconds, whatever the rate of runs
     const stream = new EventSource("/api/v1/events");
     stream.addEventListener("run", refresh);
   }
