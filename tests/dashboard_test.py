@@ -218,6 +218,41 @@ def test_a_link_from_another_site_opens_the_page(daemon: StartDaemon, toolrun: T
         assert client.post("/ui/login", headers=visit, data={}).status_code == 403
 
 
+def test_a_10_mb_line_and_hostile_output_stay_text_on_a_small_page(daemon: StartDaemon) -> None:
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        big = client.post("/api/v1/runs", json={"cmd": "probe", "args": ["bigline", "10000000"]})
+        hostile = client.post(
+            "/api/v1/runs",
+            json={"cmd": "probe", "args": ["echo", HOSTILE, "javascript:alert(3)", "</pre>"]},
+        )
+        for answer in (big, hostile):
+            wait_ended(client, answer.json()["id"])
+        page = client.get(f"/ui/runs/{big.json()['id']}")
+        assert page.status_code == 200 and len(page.content) < 1_100_000
+        assert "[…]" in page.text, "the line is shown cut, the download has it whole"
+        whole = client.get(f"/api/v1/runs/{big.json()['id']}/log").content
+        assert len(whole) > 10_000_000
+        shown = client.get(f"/ui/runs/{hostile.json()['id']}").text
+        assert HOSTILE not in shown and "&lt;/pre&gt;" in shown
+        assert 'href="javascript:' not in shown and "javascript:alert(3)" in shown
+
+
+def test_a_session_ends_when_it_expires_or_its_token_is_revoked() -> None:
+    from toolrun.config import TokenRef
+    from toolrun.dashboard.sessions import Sessions
+
+    token = TokenRef("ana", "a" * 64, "run", (), "")
+    sessions = Sessions(lifetime=-1)
+    expired = sessions.open(token)
+    assert sessions.get(expired, (token,)) is None
+    sessions = Sessions()
+    live = sessions.open(token)
+    assert sessions.get(live, (token,)) is not None
+    assert sessions.get(live, ()) is None, "a revoked token's session ends"
+    assert sessions.get("x" * 200, (token,)) is None
+
+
 @pytest.mark.parametrize(
     ("header", "language"),
     [

@@ -16,7 +16,8 @@ from .graphs import Span
 
 WINDOW = 1 << 20  # bytes read from the end first; doubled until there are lines enough
 MAX_WINDOW = 64 << 20
-MAX_LINE = 10_000  # characters of a line shown; the download has it whole
+MAX_LINE = 2_000  # characters of a line shown; the download has it whole
+MAX_SHOWN = 1 << 20  # characters of log on a page, whatever the number of lines
 
 
 @record(frozen=True)
@@ -46,8 +47,20 @@ def tail(path: Path, count: int, *, step: str | None = None) -> Tail:
         lines = [line for event in events for line in _shown(event, step)]
         last_seq = events[-1].seq if events else 0
         if len(lines) > count or start == 0 or window >= MAX_WINDOW:
-            return Tail(lines[-count:], last_seq, len(lines) > count or start > 0)
+            shown = _within(lines[-count:], MAX_SHOWN)
+            return Tail(shown, last_seq, len(shown) < len(lines) or start > 0)
         window *= 4
+
+
+def _within(lines: list[Line], budget: int) -> list[Line]:
+    """The last lines that fit in ``budget`` characters (a log of huge lines stays a page)."""
+    kept: list[Line] = []
+    for line in reversed(lines):
+        budget -= len(line.text)
+        if budget < 0:
+            break
+        kept.append(line)
+    return kept[::-1]
 
 
 def _events_from(path: Path, start: int, end: int) -> list[Event]:

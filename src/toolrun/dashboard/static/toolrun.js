@@ -111,7 +111,8 @@
         name.textContent = step;
         line.append(name, " ");
       }
-      line.append(text + "\n");
+      // As the server shows it: a huge line cut (the download has it whole).
+      line.append((text.length > 2000 ? text.slice(0, 2000) + " […]" : text) + "\n");
       line.hidden = !matches(line);
       log.append(line);
     }
