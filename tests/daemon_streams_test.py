@@ -383,3 +383,26 @@ def test_following_a_run_whose_runner_is_killed_meanwhile_ends_with_run_finished
                 break
     assert kinds[-1:] == ["run_finished"], "the stream never ended: " + ", ".join(kinds[-3:])
     assert server.stop() == 0
+
+
+def test_one_sweep_keeps_every_daemon_wide_stream_alive() -> None:
+    """Readers of /api/v1/events get a keepalive from the daemon's one sweep (no timer of
+    their own); a reader whose queue is full is skipped, not blocked on."""
+    import types
+
+    from toolrun.daemon.core import KEEPALIVE_MARK, Daemon
+
+    async def main() -> tuple[list[object], int]:
+        idle: asyncio.Queue[object] = asyncio.Queue(maxsize=4)
+        full: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+        full.put_nowait("a change")
+        owner = types.SimpleNamespace(watchers={idle, full})
+        sweep = asyncio.ensure_future(Daemon.keep_watchers_alive(owner, every=0.01))  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+        sweep.cancel()
+        got = [idle.get_nowait() for _ in range(idle.qsize())]
+        return got, full.qsize()
+
+    got, full_size = asyncio.run(main())
+    assert got and all(item is KEEPALIVE_MARK for item in got)
+    assert full_size == 1

@@ -33,11 +33,11 @@ from ..units import parse_when
 from .answers import Artifacts, Cancelling, File, RunChange, RunList, Tools, answer, plain
 from .answers import Toolchains as ToolchainList
 from .bodies import BadRequest, decode_body_off_loop
-from .core import Daemon, HttpError, last_event_id, query_flag, query_value
+from .core import KEEPALIVE_MARK, Daemon, HttpError, last_event_id, query_flag, query_value
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .requests import run_request
 from .seed import RUN_ID_HEADER, SSE_HEADERS, content_kind, daemon_of, read_body
-from .streams import sse_data, sse_message, sse_stream, text_lines, with_keepalive
+from .streams import KEEPALIVE, sse_data, sse_message, sse_stream, text_lines
 
 MAX_PAGE_SIZE = 100
 LIST_PARAMETERS = (
@@ -330,19 +330,29 @@ async def all_events(request: Request) -> Response:
     daemon.watchers.add(queue)
 
     async def messages() -> AsyncIterator[bytes]:
+        # A plain wait on the queue, and whatever else is queued sent with it: the daemon's
+        # one keepalive sweep (Daemon.keep_watchers_alive) fills the quiet spells, not a timer
+        # per reader and per message (100 dashboards spent most of their cost there).
         try:
             yield sse_data("hello", plain(daemon.health()))
             while True:
-                change = await queue.get()
-                if change is None:
+                burst = [await queue.get()]
+                while not queue.empty():
+                    burst.append(queue.get_nowait())
+                ended = None in burst
+                chunk = b"".join(
+                    KEEPALIVE if item is KEEPALIVE_MARK else _change_message(item)
+                    for item in burst
+                    if item is not None
+                )
+                if chunk:
+                    yield chunk
+                if ended:
                     return
-                yield _change_message(change)
         finally:
             daemon.watchers.discard(queue)
 
-    return StreamingResponse(
-        with_keepalive(messages()), media_type="text/event-stream", headers=SSE_HEADERS
-    )
+    return StreamingResponse(messages(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 _ENCODED: dict[int, tuple[Any, bytes]] = {}  # id(change) -> (change, its message)

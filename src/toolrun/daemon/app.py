@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,7 +64,9 @@ def create_app(daemon: Daemon) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         daemon.journal.write("started", runs_interrupted=daemon.interrupted_at_start)
+        sweep = asyncio.ensure_future(daemon.keep_watchers_alive())
         yield
+        sweep.cancel()
         # Whatever is still going when the server stops is cancelled and recorded.
         await daemon.manager.drain(0)
         daemon.stop_watchers()

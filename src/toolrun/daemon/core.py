@@ -4,6 +4,7 @@ turned into a status with a JSON body."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +40,9 @@ from .metrics import Metrics
 from .origin import WILDCARDS, ServedHosts, machine_names, normal_host, served_hosts
 from .requests import RunRequest
 from .runs import QueueFull, RunManager, ShuttingDown, Transition
+from .streams import KEEPALIVE_SECONDS
+
+KEEPALIVE_MARK = object()  # put in a daemon-wide stream's queue: send a keepalive
 
 if TYPE_CHECKING:
     from ..cluster.hosting import ClusterOptions, HostedCluster
@@ -138,7 +142,7 @@ class Daemon:
         self.hosts = daemon_hosts(settings, ctx.config.get("allow_hosts"))
         self.metrics = Metrics()
         self.journal = journal or Journal(settings.log_file)
-        self.watchers: set[asyncio.Queue[Transition | None]] = set()
+        self.watchers: set[asyncio.Queue[Any]] = set()  # Transition, KEEPALIVE_MARK or None
         self.manager.on_transition(self._transition)
         self.url = f"http://{settings.host}:{settings.port}"  # serve() sets the one bound
         self.cluster: HostedCluster | None = None
@@ -193,6 +197,15 @@ class Daemon:
                 self.watchers.discard(queue)
                 queue.get_nowait()
                 queue.put_nowait(None)
+
+    async def keep_watchers_alive(self, every: float = KEEPALIVE_SECONDS) -> None:
+        """Every ``every`` seconds, a keepalive to each reader of the daemon-wide stream that
+        has room for it (one sweep for all of them, run for the daemon's life)."""
+        while True:
+            await asyncio.sleep(every)
+            for queue in list(self.watchers):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(KEEPALIVE_MARK)
 
     def stop_watchers(self) -> None:
         for queue in list(self.watchers):

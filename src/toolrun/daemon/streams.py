@@ -28,6 +28,7 @@ OWNER_CHECK_SECONDS = 1.0  # how often a followed run's runner is looked for
 STATUS_HEADER = "X-Toolrun-Status"
 EXIT_CODE_HEADER = "X-Toolrun-Exit-Code"
 KEEPALIVE_SECONDS = 15.0
+KEEPALIVE = b": keepalive\n\n"  # an SSE comment: proxies and clients see a live connection
 
 
 async def run_event_batches(
@@ -207,7 +208,7 @@ async def with_keepalive(
                 next_message = asyncio.ensure_future(iterator.__anext__())
             done, _ = await asyncio.wait({next_message}, timeout=every)
             if not done:
-                yield quiet if quiet is not None else b": keepalive\n\n"  # type: ignore[misc]
+                yield quiet if quiet is not None else KEEPALIVE  # type: ignore[misc]
                 continue
             try:
                 message = next_message.result()
