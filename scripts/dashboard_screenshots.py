@@ -27,7 +27,10 @@ PAGES = {  # name -> path (the run page's is filled in)
     "runs": "/ui/",
     "run": "/ui/runs/{run}",
     "form": "/ui/toolchains/export-job",
+    "toolchains": "/ui/toolchains",
     "tools": "/ui/tools",
+    "workers": "/ui/workers",
+    "login": "/ui/login",
 }
 
 

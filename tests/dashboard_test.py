@@ -36,6 +36,7 @@ def test_the_root_leads_to_the_runs_and_every_page_is_html_with_its_guards(
     daemon: StartDaemon, toolchain: WriteToolchain
 ) -> None:
     toolchain("form", FORM)
+    toolchain("broken", "toolchain:\n  - '<script>alert(4)</script>': {cmd: probe}\n")
     server = daemon()
     with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         root = client.get("/")
@@ -60,6 +61,9 @@ def test_the_root_leads_to_the_runs_and_every_page_is_html_with_its_guards(
         # Whatever a toolchain's author wrote is text on the page, not markup.
         form = client.get("/ui/toolchains/form").text
         assert "&lt;script&gt;alert(2)&lt;/script&gt;" in form and "<b>tables</b>" not in form
+        listed = client.get("/ui/toolchains").text
+        assert "&lt;script&gt;alert(4)&lt;/script&gt;" in listed, "a step id no loader takes"
+        assert "<script>alert(4)" not in listed
 
 
 def test_the_form_starts_a_run_and_says_what_is_wrong_field_by_field(
