@@ -148,17 +148,7 @@ class ClusterExecutor:
         if not any(w.address == address for w in await self.book.workers()):
             # A task for a worker that is gone would wait for it for ever.
             return f"the final workspace was lost with worker {where}"
-        future = self.client.submit(
-            pack_workspace,
-            run_id,
-            self.settings.workspace_cap,
-            key=f"toolrun-{run_id}-collect",
-            workers=[address],
-            allow_other_workers=False,
-            priority=CARRY_PRIORITY,
-            pure=False,
-            retries=0,
-        )
+        future = self.on(address, f"toolrun-{run_id}-collect", pack_workspace, run_id)
         try:
             packed = await asyncio.wait_for(future, COLLECT_SECONDS)
             await asyncio.to_thread(unpack, packed, into, self.settings.workspace_cap)
@@ -269,29 +259,23 @@ class ClusterExecutor:
         """Pack the run's workspace at home, for the step's task to take."""
         from .worker_task import pack_workspace
 
-        return self.client.submit(
-            pack_workspace,
-            ref.run_id,
-            self.settings.workspace_cap,
-            key=f"{key}-carry",
-            workers=[home],
-            allow_other_workers=False,
-            priority=CARRY_PRIORITY,
-            pure=False,
-            retries=0,
-        )
+        return self.on(home, f"{key}-carry", pack_workspace, ref.run_id)
 
     def bring_back(self, ref: StepRef, key: str, home: str, step: Future) -> Future:
         """Unpack at home what the step made elsewhere (nothing when it ran at home)."""
         from .worker_task import unpack_workspace
 
+        return self.on(home, f"{key}-back", unpack_workspace, ref.run_id, step)
+
+    def on(self, address: str, key: str, task: Callable[..., Any], *args: Any) -> Future:
+        """A workspace task on one worker (``args``, then the cap), ahead of waiting steps;
+        it takes no slot."""
         return self.client.submit(
-            unpack_workspace,
-            ref.run_id,
-            step,
+            task,
+            *args,
             self.settings.workspace_cap,
-            key=f"{key}-back",
-            workers=[home],
+            key=key,
+            workers=[address],
             allow_other_workers=False,
             priority=CARRY_PRIORITY,
             pure=False,

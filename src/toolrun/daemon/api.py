@@ -28,7 +28,7 @@ from ..history.endings import with_ending
 from ..history.store import ACTIVE, RUN_ID_RE, RUN_STATES, HistoryQuery, RunRecord
 from ..json_views import Run, Toolchain, run_view, tool_view, toolchain_view
 from ..runs.events import OUTPUT, read_events
-from ..toolchains.model import list_toolchain_files, load_toolchain
+from ..toolchains.model import load_toolchain, toolchain_files
 from ..units import parse_when
 from .answers import Artifacts, Cancelling, File, RunChange, RunList, Tools, answer, plain
 from .answers import Toolchains as ToolchainList
@@ -410,22 +410,17 @@ async def list_toolchains(request: Request) -> Response:
 def _toolchains(daemon: Daemon, private: bool) -> list[Toolchain]:
     """Every toolchain the daemon finds; to a caller without the admin scope, without the
     folders they are in."""
-    seen: set[str] = set()
     rows: list[Toolchain] = []
-    for folder in daemon.ctx.toolchain_dirs():
-        for path in list_toolchain_files(folder):
-            if path.stem in seen:
-                continue
-            seen.add(path.stem)
-            try:
-                row = toolchain_view(load_toolchain(path))
-                row.name, row.valid = path.stem, True
-                if not private:
-                    row.path = UNSET
-            except ToolrunError as exc:
-                error = exc.message if private else exc.message.replace(str(path), path.name)
-                row = Toolchain(name=path.stem, valid=False, error=error)
-            rows.append(row)
+    for path in toolchain_files(daemon.ctx.toolchain_dirs()):
+        try:
+            row = toolchain_view(load_toolchain(path))
+            row.name, row.valid = path.stem, True
+            if not private:
+                row.path = UNSET
+        except ToolrunError as exc:
+            error = exc.message if private else exc.message.replace(str(path), path.name)
+            row = Toolchain(name=path.stem, valid=False, error=error)
+        rows.append(row)
     return rows
 
 

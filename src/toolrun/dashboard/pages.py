@@ -455,15 +455,21 @@ def _pictures(daemon: Daemon, run: RunRecord, steps: list[StepRecord]) -> tuple[
     return Markup(graphs.dag_svg(order, needs, states)), timeline and Markup(timeline)
 
 
+async def _run_of(request: Request, daemon: Daemon, viewer: Viewer) -> tuple[RunRecord, Caller]:
+    """The run a page's path names, and who asks (a 404 page when there is no such run)."""
+    run_id = _run_id(request, viewer)
+    run = await asyncio.to_thread(daemon.store.get_run, run_id)
+    if run is None:
+        raise PageError(404, viewer._("There is no run %(id)s.", id=run_id))
+    assert viewer.caller is not None
+    return run, viewer.caller
+
+
 @page("run")
 async def cancel_run(request: Request, daemon: Daemon, viewer: Viewer) -> Response:
     _ = viewer._
-    run_id = _run_id(request, viewer)
-    run = await asyncio.to_thread(daemon.store.get_run, run_id)
-    caller = viewer.caller
-    assert caller is not None
-    if run is None:
-        raise PageError(404, _("There is no run %(id)s.", id=run_id))
+    run, caller = await _run_of(request, daemon, viewer)
+    run_id = run.id
     if not caller.has("admin") and run.requester != caller.name:
         raise PageError(403, _("Run %(id)s was started by someone else.", id=run_id))
     if run.status in ACTIVE and not daemon.manager.cancel(run_id):
@@ -476,12 +482,8 @@ async def rerun_run(request: Request, daemon: Daemon, viewer: Viewer) -> Respons
     from ..runs.reruns import NothingToRerun, plan_rerun
 
     _ = viewer._
-    run_id = _run_id(request, viewer)
-    run = await asyncio.to_thread(daemon.store.get_run, run_id)
-    caller = viewer.caller
-    assert caller is not None
-    if run is None:
-        raise PageError(404, _("There is no run %(id)s.", id=run_id))
+    run, caller = await _run_of(request, daemon, viewer)
+    run_id = run.id
     if not caller.may_run(run.toolchain):
         raise PageError(403, _("Your token may not run %(name)s.", name=run.toolchain))
     form = await form_of(request)
@@ -513,19 +515,14 @@ async def toolchains_page(request: Request, daemon: Daemon, viewer: Viewer) -> R
 def _toolchains(daemon: Daemon) -> list[tuple[str, Toolchain | None, str | None]]:
     """Every toolchain the daemon finds (the first of a name wins, as for a run), each loaded
     or with the reason it does not load."""
-    from ..toolchains.model import list_toolchain_files, load_toolchain
+    from ..toolchains.model import load_toolchain, toolchain_files
 
-    seen: set[str] = set()
     found: list[tuple[str, Toolchain | None, str | None]] = []
-    for folder in daemon.ctx.toolchain_dirs():
-        for path in list_toolchain_files(folder):
-            if path.stem in seen:
-                continue
-            seen.add(path.stem)
-            try:
-                found.append((path.stem, load_toolchain(path), None))
-            except ToolrunError as exc:
-                found.append((path.stem, None, exc.message.replace(str(path), path.name)))
+    for path in toolchain_files(daemon.ctx.toolchain_dirs()):
+        try:
+            found.append((path.stem, load_toolchain(path), None))
+        except ToolrunError as exc:
+            found.append((path.stem, None, exc.message.replace(str(path), path.name)))
     return found
 
 

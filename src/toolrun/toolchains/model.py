@@ -176,6 +176,18 @@ def list_toolchain_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
+def toolchain_files(folders: list[Path]) -> list[Path]:
+    """Each toolchain's file: the first of a name wins, as it does for a run."""
+    seen: set[str] = set()
+    found: list[Path] = []
+    for folder in folders:
+        for path in list_toolchain_files(folder):
+            if path.stem not in seen:
+                seen.add(path.stem)
+                found.append(path)
+    return found
+
+
 # -- loading ----------------------------------------------------------------------------------
 
 
