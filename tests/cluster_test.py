@@ -617,3 +617,16 @@ def test_local_runs_never_import_dask(tmp_path: Path, probe: Path, workdir: Path
         [sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip().splitlines()[-1] == "False 0", result.stderr
+
+
+def test_the_scheduler_keeps_few_output_batches() -> None:
+    """Dask keeps the last N messages of each event topic in the scheduler for ever; output
+    batches are up to 256 KiB, so the daemon bounds N (its default, 1,000, meant 256 MB)."""
+    import dask
+
+    from toolrun.cluster.hosting import TOPIC_HISTORY, configure_dask
+    from toolrun.cluster.worker_task import BATCH_BYTES
+
+    configure_dask()
+    assert dask.config.get("distributed.admin.low-level-log-length") == TOPIC_HISTORY
+    assert TOPIC_HISTORY * BATCH_BYTES <= 16 * 1024 * 1024

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .executor import ClusterExecutor
     from .workers import WorkerBook
 
+TOPIC_HISTORY = 32  # messages a hosted scheduler keeps per topic: up to 8 MiB of output
 WORKER_TTL = "5s"  # a worker silent this long is lost: checked as often, so noticed within 10 s
 CONNECT_TIMEOUT = 10.0
 HERE = "here"  # the value of a bare --cluster: host the scheduler in the daemon
@@ -97,6 +98,9 @@ def configure_dask() -> None:
             "distributed.worker.memory.pause": False,
             "distributed.worker.memory.terminate": False,
             "distributed.admin.system-monitor.gil.enabled": False,
+            # A scheduler keeps this many messages of every event topic for ever: output
+            # batches are up to 256 KiB, so Dask's 1,000 meant up to 256 MB held in the daemon.
+            "distributed.admin.low-level-log-length": TOPIC_HISTORY,
         }
     )
 
