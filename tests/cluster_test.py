@@ -273,11 +273,7 @@ def test_a_worker_killed_mid_step_is_lost_and_the_retry_runs_elsewhere(
     # Two workers qualify; the one the first attempt lands on is killed as it prints.
     pair = [cluster.worker(name, "--label", "pool=loss") for name in ("loss-1", "loss-2")]
     run_id = cluster.start("drip")
-    deadline = time.monotonic() + 20
-    while not (landed := [w for w in pair if _printing(w.runs_dir(run_id) / "drip.1.log.jsonl")]):
-        assert time.monotonic() < deadline, "the first attempt never printed"
-        time.sleep(0.02)
-    first = landed[0]
+    first = until_printing(pair, run_id, "drip", "the first attempt never printed")
     second = next(w for w in pair if w is not first)
     killed = time.monotonic()
     first.process.send_signal(signal.SIGKILL)
@@ -313,10 +309,7 @@ def test_a_run_whose_worker_is_lost_ends_at_once_saying_its_workspace_went_too(
 ) -> None:
     lone = cluster.worker("lone", "--label", "pool=once")
     run_id = cluster.start("drip-once")
-    deadline = time.monotonic() + 20
-    while not _printing(lone.runs_dir(run_id) / "drip.1.log.jsonl"):
-        assert time.monotonic() < deadline, "the attempt never printed"
-        time.sleep(0.02)
+    until_printing([lone], run_id, "drip", "the attempt never printed")
     killed = time.monotonic()
     lone.process.send_signal(signal.SIGKILL)
     lone.process.wait()
@@ -327,8 +320,18 @@ def test_a_run_whose_worker_is_lost_ends_at_once_saying_its_workspace_went_too(
     assert "the final workspace was lost with worker lone" in events.text
 
 
-def _printing(log_copy: Path) -> bool:
-    return log_copy.is_file() and log_copy.stat().st_size > 0
+def until_printing(
+    workers: list[WorkerProcess], run_id: str, step: str, what: str
+) -> WorkerProcess:
+    """The worker whose copy of the step's first attempt has its first lines."""
+    deadline = time.monotonic() + 20
+    while True:
+        for worker in workers:
+            copy = worker.runs_dir(run_id) / f"{step}.1.log.jsonl"
+            if copy.is_file() and copy.stat().st_size > 0:
+                return worker
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
 
 
 def test_the_workspace_goes_where_a_step_goes_and_comes_back(cluster: Cluster) -> None:
@@ -402,10 +405,7 @@ def test_a_high_priority_run_overtakes_queued_normal_ones(cluster: Cluster) -> N
     solo = cluster.worker("solo", "--label", "pool=one", "--slots", "1")
     try:
         holding = cluster.start("hold")
-        deadline = time.monotonic() + 20
-        while not _printing(solo.runs_dir(holding) / "hold.1.log.jsonl"):
-            assert time.monotonic() < deadline, "the first run never started"
-            time.sleep(0.02)
+        until_printing([solo], holding, "hold", "the first run never started")
         ids = [
             cluster.start("quick"),
             cluster.start("quick"),
