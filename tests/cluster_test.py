@@ -113,6 +113,18 @@ class Cluster:
         self.wait_for_workers(lambda names: name in names)
         return worker
 
+    @contextlib.contextmanager
+    def borrowed(
+        self, name: str, *args: str, max_file: int | None = None
+    ) -> Iterator[WorkerProcess]:
+        """A worker for one test, gone before the next (which may take any worker)."""
+        worker = self.worker(name, *args, max_file=max_file)
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            self.wait_for_workers(lambda names: name not in names)
+
     def wait_for_workers(self, done: Any, seconds: float = 15) -> list[dict[str, Any]]:
         deadline = time.monotonic() + seconds
         while True:
@@ -367,12 +379,8 @@ def test_a_workspace_over_the_cap_stays_and_the_step_says_why(cluster: Cluster) 
 def test_a_full_disk_on_the_worker_stops_the_step_and_the_daemon_keeps_its_lines(
     cluster: Cluster,
 ) -> None:
-    full = cluster.worker("full", "--label", "pool=full", max_file=256 * 1024)
-    try:
+    with cluster.borrowed("full", "--label", "pool=full", max_file=256 * 1024):
         run = cluster.wait(cluster.start("flood"))
-    finally:
-        full.stop()
-        cluster.wait_for_workers(lambda names: "full" not in names)
     assert run["status"] == "failed", run
     error = run["steps"][0]["error"]
     assert "stopped on full: cannot write" in error and "File too large" in error, error
@@ -387,13 +395,8 @@ def test_a_full_disk_on_the_worker_stops_the_step_and_the_daemon_keeps_its_lines
 def test_a_tool_that_differs_from_the_daemons_is_refused(cluster: Cluster) -> None:
     own = cluster.root / "spoiled-registry"
     write_tool(own, "probe", "1.0.0", script="print('not the daemon probe')\n")
-    spoiled = cluster.worker("spoiled", "--label", "pool=spoiled", "--registry", str(own))
-    try:
+    with cluster.borrowed("spoiled", "--label", "pool=spoiled", "--registry", str(own)):
         run = cluster.wait(cluster.start("spoiled"))
-    finally:
-        # Gone before the next test, which may take any worker.
-        spoiled.stop()
-        cluster.wait_for_workers(lambda names: "spoiled" not in names)
     assert run["status"] == "failed", run
     error = run["steps"][0]["error"]
     assert "is not the daemon's" in error and "refused" in error, error
@@ -402,8 +405,7 @@ def test_a_tool_that_differs_from_the_daemons_is_refused(cluster: Cluster) -> No
 def test_a_high_priority_run_overtakes_queued_normal_ones(cluster: Cluster) -> None:
     """The runs wait in Dask, not in the daemon (64 run slots by default on a cluster): Dask's
     own task priority, set from the run's, decides which the one free slot takes next."""
-    solo = cluster.worker("solo", "--label", "pool=one", "--slots", "1")
-    try:
+    with cluster.borrowed("solo", "--label", "pool=one", "--slots", "1") as solo:
         holding = cluster.start("hold")
         until_printing([solo], holding, "hold", "the first run never started")
         ids = [
@@ -412,9 +414,6 @@ def test_a_high_priority_run_overtakes_queued_normal_ones(cluster: Cluster) -> N
             cluster.start("quick", priority="high"),
         ]
         runs = [cluster.wait(run_id) for run_id in [holding, *ids]]
-    finally:
-        solo.stop()
-        cluster.wait_for_workers(lambda names: "solo" not in names)
     assert all(run["status"] == "succeeded" for run in runs), runs
     assert max(run["created_at"] for run in runs[1:]) < runs[0]["finished_at"] - 1, (
         "the machine was too slow: the first run ended before the others were queued"
