@@ -14,6 +14,7 @@ FRONT_ENDS = ("cli", "tui", "daemon", "dashboard")
 # Each domain package and what it may import of toolrun besides the shared modules at the top
 # (paths, errors, config, units, records, cache_files, json_views): layers, top to bottom.
 MAY_IMPORT = {
+    "automation": {"automation", "runs", "history", "toolchains", "tools"},
     "runs": {"runs", "executors", "history", "toolchains", "tools"},
     "history": {"history", "runs", "toolchains"},  # the store keeps the engine's events
     "executors": {"executors"},
@@ -32,6 +33,7 @@ SHARED = {
     "policy",
     "selectors",  # where a step may run: toolchains say it, executors and the cluster obey
     "loopback",
+    "schedules",  # when a toolchain fires: toolchains and config say it, the daemon fires it
     "priorities",  # how soon a run starts: toolchains and runs say it, the daemon and Dask obey
 }
 

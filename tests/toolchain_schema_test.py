@@ -98,6 +98,13 @@ BAD = {
     "priority a capital name": "priority: High\n" + STEP,
     "a toolchain that is a list": "- a: {cmd: uexp}\n",
     "a toolchain that is text": "just words\n",
+    "schedule a number": "schedule: 5\n" + STEP,
+    "schedule without cron": "schedule: {timezone: UTC}\n" + STEP,
+    "schedule an unknown key": "schedule: {cron: '@daily', when: now}\n" + STEP,
+    "schedule overlap unknown": "schedule: {cron: '@daily', overlap: sometimes}\n" + STEP,
+    "schedule params a list": "schedule: {cron: '@daily', params: [a]}\n" + STEP,
+    "schedule catch_up bad": "schedule: {cron: '@daily', catch_up: soon}\n" + STEP,
+    "schedule name with a space": "schedule: {cron: '@daily', name: 'a b'}\n" + STEP,
 }
 
 # Each is refused by the loader alone: no schema can say it.
@@ -151,6 +158,20 @@ toolchain:
         - {key: tpu, operator: not_exists}
   - e: {cmd: uexp, runs_on: {os: linux, gpu: true}}
 """,
+    "schedules": """params:
+  table: {default: all}
+schedule:
+  - cron: "0 3 * * *"
+    timezone: Asia/Shanghai
+    params: {table: hero}
+    overlap: cancel_previous
+    catch_up: 1h
+  - {cron: "@every 10m", name: often, overlap: queue}
+  - "@daily"
+toolchain:
+  - a: {cmd: uexp}
+""",
+    "one schedule": "schedule: '@hourly'\n" + STEP,
 }
 
 

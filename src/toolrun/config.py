@@ -91,6 +91,7 @@ class TokenRef:
 
 
 TOKEN_SCOPES = ("read", "run", "admin")
+AUTOMATION_TABLES = ("schedules", "hooks", "channels", "notify")
 
 
 @record(frozen=True)
@@ -204,6 +205,9 @@ class Config:
     registries: tuple[RegistryRef, ...] = ()
     values: dict[str, Any] = field(default_factory=dict)
     tokens: tuple[TokenRef, ...] = ()
+    # [[schedules]], [[hooks]], [[channels]], [[notify]]: read by automation/, which says
+    # where a bad one is wrong when the daemon (or `toolrun schedule`...) reads them.
+    tables: dict[str, Any] = field(default_factory=dict)
 
     def get(self, key: str) -> Any:
         setting = _setting(key)
@@ -259,8 +263,14 @@ def _decoded(path: Path, raw: bytes) -> str:
 
 def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:
     values: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
     for key, value in data.items():
         if key in ("registries", "tokens"):
+            continue
+        if key in AUTOMATION_TABLES:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                raise ConfigError(f"{path}: {key!r} must be an array of tables ([[{key}]])")
+            tables[key] = value
             continue
         setting = SETTINGS.get(key)
         if setting is None:
@@ -290,7 +300,8 @@ def _config_from_dict(path: Path, data: dict[str, Any]) -> Config:
                 hint=f"fix it: toolrun registry remove {name}, then registry add",
             )
         registries.append(ref)
-    return Config(path, tuple(registries), values, _tokens_from(path, data.get("tokens", [])))
+    tokens = _tokens_from(path, data.get("tokens", []))
+    return Config(path, tuple(registries), values, tokens, tables)
 
 
 def _tokens_from(path: Path, raw: Any) -> tuple[TokenRef, ...]:

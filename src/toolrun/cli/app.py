@@ -19,6 +19,7 @@ from .history_app import history_app
 from .invoke import GLOBAL_OPTIONS, call, call_plain
 from .options import CONTEXT_SETTINGS, Json, Offline, Pre, RunId, Timeout
 from .registry_app import registry_app
+from .schedule_app import schedule_app
 from .tool_app import tool_app
 from .toolchain_app import toolchain_app
 
@@ -45,6 +46,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(config_app, name="config")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(schedule_app, name="schedule")
 
 
 def _version(value: bool) -> None:

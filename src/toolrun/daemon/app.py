@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..dashboard import pages
 from ..errors import ToolrunError
 from . import api, cluster_api, seed
+from .automation import scheduler_for
 from .core import Daemon, HttpError, http_error_for
 from .origin import ServedHosts, refusal
 
@@ -65,8 +66,10 @@ def create_app(daemon: Daemon) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         daemon.journal.write("started", runs_interrupted=daemon.interrupted_at_start)
         sweep = asyncio.ensure_future(daemon.keep_watchers_alive())
+        scheduler = asyncio.ensure_future(scheduler_for(daemon).run())
         yield
         sweep.cancel()
+        scheduler.cancel()
         # Whatever is still going when the server stops is cancelled and recorded.
         await daemon.manager.drain(0)
         daemon.stop_watchers()

@@ -54,6 +54,43 @@ CREATE TABLE IF NOT EXISTS steps (
     cgroup TEXT,  -- the running attempt's cgroup, where it has one
     PRIMARY KEY (run_id, step_id)
 );
+-- automation/: what the daemons on this store fired, and whom they told (automation/ledger.py)
+CREATE TABLE IF NOT EXISTS schedule_state (
+    name TEXT PRIMARY KEY,
+    first_seen REAL NOT NULL,  -- missed times before it existed are not caught up
+    paused INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS schedule_fires (
+    name TEXT NOT NULL,
+    due REAL NOT NULL,  -- the fire time: one row, so one fire, whichever daemon claims it
+    fired_at REAL NOT NULL,
+    outcome TEXT NOT NULL,  -- claimed, started, skipped, paused, failed
+    run_id TEXT,
+    detail TEXT,
+    PRIMARY KEY (name, due)
+);
+CREATE TABLE IF NOT EXISTS hook_deliveries (
+    hook TEXT NOT NULL,
+    signature TEXT NOT NULL,  -- sha256 of what identifies a delivery: a replay is refused
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (hook, signature)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,  -- failed, timed_out, succeeded, recovered, cancelled, test
+    facts TEXT NOT NULL,  -- JSON: what the message says, fixed when the run ended
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending, sent, failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    next_at REAL NOT NULL,
+    lease_until REAL NOT NULL DEFAULT 0,  -- a sender holds it until then
+    last_error TEXT,
+    sent_at REAL,
+    UNIQUE (run_id, channel, event)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_at);
 """
 
 # Free text is found through a trigram index: a LIKE over a million runs reads all of them

@@ -186,6 +186,52 @@ class Step(Struct, forbid_unknown_fields=True, rename={"if_": "if"}):
     runs_on: RunsOn | UnsetType = UNSET
 
 
+SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+
+
+class Schedule(Struct, forbid_unknown_fields=True):
+    """A time the toolchain runs by itself: the daemon fires it. See docs/automation.md."""
+
+    cron: Annotated[
+        str,
+        Meta(
+            description='Five cron fields ("0 3 * * *"), a macro (@hourly, @daily, @weekly, '
+            '@monthly, @yearly) or an interval ("@every 10m").'
+        ),
+    ]
+    name: (
+        Annotated[
+            str,
+            Meta(
+                pattern=SCHEDULE_NAME_PATTERN,
+                description="Told apart from the toolchain's other schedules: TOOLCHAIN.NAME.",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    timezone: (
+        Annotated[str, Meta(description="An IANA time zone; default: the daemon's.")] | UnsetType
+    ) = UNSET
+    params: dict[Annotated[str, Meta(pattern=PARAM_NAME_PATTERN)], Scalar] | UnsetType = UNSET
+    overlap: (
+        Annotated[
+            Literal["skip", "queue", "cancel_previous"],
+            Meta(description="When the last run it started is still going (default skip)."),
+        ]
+        | UnsetType
+    ) = UNSET
+    catch_up: (
+        Annotated[
+            Duration,
+            Meta(
+                description="After the daemon was down: fire once if a time was missed "
+                "within this long (default: never)."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+
+
 class Toolchain(Struct, forbid_unknown_fields=True):
     """A toolchain: steps that each run a registered tool at a version. See
     docs/toolchains.md."""
@@ -219,6 +265,13 @@ class Toolchain(Struct, forbid_unknown_fields=True):
     max_parallel: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
     runs_on: RunsOn | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
+    schedule: (
+        Annotated[
+            str | Schedule | list[str | Schedule],
+            Meta(description="When the daemon runs it by itself: a cron string, or schedules."),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 def keys(shape: type[Struct]) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from ..errors import UsageError
 from ..policy import ENV_NAME_PATTERN, env_pattern_problem
 from ..priorities import PriorityError, parse_priority
 from ..records import replace
+from ..schedules import OVERLAP, Schedule, ScheduleError, parse_when, parse_zone
 from ..selectors import (
     Requirement,
     Selector,
@@ -52,9 +53,11 @@ _STEP_KEYS = keys(document.Step)
 _PARAM_KEYS = keys(document.Param)
 _RETRY_KEYS = keys(document.Retries)
 _PLATFORM_KEYS = keys(document.Platform)
+_SCHEDULE_KEYS = keys(document.Schedule)
 _PLATFORMS = keys(document.ByPlatform)
 _REQUIREMENT_KEYS = document.REQUIREMENT_KEYS
 _STEP_ID_RE = re.compile(STEP_ID_PATTERN)
+_SCHEDULE_NAME_RE = re.compile(document.SCHEDULE_NAME_PATTERN)
 _PARAM_NAME_RE = re.compile(PARAM_NAME_PATTERN)
 _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 
@@ -196,6 +199,7 @@ class _Checker:
             self.problem(node, "missing 'toolchain:', the list of steps")
             return None
         steps = self.steps(top["toolchain"][1])
+        schedules = self.schedules(top.get("schedule"), name)
         toolchain = Toolchain(
             name=name,
             text=text,
@@ -209,7 +213,9 @@ class _Checker:
             accept_env=accept_env,
             runs_on=runs_on,
             priority=priority,
+            schedules=schedules,
         )
+        self.check_schedule_params(toolchain, top.get("schedule"))
         step_nodes = {
             str(self.value(entry.value[0][0])): entry.value[0][0]
             for entry in top["toolchain"][1].value
@@ -217,6 +223,103 @@ class _Checker:
         }
         check_references(toolchain, step_nodes, self.problem)
         return toolchain
+
+    def schedules(
+        self, item: tuple[yaml.Node, yaml.Node] | None, toolchain: str
+    ) -> tuple[Schedule, ...]:
+        """``schedule:``: a cron string, a mapping, or a list of either."""
+        if item is None:
+            return ()
+        node = item[1]
+        entries = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        found: list[Schedule] = []
+        names: set[str] = set()
+        for index, entry in enumerate(entries):
+            where = "schedule" if entries is not node.value else f"schedule[{index}]"
+            schedule = self.schedule(entry, where, toolchain, index)
+            if schedule is None:
+                continue
+            if schedule.name in names:
+                self.problem(entry, f"{where}: a second schedule named {schedule.name!r}")
+                continue
+            names.add(schedule.name)
+            found.append(schedule)
+        return tuple(found)
+
+    def schedule(self, node: yaml.Node, where: str, toolchain: str, index: int) -> Schedule | None:
+        mark = node.start_mark
+        source = f"{self.source}:{mark.line + 1}:{mark.column + 1}"
+        name = toolchain if index == 0 else f"{toolchain}.{index + 1}"
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                return Schedule(name, toolchain, parse_when(self.value(node)), source=source)
+            except ScheduleError as exc:
+                self.problem(node, f"{where}: {exc}")
+                return None
+        items = self.mapping(node, where, _SCHEDULE_KEYS)
+        if not items:
+            return None
+        if "cron" not in items:
+            self.problem(node, f'{where}: missing \'cron:\' ("0 3 * * *", @daily, "@every 10m")')
+            return None
+        ok = True
+        try:
+            when = parse_when(self.value(items["cron"][1]))
+        except ScheduleError as exc:
+            self.problem(items["cron"][1], f"{where}.cron: {exc}")
+            ok = False
+        if "name" in items:
+            given = self.value(items["name"][1])
+            if not isinstance(given, str) or not _SCHEDULE_NAME_RE.match(given):
+                self.problem(
+                    items["name"][1], f"{where}.name may hold letters, digits, '.', '_', '-'"
+                )
+                ok = False
+            else:
+                name = f"{toolchain}.{given}"
+        zone = self.string(items.get("timezone"), f"{where}.timezone") or ""
+        if zone:
+            try:
+                parse_zone(zone)
+            except ScheduleError as exc:
+                self.problem(items["timezone"][1], f"{where}.timezone: {exc}")
+                ok = False
+        overlap = self.string(items.get("overlap"), f"{where}.overlap") or "skip"
+        if overlap not in OVERLAP:
+            self.problem(items["overlap"][1], f"{where}.overlap must be {', '.join(OVERLAP)}")
+            ok = False
+        catch_up = self.duration(items.get("catch_up"), f"{where}.catch_up") or 0.0
+        params: dict[str, Any] = {}
+        if "params" in items:
+            raw = self.mapping(items["params"][1], f"{where}.params", ())
+            for key, (_, value_node) in raw.items():
+                value = self.value(value_node)
+                if isinstance(value, list | dict) or value is None:
+                    self.problem(value_node, f"{where}.params.{key} must be a scalar")
+                    ok = False
+                params[key] = value
+        if not ok:
+            return None
+        return Schedule(name, toolchain, when, zone, params, overlap, catch_up, source)
+
+    def check_schedule_params(
+        self, toolchain: Toolchain, item: tuple[yaml.Node, yaml.Node] | None
+    ) -> None:
+        """Each schedule's params bind as a run's would: a fire never fails on them."""
+        from .model import bind_params
+
+        if item is None:
+            return
+        node = item[1]
+        entries = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        if len(entries) != len(toolchain.schedules):
+            return  # a schedule was refused already
+        for schedule, entry in zip(toolchain.schedules, entries, strict=True):
+            try:
+                bind_params(toolchain, schedule.params)
+            except UsageError as exc:
+                first = exc.message.splitlines()[0]
+                self.problem(entry, f"schedule {schedule.name!r}: {first}")
 
     def env_patterns(self, item: tuple[yaml.Node, yaml.Node] | None) -> tuple[str, ...]:
         """``accept_env``: the env names remote callers may set (NAME or PREFIX_*)."""

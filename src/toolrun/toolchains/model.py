@@ -12,6 +12,7 @@ from pathlib import Path
 from ..digests import sha256_hex
 from ..errors import NotFoundError, ToolrunError, UsageError
 from ..records import field, record, replace
+from ..schedules import Schedule
 from ..selectors import Selector
 from .expressions import (
     Template,
@@ -118,6 +119,7 @@ class Toolchain:
     accept_env: tuple[str, ...] = ()  # env names remote callers may set (NAME, PREFIX_*)
     runs_on: Selector = Selector()
     priority: int = 0  # higher starts first (toolrun.priorities)
+    schedules: tuple[Schedule, ...] = ()  # when the daemon runs it by itself
     warnings: tuple[str, ...] = ()  # what loading it found odd, file:line:col, said on use
 
     @property

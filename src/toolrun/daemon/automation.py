@@ -1,0 +1,73 @@
+"""The daemon's side of automation/: the scheduler's runs started through the run manager
+like every other run, and the tasks that live as long as the server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..automation.catalog import Catalog, ScheduleCatalog
+from ..automation.ledger import Ledger
+from ..automation.scheduler import Scheduler
+from ..history.model import ACTIVE
+from ..runs.engine import RunOptions
+from ..schedules import Schedule
+
+if TYPE_CHECKING:
+    from .core import Daemon
+
+STORE_POLL = 0.25  # seconds between looks at a run another process owns
+
+
+class DaemonStarter:
+    """Starts, cancels and waits for runs for the scheduler and the hooks."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    async def start(self, schedule: Schedule) -> str:
+        return await self.start_run(
+            schedule.toolchain, schedule.params, origin="schedule", requester=schedule.name
+        )
+
+    async def start_run(
+        self,
+        toolchain_name: str,
+        params: Mapping[str, object],
+        *,
+        origin: str,
+        requester: str,
+        remote: bool = False,
+    ) -> str:
+        daemon = self.daemon
+        toolchain = await asyncio.to_thread(daemon.ctx.load_toolchain, toolchain_name)
+        options = RunOptions(origin=origin, requester=requester, remote=remote)
+        handle = await daemon.manager.submit(toolchain, dict(params), options)
+        return handle.id
+
+    def cancel(self, run_id: str) -> None:
+        if not self.daemon.manager.cancel(run_id):
+            self.daemon.store.request_cancel(run_id)
+
+    async def ended(self, run_id: str) -> None:
+        manager = self.daemon.manager
+        if run_id in manager.live:
+            await manager.wait(run_id)
+            return
+        while True:  # a run of another daemon on the store, or of a terminal
+            record = await asyncio.to_thread(self.daemon.store.get_run, run_id)
+            if record is None or record.status not in ACTIVE:
+                return
+            await asyncio.sleep(STORE_POLL)
+
+
+def scheduler_for(daemon: Daemon) -> Scheduler:
+    catalog = ScheduleCatalog()
+
+    async def collect() -> Catalog:
+        return await asyncio.to_thread(
+            catalog.collect, daemon.ctx.toolchain_dirs(), daemon.ctx.config
+        )
+
+    return Scheduler(collect, Ledger(daemon.store), DaemonStarter(daemon), daemon.journal.write)
