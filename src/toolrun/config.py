@@ -422,6 +422,28 @@ class ConfigEditor:
         if not tokens:
             del self.document["tokens"]
 
+    def add_named(self, key: str, entry: dict[str, Any]) -> None:
+        """A ``[[key]]`` table (hooks, channels, ...) whose ``name`` no other one has."""
+        tables = self._tables(key)
+        if tables is None:
+            tables = self._tomlkit.aot()
+            self.document.append(key, tables)
+        if any(existing.get("name") == entry["name"] for existing in tables):
+            raise UsageError(f"config.toml has a {key[:-1]} named {entry['name']!r} already")
+        table = self._tomlkit.table()
+        for name, value in entry.items():
+            table.add(name, value)
+        tables.append(table)
+
+    def remove_named(self, key: str, name: str) -> None:
+        tables = self._tables(key) or []
+        names = [entry.get("name") for entry in tables]
+        if name not in names:
+            raise NotFoundError(f"no {key[:-1]} named {name!r}{_suggest(name, names)}")
+        del tables[names.index(name)]
+        if not tables:
+            del self.document[key]
+
     def _tables(self, key: str) -> Any:
         """The ``[[key]]`` tables, None if there are none; a ConfigError if ``key`` holds
         something else, which only an edit by hand can fix."""

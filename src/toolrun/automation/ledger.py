@@ -155,3 +155,10 @@ class Ledger:
                 (hook, signature, now),
             )
             return cursor.rowcount == 1
+
+    def forget_delivery(self, hook: str, signature: str) -> None:
+        """A delivery that was not taken after all (the run could not start)."""
+        with self.store.connect(write=True) as db:
+            db.execute(
+                "DELETE FROM hook_deliveries WHERE hook = ? AND signature = ?", (hook, signature)
+            )

@@ -16,6 +16,7 @@ from .config_app import config_app
 from .daemon_app import daemon_app
 from .errors import EXIT_CODES
 from .history_app import history_app
+from .hook_app import hook_app
 from .invoke import GLOBAL_OPTIONS, call, call_plain
 from .options import CONTEXT_SETTINGS, Json, Offline, Pre, RunId, Timeout
 from .registry_app import registry_app
@@ -47,6 +48,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(hook_app, name="hook")
 
 
 def _version(value: bool) -> None:

@@ -107,6 +107,18 @@ class Workers(Struct, forbid_unknown_fields=True):
     workers: list[Worker]
 
 
+class HookAnswer(Struct, forbid_unknown_fields=True):
+    """What POST /hooks/NAME answers: the run it started, or why it started none."""
+
+    ran: bool
+    id: str | UnsetType = UNSET
+    url: Annotated[str, Meta(description="the run in the API")] | UnsetType = UNSET
+    page: Annotated[str, Meta(description="the run's page in the dashboard")] | UnsetType = UNSET
+    reason: (
+        Annotated[str, Meta(description="why it did not run (its if: was false)")] | UnsetType
+    ) = UNSET
+
+
 SHAPES: tuple[type[Struct], ...] = (
     Error,
     Pending,
@@ -120,6 +132,7 @@ SHAPES: tuple[type[Struct], ...] = (
     Health,
     Worker,
     Workers,
+    HookAnswer,
 )
 
 

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..dashboard import pages
 from ..errors import ToolrunError
-from . import api, cluster_api, seed
+from . import api, cluster_api, hooks_api, seed
 from .automation import scheduler_for
 from .core import Daemon, HttpError, http_error_for
 from .origin import ServedHosts, refusal
@@ -43,6 +43,7 @@ def create_app(daemon: Daemon) -> Starlette:
         Route("/api/v1/toolchains", api.list_toolchains, methods=["GET"]),
         Route("/api/v1/workers", cluster_api.workers, methods=["GET"]),
         Route("/registry/{path:path}", cluster_api.registry_file, methods=["GET"]),
+        Route("/hooks/{name}", hooks_api.deliver, methods=["POST"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import defaultdict
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from .. import __version__
+from ..automation.hooks import hooks_from_config
 from ..dashboard.sessions import SESSION_COOKIE, Sessions
 from ..errors import (
     ConfigError,
@@ -137,6 +139,8 @@ class Daemon:
             ctx.engine, max_parallel=settings.max_parallel, queue=settings.queue
         )
         self.tokens = TokenBook(ctx.config.tokens)
+        self.hooks = hooks_from_config(ctx.config)  # POST /hooks/NAME (hooks_api.py)
+        self.hook_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.sessions = Sessions()  # browsers signed in with a token (dashboard/)
         self.changes = 0  # runs started or ended by this daemon, counted
         self.hosts = daemon_hosts(settings, ctx.config.get("allow_hosts"))

@@ -448,6 +448,54 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/hooks/{name}": {
+        "post": {
+            "summary": "A signed delivery from another system (GitHub, GitLab, a script) starts "
+            "the hook's toolchain; the signature stands in for a token (docs/automation.md)",
+            "security": [],
+            "parameters": [
+                {"name": "name", "in": "path", "required": True, "schema": NAME},
+                {
+                    "name": "X-Hub-Signature-256",
+                    "in": "header",
+                    "schema": {"type": "string"},
+                    "description": "github hooks: sha256=HMAC-SHA256(secret, body) in hex",
+                },
+                {
+                    "name": "X-Gitlab-Token",
+                    "in": "header",
+                    "schema": {"type": "string"},
+                    "description": "gitlab hooks: the secret token",
+                },
+                {
+                    "name": "X-Toolrun-Signature",
+                    "in": "header",
+                    "schema": {"type": "string"},
+                    "description": "toolrun hooks: t=UNIX_SECONDS,v1=HMAC-SHA256(secret, "
+                    "'{t}.' + body) in hex, within 5 minutes of the daemon's clock",
+                },
+            ],
+            "requestBody": {
+                "content": {
+                    "application/json": {"schema": {}},
+                    "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+                }
+            },
+            "responses": {
+                "202": _json(_ref("HookAnswer"), "Started (ran: true), or filtered out by if:"),
+                "400": _json(
+                    ERROR,
+                    "A payload that is not JSON or a form, or a param it "
+                    "maps to that names a path outside the workspace",
+                ),
+                "401": _json(ERROR, "Unsigned, a signature that does not match, or a replay"),
+                "403": ERRORS["403"],
+                "404": _json(ERROR, "No such hook, or its toolchain or tool is missing"),
+                "413": _json(ERROR, "A payload over 5 MiB"),
+                "429": _json(ERROR, "The hook's max_parallel runs are going, or the queue is full"),
+            },
+        }
+    },
     "/healthz": {
         "get": {
             "summary": "Liveness; 503 while shutting down",

@@ -235,17 +235,17 @@ def content_kind(content_type: str) -> str | None:
     return None
 
 
-async def read_body(request: Request) -> bytes:
-    """The body, refused with 413 as soon as it passes 1 MiB (never read whole first)."""
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` (never read whole first)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise BadRequest(f"the body is over {MAX_BODY} bytes", status=413)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"the body is over {limit} bytes", status=413)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise BadRequest(f"the body is over {MAX_BODY} bytes", status=413)
+        if size > limit:
+            raise BadRequest(f"the body is over {limit} bytes", status=413)
         chunks.append(chunk)
     return b"".join(chunks)
 
