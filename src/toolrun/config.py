@@ -149,6 +149,13 @@ def _env_patterns(value: Any) -> tuple[str, ...]:
     return patterns
 
 
+def _public_url(text: str) -> str:
+    text = str(text).strip().rstrip("/")
+    if text and url_problem(text):
+        raise ValueError(f"an http(s) URL: it {url_problem(text)}")
+    return text
+
+
 def _log_format(text: str) -> str:
     if text not in ("json", "text", "both"):
         raise ValueError("json, text or both")
@@ -183,6 +190,21 @@ SETTINGS: dict[str, Setting] = {
         512 * 1024**2,
         "the daemon with a cluster: bytes of a run's workspace carried between workers and "
         "fetched back for its artifacts",
+    ),
+    "public_url": Setting(
+        _public_url,
+        "",
+        "the daemon's address as people reach it (https://toolrun.example.com), for the "
+        "links in notifications; default: the address it listens on",
+    ),
+    "notify_retry": Setting(
+        _positive_seconds, 10.0, "seconds before a failed notification is sent again (doubling)"
+    ),
+    "notify_give_up": Setting(
+        _positive_seconds, 3600.0, "seconds a notification is retried before it is marked failed"
+    ),
+    "notify_timeout": Setting(
+        _positive_seconds, 10.0, "seconds to wait for a notification channel to answer"
     ),
     "allow_hosts": Setting(
         _host_list,

@@ -15,6 +15,7 @@ from .paths import Paths
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from .automation.delivery import Notifier
     from .config import Config
     from .history.store import Store
     from .runs.engine import Engine
@@ -91,7 +92,21 @@ class Services:
             accept_env=tuple(config.get("accept_env")),
         )
         local = LocalExecutor(orphan_grace=settings.orphan_grace, kill_grace=settings.kill_grace)
-        return Engine(self.store, self.resolver, settings, executor=local, blocking=local)
+        engine = Engine(self.store, self.resolver, settings, executor=local, blocking=local)
+        if self.notifier is not None:
+            engine.on_finished.append(self.notifier.run_finished)
+        return engine
+
+    @cached_property
+    def notifier(self) -> Notifier | None:
+        """Records (and in a terminal, sends) notifications as runs end, when config.toml
+        says whom to tell; None otherwise, and nothing of it is imported."""
+        tables = self.config.tables
+        if not (tables.get("notify") or tables.get("channels")):
+            return None
+        from .automation.delivery import Notifier
+
+        return Notifier(self.store, self.config)
 
     def toolchain_dirs(self) -> list[Path]:
         from .toolchains.model import search_dirs

@@ -18,6 +18,7 @@ from .errors import EXIT_CODES
 from .history_app import history_app
 from .hook_app import hook_app
 from .invoke import GLOBAL_OPTIONS, call, call_plain
+from .notify_app import notify_app
 from .options import CONTEXT_SETTINGS, Json, Offline, Pre, RunId, Timeout
 from .registry_app import registry_app
 from .schedule_app import schedule_app
@@ -49,6 +50,7 @@ app.add_typer(daemon_app, name="daemon")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(hook_app, name="hook")
+app.add_typer(notify_app, name="notify")
 
 
 def _version(value: bool) -> None:

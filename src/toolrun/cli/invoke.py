@@ -23,6 +23,8 @@ def call(command: Callable[..., None], *args: Any, offline: bool = False, **kwar
         try:
             command(ctx, *args, **kwargs)
         finally:
+            if ctx.__dict__.get("notifier") is not None:
+                told_about(ctx.__dict__["notifier"])
             ctx.close()
 
     call_plain(action)
@@ -34,3 +36,21 @@ def call_plain(action: Callable[[], None]) -> None:
         action()
     if outcome[0]:
         raise typer.Exit(outcome[0])
+
+
+def told_about(notifier: Any) -> None:
+    """What became of the notifications the command's runs made (automation/delivery.py)."""
+    from .output import warn
+
+    for problem in notifier.problems:
+        warn(problem)
+    for delivery, outcome, answer in notifier.outcomes:
+        if outcome != "sent":
+            warn(
+                f"notification to {delivery.channel} not sent: {answer.error}"
+                + (
+                    "; left in the outbox for a daemon on this store (toolrun notify list)"
+                    if outcome == "retry"
+                    else ""
+                )
+            )

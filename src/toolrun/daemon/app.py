@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..dashboard import pages
 from ..errors import ToolrunError
 from . import api, cluster_api, hooks_api, seed
-from .automation import scheduler_for
+from .automation import delivery_loop_for, scheduler_for
 from .core import Daemon, HttpError, http_error_for
 from .origin import ServedHosts, refusal
 
@@ -67,10 +67,14 @@ def create_app(daemon: Daemon) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         daemon.journal.write("started", runs_interrupted=daemon.interrupted_at_start)
         sweep = asyncio.ensure_future(daemon.keep_watchers_alive())
-        scheduler = asyncio.ensure_future(scheduler_for(daemon).run())
+        background = [asyncio.ensure_future(scheduler_for(daemon).run())]
+        sender = delivery_loop_for(daemon)
+        if sender is not None:
+            background.append(asyncio.ensure_future(sender.run()))
         yield
         sweep.cancel()
-        scheduler.cancel()
+        for task in background:
+            task.cancel()
         # Whatever is still going when the server stops is cancelled and recorded.
         await daemon.manager.drain(0)
         daemon.stop_watchers()

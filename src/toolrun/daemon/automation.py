@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..automation.catalog import Catalog, ScheduleCatalog
+from ..automation.delivery import DeliveryLoop
 from ..automation.ledger import Ledger
 from ..automation.scheduler import Scheduler
 from ..history.model import ACTIVE
@@ -71,3 +72,14 @@ def scheduler_for(daemon: Daemon) -> Scheduler:
         )
 
     return Scheduler(collect, Ledger(daemon.store), DaemonStarter(daemon), daemon.journal.write)
+
+
+def delivery_loop_for(daemon: Daemon) -> DeliveryLoop | None:
+    """The sender of the outbox, when config.toml says whom to tell."""
+    notifier = daemon.notifier
+    if notifier is None:
+        return None
+    loop = DeliveryLoop(notifier, lambda: daemon.url, daemon.journal.write)
+    notifier.deliver_here = False  # a run ends on the loop: sending is the loop's task
+    notifier.recorded = loop.wake.set
+    return loop

@@ -141,6 +141,7 @@ class Daemon:
         self.tokens = TokenBook(ctx.config.tokens)
         self.hooks = hooks_from_config(ctx.config)  # POST /hooks/NAME (hooks_api.py)
         self.hook_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.notifier = ctx.notifier  # config.toml's [[notify]] read now: wrong, no start
         self.sessions = Sessions()  # browsers signed in with a token (dashboard/)
         self.changes = 0  # runs started or ended by this daemon, counted
         self.hosts = daemon_hosts(settings, ctx.config.get("allow_hosts"))

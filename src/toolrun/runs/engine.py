@@ -144,6 +144,8 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.executor = executor
         self.blocking = blocking
+        # Called with each run's final record as it is stored (notifications: automation/).
+        self.on_finished: list[Callable[[RunRecord, Toolchain], None]] = []
 
     # -- before anything runs -----------------------------------------------------------------
 

@@ -238,7 +238,10 @@ class RunBook:
         run_finished = getattr(self.executor, "run_finished", None)
         if run_finished is not None:
             run_finished(self.run_id)  # an executor elsewhere forgets the run's placement
-        return self.store.require_run(self.run_id)
+        final = self.store.require_run(self.run_id)
+        for listener in self.engine.on_finished:
+            listener(final, self.handle.toolchain)
+        return final
 
     # -- a step and its attempts --------------------------------------------------------------
 
