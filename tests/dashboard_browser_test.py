@@ -158,7 +158,11 @@ def test_a_run_started_from_the_form_is_followed_live_through_a_dropped_connecti
         until(lambda: "/ui/runs/" in browser.current_url, what="the run's page")
         run_id = browser.current_url.rsplit("/", 1)[1]
         until(lambda: len(log_lines(browser)) >= 3, what="lines while it runs")
-        assert browser.find_element(By.CSS_SELECTOR, "[data-run-status]").text == "running"
+        # The page swaps its status element as events come: read it afresh until it says so.
+        until(
+            lambda: browser.find_element(By.CSS_SELECTOR, "[data-run-status]").text == "running",
+            what="the running state",
+        )
         proxy.cut()  # the browser's EventSource reconnects, sending Last-Event-ID
         until(
             lambda: browser.find_element(By.CSS_SELECTOR, "[data-run-status]").text == "succeeded",

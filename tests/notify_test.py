@@ -166,7 +166,7 @@ def test_retry_after_is_honoured(
         f"{process.url}/api/v1/runs", json={"toolchain": "convert"}, timeout=10
     )
     assert answer.status_code == 202
-    wait_for(lambda: len(stand_ins.of("dingtalk")) == 1)
+    wait_for(lambda: len(process.events("notification")) == 2)
     assert stand_ins.of("dingtalk")[0]["at"] - started >= 1.0
     outcomes = [e["outcome"] for e in process.events("notification")]
     assert outcomes == ["retry", "sent"]

@@ -206,6 +206,9 @@ SETTINGS: dict[str, Setting] = {
     "notify_timeout": Setting(
         _positive_seconds, 10.0, "seconds to wait for a notification channel to answer"
     ),
+    "pause_limit": Setting(
+        _positive_seconds, 86400.0, "seconds a run may stay paused before it is cancelled"
+    ),
     "allow_hosts": Setting(
         _host_list,
         (),

@@ -18,7 +18,7 @@ RUN_ID_PATTERN = r"^[0-9]{14}-[0-9]{1,9}$"
 RunId = Annotated[str, Meta(pattern=RUN_ID_PATTERN, examples=["20250208123359-1"])]
 # Spelled out for the type checker and the schema; a test checks them against the store's.
 RunStatus = Literal[
-    "queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted"
+    "queued", "running", "paused", "succeeded", "failed", "cancelled", "timed_out", "interrupted"
 ]
 StepStatus = Literal[
     "pending", "running", "succeeded", "failed", "skipped", "cancelled", "timed_out", "worker_lost"

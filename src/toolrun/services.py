@@ -90,6 +90,7 @@ class Services:
             log_format=str(config.get("log_format")),
             kill_grace=float(config.get("kill_grace")),
             accept_env=tuple(config.get("accept_env")),
+            pause_limit=float(config.get("pause_limit")),
         )
         local = LocalExecutor(orphan_grace=settings.orphan_grace, kill_grace=settings.kill_grace)
         engine = Engine(self.store, self.resolver, settings, executor=local, blocking=local)

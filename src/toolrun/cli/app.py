@@ -232,6 +232,25 @@ def cancel(run_id: RunId) -> None:
     call(history_commands.cancel, run_id)
 
 
+@app.command("pause")
+def pause(
+    run_id: RunId,
+    now: Annotated[
+        bool,
+        typer.Option("--now", help="Freeze the running steps' processes too (not on Windows)."),
+    ] = False,
+) -> None:
+    """Pause a run: it starts no further step (--now: its running steps stop where they are).
+    Paused time does not count against its timeouts."""
+    call(history_commands.control, run_id, wanted=2 if now else 1)
+
+
+@app.command("resume")
+def resume(run_id: RunId) -> None:
+    """Go on with a paused run."""
+    call(history_commands.control, run_id, wanted=0)
+
+
 # -- cluster ----------------------------------------------------------------------------------
 
 

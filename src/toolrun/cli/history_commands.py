@@ -242,6 +242,42 @@ def cancel(ctx: Context, run_id: str) -> None:
     info(f"cancel requested for run {run_id}; its toolrun process will stop it")
 
 
+def control(ctx: Context, run_id: str, *, wanted: int) -> None:
+    """``toolrun pause [--now]`` (1, 2) and ``toolrun resume`` (0)."""
+    import time
+
+    run_id = newest(ctx, run_id)
+    run = ctx.runs.require_run(run_id)
+    if not run.is_active:
+        raise UsageError(f"run {run_id} already ended: {run.status}")
+    verb = "resume" if wanted == 0 else "pause"
+    if ctx.remote:
+        ctx.remote_runs.control(run_id, wanted)
+        info(f"asked run {run_id} on {ctx.remote_runs.url} to {verb}")
+        return
+    if wanted == 2:
+        from ..executors.containment import freeze_refusal
+
+        refusal = freeze_refusal()
+        if refusal:
+            raise UsageError(f"pause --now: {refusal}")
+    ctx.store.request_control(run_id, wanted)
+    goal = "running" if wanted == 0 else "paused"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # its owner looks twice a second
+        run = ctx.store.require_run(run_id)
+        if run.status == goal or not run.is_active:
+            break
+        time.sleep(0.05)
+    if run.status == goal:
+        what = {0: "resumed", 1: "paused: no further step starts", 2: "paused, its steps frozen"}
+        info(f"run {run_id} {what[wanted]}")
+    elif not run.is_active:
+        info(f"run {run_id} ended meanwhile: {run.status}")
+    else:
+        info(f"asked run {run_id} to {verb}; its toolrun process has not answered yet")
+
+
 def delete(ctx: Context, run_ids: list[str]) -> None:
     _local_only(ctx, "history delete")
     for run_id in run_ids:

@@ -29,6 +29,7 @@ _STATUS_COLOURS = {
     "interrupted": "33",
     "skipped": "90",
     "running": "36",
+    "paused": "33",
     "queued": "36",
     "pending": "90",
 }

@@ -81,6 +81,15 @@ class RemoteRuns:
         check_run_id(run_id)
         self.call("POST", f"/api/v1/runs/{run_id}/cancel")
 
+    def control(self, run_id: str, wanted: int) -> None:
+        check_run_id(run_id)
+        if wanted:
+            self.call(
+                "POST", f"/api/v1/runs/{run_id}/pause?now={'true' if wanted == 2 else 'false'}"
+            )
+        else:
+            self.call("POST", f"/api/v1/runs/{run_id}/resume")
+
     # -- what the local store answers ----------------------------------------------------------
 
     def list_runs(self, query: HistoryQuery) -> list[RunRecord]:

@@ -119,6 +119,9 @@ class DaemonRun:
     def cancel(self) -> None:
         self.remote.cancel(self.id)
 
+    def control(self, wanted: int) -> None:
+        self.remote.control(self.id, wanted)
+
 
 def follow_in_tui(ctx: Context, started: dict[str, Any]) -> int:
     """The run view on a daemon's run, then its summary in the scrollback; ``r`` reruns it."""

@@ -107,6 +107,13 @@ class Workers(Struct, forbid_unknown_fields=True):
     workers: list[Worker]
 
 
+class Controlled(Struct, forbid_unknown_fields=True):
+    """What POST /api/v1/runs/{id}/pause and /resume answer: asked, not yet done."""
+
+    id: RunId
+    wanted: Literal["pause", "pause_now", "resume"]
+
+
 class HookAnswer(Struct, forbid_unknown_fields=True):
     """What POST /hooks/NAME answers: the run it started, or why it started none."""
 
@@ -133,6 +140,7 @@ SHAPES: tuple[type[Struct], ...] = (
     Worker,
     Workers,
     HookAnswer,
+    Controlled,
 )
 
 

@@ -30,7 +30,17 @@ from ..json_views import Run, Toolchain, run_view, tool_view, toolchain_view
 from ..runs.events import OUTPUT, read_events
 from ..toolchains.model import load_toolchain, toolchain_files
 from ..units import parse_when
-from .answers import Artifacts, Cancelling, File, RunChange, RunList, Tools, answer, plain
+from .answers import (
+    Artifacts,
+    Cancelling,
+    Controlled,
+    File,
+    RunChange,
+    RunList,
+    Tools,
+    answer,
+    plain,
+)
 from .answers import Toolchains as ToolchainList
 from .bodies import BadRequest, decode_body_off_loop
 from .core import KEEPALIVE_MARK, Daemon, HttpError, last_event_id, query_flag, query_value
@@ -142,6 +152,42 @@ async def cancel_run(request: Request) -> Response:
         # Another process owns it (a terminal's `toolrun run`): it sees the request and stops.
         await asyncio.to_thread(daemon.store.request_cancel, record.id)
     return answer(Cancelling(id=record.id), status_code=202)
+
+
+async def pause_run(request: Request) -> Response:
+    """``?now=true`` freezes the running steps too."""
+    now = query_flag(request, "now")
+    return await _control(request, 2 if now else 1)
+
+
+async def resume_run(request: Request) -> Response:
+    return await _control(request, 0)
+
+
+async def _control(request: Request, wanted: int) -> Response:
+    from ..executors.containment import freeze_refusal
+
+    daemon = daemon_of(request)
+    caller = daemon.authorize(request, "run")
+    record = _record(daemon, request)
+    if not caller.has("admin") and record.requester != caller.name:
+        raise HttpError(403, "forbidden", f"run {record.id} was started by someone else")
+    if record.status not in ACTIVE:
+        raise HttpError(409, "finished", f"run {record.id} has already ended ({record.status})")
+    if wanted == 2 and record.id in daemon.manager.live:
+        refusal = freeze_refusal() or (
+            "its steps run on the cluster's workers, which toolrun does not freeze; pause "
+            "without now=true starts no further step"
+            if daemon.cluster is not None
+            else None
+        )
+        if refusal:
+            raise HttpError(409, "cannot_freeze", refusal, field="now")
+    # Asked in the store for whichever process owns it, and at once when this daemon does.
+    await asyncio.to_thread(daemon.store.request_control, record.id, wanted)
+    daemon.manager.control(record.id, wanted)
+    shown = {0: "resume", 1: "pause", 2: "pause_now"}[wanted]
+    return answer(Controlled(id=record.id, wanted=shown), status_code=202)  # type: ignore[arg-type]
 
 
 async def rerun_run(request: Request) -> Response:

@@ -34,6 +34,8 @@ def create_app(daemon: Daemon) -> Starlette:
         Route("/api/v1/runs/{run_id}", api.get_run, methods=["GET"]),
         Route("/api/v1/runs/{run_id}/cancel", api.cancel_run, methods=["POST"]),
         Route("/api/v1/runs/{run_id}/rerun", api.rerun_run, methods=["POST"]),
+        Route("/api/v1/runs/{run_id}/pause", api.pause_run, methods=["POST"]),
+        Route("/api/v1/runs/{run_id}/resume", api.resume_run, methods=["POST"]),
         Route("/api/v1/runs/{run_id}/events", api.run_events_sse, methods=["GET"]),
         Route("/api/v1/runs/{run_id}/log", api.run_log, methods=["GET"]),
         Route("/api/v1/runs/{run_id}/artifacts", api.list_artifacts, methods=["GET"]),

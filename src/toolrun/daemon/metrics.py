@@ -75,6 +75,12 @@ class Metrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.paused = Gauge(
+            "toolrun_runs_paused",
+            "Runs paused now (counted among the running too: they keep their slot).",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.queued = Gauge(
             "toolrun_runs_queued",
             "Runs waiting for a slot.",
@@ -123,6 +129,7 @@ class Metrics:
 
     def render(self, manager: RunManager, workers: Workers | None = None) -> bytes:
         self.running.set(len(manager.running))
+        self.paused.set(len(manager.paused))
         self.queued.set(manager.queued)
         if workers is not None:
             self._workers(workers)

@@ -330,6 +330,31 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/api/v1/runs/{run_id}/pause": {
+        "post": {
+            "summary": "Pause: no further step starts; with now=true the running steps' "
+            "processes are frozen too. Paused time does not count against timeouts",
+            "parameters": [*RUN_PATH, _flag("now", "Freeze the running steps too")],
+            "responses": {
+                "202": _json(_ref("Controlled"), "Asked; the run's state follows within moments"),
+                **ERRORS,
+                **NOT_FOUND,
+                "409": _json(ERROR, "The run has ended, or its steps cannot be frozen here"),
+            },
+        }
+    },
+    "/api/v1/runs/{run_id}/resume": {
+        "post": {
+            "summary": "Go on with a paused run",
+            "parameters": RUN_PATH,
+            "responses": {
+                "202": _json(_ref("Controlled"), "Asked; the run's state follows within moments"),
+                **ERRORS,
+                **NOT_FOUND,
+                "409": _json(ERROR, "The run has ended"),
+            },
+        }
+    },
     "/api/v1/runs/{run_id}/events": {
         "get": {
             "summary": "The run's events as Server-Sent Events, replayed then followed, "

@@ -21,7 +21,7 @@ from ..errors import ToolrunError
 from ..history.store import RunRecord
 from ..records import field, record
 from ..runs.engine import Engine, RunHandle, RunOptions
-from ..runs.events import RUN_FINISHED, Event
+from ..runs.events import RUN_FINISHED, RUN_PAUSED, RUN_RESUMED, Event
 from ..toolchains.model import Toolchain
 from ..tools.resolver import WouldInstall
 
@@ -56,6 +56,7 @@ class RunManager:
         self._order: dict[str, tuple[int, int]] = {}  # run id -> its place in ``waiting``
         self._arrivals = itertools.count()
         self.running: set[str] = set()
+        self.paused: set[str] = set()  # running, but told to start no further step
         self.draining = False
         self._reserved = 0  # runs being prepared, counted against the queue
         self._tasks: set[asyncio.Task[RunRecord]] = set()
@@ -153,7 +154,14 @@ class RunManager:
         )
 
     def _watch(self, handle: RunHandle, event: Event) -> None:
+        if event.kind == RUN_PAUSED and handle.id not in self.paused:
+            self.paused.add(handle.id)
+            self._announce(handle, "paused")
+        elif event.kind == RUN_RESUMED:
+            self.paused.discard(handle.id)
+            self._announce(handle, "running")
         if event.kind == RUN_FINISHED:
+            self.paused.discard(handle.id)
             status = str(event.data.get("status", "failed"))
             duration = event.data.get("duration")
             self._announce(handle, status, duration if isinstance(duration, float) else None)
@@ -167,6 +175,14 @@ class RunManager:
             listener(change)
 
     # -- stopping runs -------------------------------------------------------------------------
+
+    def control(self, run_id: str, wanted: int) -> bool:
+        """Pause, freeze or resume a run of this daemon at once; False when it is not one."""
+        handle = self.live.get(run_id)
+        if handle is None:
+            return False
+        handle.control(wanted)
+        return True
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a run of this daemon; False when it is not one (the store is asked instead)."""

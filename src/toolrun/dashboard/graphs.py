@@ -19,6 +19,7 @@ COLOURS = {
     "interrupted": "#f04438",
     "running": "#2e90fa",
     "queued": "#fdb022",
+    "paused": "#fdb022",
     "pending": "#d0d5dd",
     "cancelled": "#98a2b3",
     "skipped": "#eaecf0",

@@ -26,7 +26,14 @@ def N_(text: str) -> str:
 # Values the pages show translated: states, origins, parameter types, filter names.
 SHOWN_VALUES = (
     *(N_("queued"), N_("running"), N_("succeeded"), N_("failed"), N_("cancelled")),
-    *(N_("timed_out"), N_("interrupted"), N_("pending"), N_("skipped"), N_("worker_lost")),
+    *(
+        N_("paused"),
+        N_("timed_out"),
+        N_("interrupted"),
+        N_("pending"),
+        N_("skipped"),
+        N_("worker_lost"),
+    ),
     *(N_("cli"), N_("daemon"), N_("schedule"), N_("hook")),
     *(N_("string"), N_("integer"), N_("number"), N_("boolean")),
     *(N_("Status"), N_("Since"), N_("Until")),

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         def adopt(self, pid: int) -> None: ...
         def is_empty(self) -> bool: ...
         def signal(self, *, polite: bool) -> None: ...
+        def freeze(self, frozen: bool) -> None: ...
         def close(self) -> None: ...
 
 
@@ -61,6 +62,8 @@ FORCED_WAIT = 5.0  # after the forceful signal, how long to wait for the last to
 
 
 def end(box: Box, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
+    if getattr(box, "frozen", False):
+        box.freeze(False)  # a frozen process cannot take even the polite signal
     """End everything in ``box``: politely, then by force after ``grace`` seconds, or as soon
     as ``forced()`` says so (a second Ctrl-C)."""
     if box.is_empty():
@@ -184,6 +187,7 @@ class GroupBox:
 
     def __init__(self) -> None:
         self.pid: int | None = None
+        self.frozen = False
         self._members: list[psutil.Process] = []
 
     @contextlib.contextmanager
@@ -205,8 +209,13 @@ class GroupBox:
     def signal(self, *, polite: bool) -> None:
         if self.pid is None:
             return
+        self._see_members()
+        signal_group(self.pid, self._members, polite=polite)
+
+    def _see_members(self) -> None:
         import psutil
 
+        assert self.pid is not None
         members: list[psutil.Process] = []
         with contextlib.suppress(psutil.NoSuchProcess):
             leader = psutil.Process(self.pid)
@@ -214,7 +223,17 @@ class GroupBox:
         members.extend(_group_members(self.pid, members))
         known = {process.pid for process in self._members}
         self._members.extend(process for process in members if process.pid not in known)
-        signal_group(self.pid, self._members, polite=polite)
+
+    def freeze(self, frozen: bool) -> None:
+        """SIGSTOP (or SIGCONT) to the group and every descendant seen: what left both, as
+        for ending it, is missed."""
+        if sys.platform == "win32":
+            raise _cannot_freeze_on_windows()
+        if self.pid is None:
+            return
+        self._see_members()
+        freeze_group(self.pid, self._members, frozen)
+        self.frozen = frozen
 
     def close(self) -> None:
         pass
@@ -262,6 +281,33 @@ def group_exists(pgid: int) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def freeze_group(pgid: int, members: list[psutil.Process], frozen: bool) -> None:
+    import psutil
+
+    sig = signal.SIGSTOP if frozen else signal.SIGCONT  # type: ignore[attr-defined,unused-ignore]
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)  # type: ignore[attr-defined,unused-ignore]
+    for process in members:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+
+
+def freeze_refusal(platform: str = sys.platform) -> str | None:
+    """Why ``pause --now`` cannot freeze steps on this machine, or None when it can."""
+    if platform == "win32":
+        return (
+            "Windows: toolrun does not suspend a step's processes; pause without --now lets "
+            "the running steps finish and starts no further one"
+        )
+    return None
+
+
+def _cannot_freeze_on_windows() -> Exception:
+    from .protocol import FreezeRefused
+
+    return FreezeRefused(freeze_refusal("win32") or "")
 
 
 def signal_group(pgid: int, members: list[psutil.Process], *, polite: bool) -> None:
@@ -396,6 +442,7 @@ class CgroupBox:
         self.home = home
         self.ref: str | None = str(path)
         self.entered = False  # this process is inside already (``get_ready``)
+        self.frozen = False
         self._leaving: threading.Thread | None = None
         self._stuck: OSError | None = None
 
@@ -450,6 +497,17 @@ class CgroupBox:
         else:
             with contextlib.suppress(OSError):
                 (self.path / "cgroup.kill").write_text("1")
+
+    def freeze(self, frozen: bool) -> None:
+        """The cgroup's freezer: every process in it stops, wherever it forked to."""
+        self._settle()
+        try:
+            (self.path / "cgroup.freeze").write_text("1" if frozen else "0")
+        except OSError as exc:
+            from .protocol import FreezeRefused
+
+            raise FreezeRefused(f"cannot write {self.path / 'cgroup.freeze'}: {exc}") from None
+        self.frozen = frozen
 
     def close(self) -> None:
         self._settle()
@@ -558,6 +616,9 @@ class JobBox:
                 signal_group(self.pid, [leader, *leader.children(recursive=True)], polite=True)
         elif self._job is not None:
             _win32_terminate(self._job)
+
+    def freeze(self, frozen: bool) -> None:
+        raise _cannot_freeze_on_windows()
 
     def close(self) -> None:
         if self._job is not None:

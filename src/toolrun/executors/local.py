@@ -88,6 +88,11 @@ class LocalAttempt:
     async def cancel(self, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
         await self.process.terminate(grace=grace, forced=forced)
 
+    def freeze(self, frozen: bool) -> None:
+        """Stop (or go on with) every process of the attempt: ``pause --now``."""
+        if self.process.box is not None:
+            self.process.box.freeze(frozen)
+
 
 class BlockingLocalAttempt:
     def __init__(self, launch: Launch, process: ThreadedStepProcess) -> None:
@@ -110,3 +115,7 @@ class BlockingLocalAttempt:
 
     def cancel(self, *, grace: float, forced: Callable[[], bool] | None = None) -> None:
         self.process.terminate(grace=grace, forced=forced)
+
+    def freeze(self, frozen: bool) -> None:
+        if self.process.box is not None:
+            self.process.box.freeze(frozen)

@@ -33,6 +33,13 @@ class StartError(Exception):
     """An attempt could not start (no such program, not executable, arguments too long)."""
 
 
+class FreezeRefused(Exception):
+    """An attempt's processes cannot be frozen here (``pause --now``); the message says why.
+
+    An attempt that can be frozen has ``freeze(frozen: bool)``: its whole tree stops (a
+    cgroup's freezer, or SIGSTOP) and goes on again. One without it cannot be frozen."""
+
+
 @record(frozen=True)
 class StepRef:
     """An attempt as an executor elsewhere needs it (a Dask worker): the tool by name, version

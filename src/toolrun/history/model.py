@@ -17,8 +17,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 RUN_ID_RE = re.compile(r"[0-9]{14}-[0-9]{1,9}")  # ASCII digits; used with fullmatch
-ACTIVE = ("queued", "running")
-RUN_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
+ACTIVE = ("queued", "running", "paused")
+RUN_STATES = (
+    "queued",
+    "running",
+    "paused",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "interrupted",
+)
 STEP_STATES = (
     "pending",
     "running",

@@ -123,6 +123,9 @@ LATER_COLUMNS = (  # (table, column, type)
     ("steps", "cgroup", "TEXT"),
     ("steps", "workers", "TEXT"),  # JSON: the cluster worker of each attempt
     ("runs", "priority", "INTEGER NOT NULL DEFAULT 0"),
+    # pause and resume from any process: a request number times 4, plus what is wanted
+    # (0 go on, 1 pause, 2 pause and freeze the running steps); see Store.request_pause.
+    ("runs", "control", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 

@@ -298,6 +298,27 @@ class Store:
     def request_cancel(self, run_id: str) -> None:
         self.update_run(run_id, cancel_requested=1)
 
+    def request_control(self, run_id: str, wanted: int) -> bool:
+        """Ask a run's owner, whichever process it is, to pause (1), pause and freeze its
+        running steps (2), or go on (0). Each request gets a new number, so the owner sees a
+        second pause after a resume made elsewhere. False when the run has ended."""
+        marks = ", ".join("?" for _ in ACTIVE)
+        with self.connect(write=True) as db:
+            cursor = db.execute(
+                f"UPDATE runs SET control = (control / 4 + 1) * 4 + ? "
+                f"WHERE id = ? AND status IN ({marks})",
+                (wanted, check_run_id(run_id), *ACTIVE),
+            )
+            return cursor.rowcount == 1
+
+    def controls(self, run_id: str) -> tuple[bool, int]:
+        """What other processes asked of a run: cancel, and the last control request."""
+        with self.connect() as db:
+            row = db.execute(
+                "SELECT cancel_requested, control FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        return (bool(row[0]), int(row[1])) if row else (False, 0)
+
     def cancel_requested(self, run_id: str) -> bool:
         with self.connect() as db:
             row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()

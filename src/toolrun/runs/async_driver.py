@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..executors.protocol import Launch, StartError
 from ..toolchains.plan import ready
 from . import events as ev
+from .pausing import FROZEN
 from .steps import Outcome, RetryDelay, RunBook
+
+PAUSED_LOOK = 0.1  # seconds between looks at a paused run's clocks
 
 if TYPE_CHECKING:
     from ..history.store import RunRecord
@@ -22,16 +26,19 @@ class AsyncExecution(RunBook):
     def __init__(self, engine: Engine, handle: RunHandle) -> None:
         super().__init__(engine, handle)
         self.cancelled = asyncio.Event()
+        self.changed = asyncio.Event()  # paused, frozen or resumed: the scheduler looks again
+        self.asked = asyncio.Event()  # this process asked to pause or resume (handle.control)
         # Everything that cancels a run does so on the loop's thread (signal handlers, the TUI,
         # the daemon), so the loop's event can be set directly.
         handle.on_cancel.append(self.cancelled.set)
+        handle.on_control.append(self.asked.set)
         if handle.cancel_event.is_set():
             self.cancelled.set()
 
     async def run(self) -> RunRecord:
         timeout = self.begin()
         watchers = [
-            asyncio.ensure_future(self._watch_cancel_requests()),
+            asyncio.ensure_future(self._watch_controls()),
             asyncio.ensure_future(self._flush_periodically()),
         ]
         if timeout:
@@ -40,6 +47,7 @@ class AsyncExecution(RunBook):
             await self._schedule()
         finally:
             self.handle.on_cancel.remove(self.cancelled.set)
+            self.handle.on_control.remove(self.asked.set)
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
@@ -60,15 +68,34 @@ class AsyncExecution(RunBook):
             self.check_storage()
 
     async def _watch_timeout(self, timeout: float) -> None:
-        await asyncio.sleep(timeout)
-        self.time_out(timeout)
-
-    async def _watch_cancel_requests(self) -> None:
+        """The run's timeout, on a clock that stops while the run is paused."""
+        start = time.monotonic()
         while True:
-            await asyncio.sleep(self.settings.cancel_poll)
-            if await asyncio.to_thread(self.store.cancel_requested, self.run_id):
-                self.cancel_requested()
+            now = time.monotonic()
+            left = self.clock.left(timeout, start, now)
+            if left <= 0 and not self.paused:
+                self.time_out(timeout)
                 return
+            await asyncio.sleep(left if left > 0 and not self.paused else PAUSED_LOOK)
+
+    async def _watch_controls(self) -> None:
+        """Cancel, pause and resume, asked here (``asked``) or by another process (the store,
+        every ``cancel_poll``)."""
+        poll = self.settings.cancel_poll
+        next_poll = time.monotonic() + poll
+        while not self.handle.cancel_event.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.asked.wait(), max(0.0, next_poll - time.monotonic()))
+            self.asked.clear()
+            level = self.clock.level
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + poll
+                cancel, control = await asyncio.to_thread(self.store.controls, self.run_id)
+                self.controls_read(cancel, control)
+            else:
+                self.follow_controls()
+            if self.clock.level != level or self.handle.cancel_event.is_set():
+                self.changed.set()
 
     async def _schedule(self) -> None:
         running: dict[str, asyncio.Future[str]] = {}
@@ -83,11 +110,15 @@ class AsyncExecution(RunBook):
                         await asyncio.wait(running.values())
                         self._collect(running)
                     return
-                self._start_ready(running)
-                if not running:
+                if not self.paused:
+                    self._start_ready(running)
+                if not running and not (self.paused and "pending" in self.states.values()):
                     return
-                waiting: list[asyncio.Future[Any]] = [*running.values(), cancelled]
+                changed = asyncio.ensure_future(self.changed.wait())
+                waiting: list[asyncio.Future[Any]] = [*running.values(), cancelled, changed]
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                self.changed.clear()
                 self._collect(running)
         finally:
             cancelled.cancel()
@@ -125,7 +156,12 @@ class AsyncExecution(RunBook):
             if isinstance(order, RetryDelay):
                 answer = await self._cancelled_within(order.seconds)
             else:
+                await self._while_paused()  # a retry waits for the run to go on
                 answer = await self._attempt(plan, order.number)
+
+    async def _while_paused(self) -> None:
+        while self.paused and not self.cancelled.is_set():
+            await asyncio.sleep(PAUSED_LOOK)
 
     async def _cancelled_within(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -142,12 +178,14 @@ class AsyncExecution(RunBook):
         except StartError as exc:
             return self.start_failed(step, number, launch.argv, f"cannot start {exc}", emitted=True)
         self.attempt_started(step, attempt.placement)
+        self.live[step.id] = attempt
         ended = asyncio.ensure_future(attempt.ended())
         cancelled = asyncio.ensure_future(self.cancelled.wait())
-        done, _ = await asyncio.wait(
-            [ended, cancelled], timeout=launch.timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        cancelled.cancel()
+        try:
+            done = await self._ended_within(launch, ended, cancelled)
+        finally:
+            cancelled.cancel()
+            self.live.pop(step.id, None)
         stopped = None
         try:
             if ended not in done:
@@ -160,3 +198,22 @@ class AsyncExecution(RunBook):
             await asyncio.shield(attempt.cancel(grace=0.0))
             raise
         return self.attempt_finished(step, number, launch, ending, stopped)
+
+    async def _ended_within(
+        self, launch: Launch, ended: asyncio.Future[Any], cancelled: asyncio.Future[Any]
+    ) -> set[asyncio.Future[Any]]:
+        """What finished first: the attempt, a cancel, or (neither: the empty set) the step's
+        timeout, on a clock that stops while the step is frozen."""
+        while True:
+            left = None
+            if launch.timeout is not None:
+                now = time.monotonic()
+                left = self.clock.left(launch.timeout, launch.started, now, frozen=True)
+                if left <= 0 and self.clock.level != FROZEN:
+                    return set()
+                left = max(left, PAUSED_LOOK)
+            done, _ = await asyncio.wait(
+                [ended, cancelled], timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
+            if done:
+                return done

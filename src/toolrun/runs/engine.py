@@ -51,6 +51,7 @@ class EngineSettings:
     cancel_poll: float = 0.5  # seconds between checks for a cancel from another process
     python: str = sys.executable
     accept_env: tuple[str, ...] = ()  # env names any remote caller may set (config.toml)
+    pause_limit: float = 86400.0  # seconds a run may stay paused before it is cancelled
 
 
 @record(frozen=True)
@@ -105,10 +106,20 @@ class RunHandle:
     # Front ends that pass output straight through (toolrun exec) get the raw bytes here.
     on_raw: Callable[[str, bytes], None] | None = None
     on_cancel: list[Callable[[], None]] = field(default_factory=list)
+    # What this process wants of the run: 0 go on, 1 pause, 2 pause and freeze the running
+    # steps (runs/pausing.py); the driver acts on it, and on what other processes ask.
+    wanted: int = 0
+    on_control: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
         return self.record.id
+
+    def control(self, wanted: int) -> None:
+        """Pause (1), pause and freeze (2) or resume (0) the run, from this process."""
+        self.wanted = wanted
+        for callback in self.on_control:
+            callback()
 
     def cancel(self, *, force: bool = False, reason: str = "cancelled") -> None:
         if not self.cancel_event.is_set():

@@ -82,6 +82,17 @@ class Message(BaseEvent, tag="message"):
     text: str
 
 
+class RunPaused(BaseEvent, tag="run_paused"):
+    """No further step starts; ``now``: the running steps' processes are frozen too."""
+
+    now: bool
+    reason: str | UnsetType = UNSET
+
+
+class RunResumed(BaseEvent, tag="run_resumed"):
+    paused: float  # seconds
+
+
 class RunFinished(BaseEvent, tag="run_finished"):
     """Every stream ends with one; ``recovered``: made from the history for a run whose
     process died before it could say."""
@@ -102,6 +113,8 @@ Event = (
     | StepFinished
     | StepSkipped
     | Message
+    | RunPaused
+    | RunResumed
     | RunFinished
 )
 SHAPES = (
@@ -112,5 +125,7 @@ SHAPES = (
     StepFinished,
     StepSkipped,
     Message,
+    RunPaused,
+    RunResumed,
     RunFinished,
 )

@@ -36,6 +36,11 @@ def describe_event(event: Event) -> str | None:
         return f"{ICONS.get(status, '·')} {step}: {status}{attempt}{took} ({detail})"
     if event.kind == ev.STEP_SKIPPED:
         return f"{ICONS['skipped']} {step}: {data.get('status')} ({data.get('reason')})"
+    if event.kind == ev.RUN_PAUSED:
+        frozen = ": its running steps are frozen" if data.get("now") else ": no further step starts"
+        return f"⏸ run paused{frozen}"
+    if event.kind == ev.RUN_RESUMED:
+        return f"▶ run resumed after {format_duration(data.get('paused'))} paused"
     if event.kind in (ev.MESSAGE, ev.OUTPUT_TRUNCATED):
         where = f"{step}: " if step else ""
         return f"! {where}{data.get('text')}"

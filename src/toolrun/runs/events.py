@@ -31,6 +31,8 @@ OUTPUT_TRUNCATED = "output_truncated"
 STEP_FINISHED = "step_finished"
 STEP_SKIPPED = "step_skipped"
 MESSAGE = "message"
+RUN_PAUSED = "run_paused"  # data: now (the running steps frozen too)
+RUN_RESUMED = "run_resumed"  # data: paused (seconds it was paused)
 RUN_FINISHED = "run_finished"
 KINDS = (
     RUN_STARTED,
@@ -40,6 +42,8 @@ KINDS = (
     STEP_FINISHED,
     STEP_SKIPPED,
     MESSAGE,
+    RUN_PAUSED,
+    RUN_RESUMED,
     RUN_FINISHED,
 )
 

@@ -18,7 +18,15 @@ import time
 from pathlib import Path
 
 from ..errors import StorageError, UsageError
-from ..executors.protocol import Ending, Launch, Placement, Sink, StepRef, exit_description
+from ..executors.protocol import (
+    Ending,
+    FreezeRefused,
+    Launch,
+    Placement,
+    Sink,
+    StepRef,
+    exit_description,
+)
 from ..history.store import RunRecord
 from ..policy import check_relative_arg, inherited_env, step_env
 from ..records import record
@@ -27,6 +35,7 @@ from ..toolchains.model import Step
 from ..toolchains.plan import needs_outcome
 from ..tools.manifest import current_platform
 from . import events as ev
+from .pausing import FROZEN, GOING, PAUSED, PauseClock
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -92,6 +101,9 @@ class RunBook:
         self.prefix_lines = len(handle.steps) > 1
         self.workers: dict[str, list[str | None]] = {}  # step id -> the worker of each attempt
         self.started_at = time.time()
+        self.clock = PauseClock()
+        self.control_seen = 0  # the last request from another process (Store.request_control)
+        self.live: dict[str, Any] = {}  # step id -> its running attempt (the drivers')
         self.text_log = None
         if self.settings.log_format in ("text", "both"):
             self.text_log = (self.run_dir / "output.log").open("a", encoding="utf-8")
@@ -149,6 +161,9 @@ class RunBook:
         )
         for warning in self.handle.toolchain.warnings:
             self.channel.emit(ev.MESSAGE, level="warning", text=warning)
+        cancel, control = self.store.controls(self.run_id)  # asked while it was queued?
+        if cancel or control or self.handle.wanted:
+            self.controls_read(cancel, control)
         return self.handle.options.timeout or self.handle.toolchain.timeout
 
     def _plan(self) -> list[dict[str, Any]]:
@@ -177,6 +192,85 @@ class RunBook:
         """`toolrun cancel ID` from another process marked the run in the store."""
         self.channel.emit(ev.MESSAGE, level="warning", text="cancel requested")
         self.handle.cancel()
+
+    # -- pause and resume ---------------------------------------------------------------------
+
+    def controls_read(self, cancel: bool, control: int) -> None:
+        """What other processes asked (``Store.controls``), acted on."""
+        if cancel and not self.handle.cancel_event.is_set():
+            self.cancel_requested()
+        if control != self.control_seen:
+            self.control_seen = control
+            self.handle.wanted = control % 4
+        self.follow_controls()
+
+    @property
+    def paused(self) -> bool:
+        return self.clock.level != GOING
+
+    def follow_controls(self) -> None:
+        """Pause, freeze, thaw or resume as the run is asked to; cancel a run paused past
+        ``pause_limit``. On the driver's thread (or loop)."""
+        now = time.monotonic()
+        if self.handle.cancel_event.is_set():
+            if self.clock.level == FROZEN:
+                self._freeze(False)  # a frozen process cannot even be asked to stop
+            self.clock.change(GOING, now)
+            return
+        since = self.clock.since
+        if since is not None and now - since > self.settings.pause_limit:
+            limit = self.settings.pause_limit
+            self.channel.emit(
+                ev.MESSAGE, level="error", text=f"paused for longer than {limit:g}s: cancelled"
+            )
+            self.handle.cancel()
+            self.follow_controls()
+            return
+        wanted, level = self.handle.wanted, self.clock.level
+        if wanted == level:
+            return
+        if wanted == GOING:
+            if level == FROZEN:
+                self._freeze(False)
+            paused = now - (since or now)
+            self.clock.change(GOING, now)
+            self.store.update_run(self.run_id, status="running")
+            self.channel.emit(ev.RUN_RESUMED, paused=round(paused, 3))
+            return
+        if wanted == FROZEN and not self._freeze(True):
+            wanted = PAUSED  # said why; the run is paused all the same
+            self.handle.wanted = PAUSED
+        elif wanted == PAUSED and level == FROZEN:
+            self._freeze(False)
+        if wanted == level:
+            return
+        if level == GOING:
+            self.store.update_run(self.run_id, status="paused")
+        self.clock.change(wanted, now)
+        self.channel.emit(ev.RUN_PAUSED, now=wanted == FROZEN)
+
+    def _freeze(self, frozen: bool) -> bool:
+        """Freeze (or thaw) every running attempt; all or none: False, and none frozen, when
+        one of them cannot be."""
+        done: list[Any] = []
+        for step_id, attempt in self.live.items():
+            freeze = getattr(attempt, "freeze", None)
+            try:
+                if freeze is None:
+                    raise FreezeRefused("it runs where toolrun cannot freeze it (a worker)")
+                freeze(frozen)
+            except FreezeRefused as exc:
+                for undo in done:
+                    undo(False)
+                self.channel.emit(
+                    ev.MESSAGE,
+                    step_id,
+                    level="warning",
+                    text=f"cannot freeze step {step_id}: {exc}; paused without --now",
+                )
+                return False
+            done.append(freeze)
+        return True
 
     def decide(self, step: Step) -> tuple[bool, str]:
         context = self.context(step)

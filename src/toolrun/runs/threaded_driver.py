@@ -13,6 +13,7 @@ import time
 
 from ..executors.protocol import Launch, StartError
 from . import events as ev
+from .pausing import FROZEN
 from .steps import Outcome, RetryDelay, RunBook
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
@@ -36,14 +37,13 @@ class ThreadedExecution(RunBook):
             raise ValueError("this engine's executor cannot run a step without an event loop")
         self.blocking: BlockingExecutor = engine.blocking
         self._timeout: float | None = None
-        self._deadline: float | None = None
+        self._started = 0.0
         self._next_poll = 0.0
 
     def run(self) -> RunRecord:
         (plan,) = self.handle.steps
         self._timeout = self.begin()
-        now = time.monotonic()
-        self._deadline = now + self._timeout if self._timeout else None
+        now = self._started = time.monotonic()
         self._next_poll = now + self.settings.cancel_poll
         if self.handle.cancel_event.is_set():
             self.skip(plan.id, "run cancelled", status="cancelled")
@@ -53,18 +53,20 @@ class ThreadedExecution(RunBook):
         return self.finish()
 
     def _watch(self) -> None:
-        """What the event loop's watchers do: flush, time the run out, look for a cancel."""
+        """What the event loop's watchers do: flush, time the run out (its clock stopped while
+        paused), look for a cancel, a pause or a resume."""
         self.channel.log.flush()
         self.check_storage()
         now = time.monotonic()
-        if self._deadline is not None and now >= self._deadline:
-            self._deadline = None
-            assert self._timeout is not None
-            self.time_out(self._timeout)
+        timeout = self._timeout
+        if timeout and not self.paused and self.clock.left(timeout, self._started, now) <= 0:
+            self._timeout = None
+            self.time_out(timeout)
         if now >= self._next_poll and not self.handle.cancel_event.is_set():
             self._next_poll = now + self.settings.cancel_poll
-            if self.store.cancel_requested(self.run_id):
-                self.cancel_requested()
+            self.controls_read(*self.store.controls(self.run_id))
+        else:
+            self.follow_controls()
 
     def _run_step(self, plan: PlannedStep) -> str:
         program = self.step_program(plan)
@@ -77,6 +79,9 @@ class ThreadedExecution(RunBook):
             if isinstance(order, RetryDelay):
                 answer = self._cancelled_within(order.seconds)
             else:
+                while self.paused and not self.handle.cancel_event.is_set():
+                    self.handle.cancel_event.wait(ev.FLUSH_SECONDS)  # a retry waits too
+                    self._watch()
                 answer = self._attempt(plan, order.number)
 
     def _cancelled_within(self, seconds: float) -> bool:
@@ -97,7 +102,7 @@ class ThreadedExecution(RunBook):
         except StartError as exc:
             return self.start_failed(step, number, launch.argv, f"cannot start {exc}", emitted=True)
         self.attempt_started(step, attempt.placement)
-        step_deadline = launch.started + launch.timeout if launch.timeout else None
+        self.live[step.id] = attempt
         stopped = None
         try:
             while not attempt.pump(ev.FLUSH_SECONDS):
@@ -106,7 +111,7 @@ class ThreadedExecution(RunBook):
                     continue
                 if self.handle.cancel_event.is_set():
                     stopped = self.stopped(step, by_cancel=True)
-                elif step_deadline is not None and time.monotonic() >= step_deadline:
+                elif self._timed_out(launch):
                     stopped = self.stopped(step, by_cancel=False)
                 if stopped is not None:
                     grace = 0.0 if self.handle.force else self.settings.kill_grace
@@ -116,4 +121,12 @@ class ThreadedExecution(RunBook):
             # The books failed (the store cannot be written): no tool outlives its run.
             attempt.cancel(grace=0.0)
             raise
+        finally:
+            self.live.pop(step.id, None)
         return self.attempt_finished(step, number, launch, attempt.ending(), stopped)
+
+    def _timed_out(self, launch: Launch) -> bool:
+        """The step's timeout passed, on a clock that stops while it is frozen."""
+        if launch.timeout is None or self.clock.level == FROZEN:
+            return False
+        return self.clock.left(launch.timeout, launch.started, time.monotonic(), frozen=True) <= 0

@@ -24,7 +24,16 @@ if TYPE_CHECKING:
     from ..history.store import HistoryQuery, Store
 
 REFRESH_SECONDS = 1.0
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out", "interrupted")
+STATUSES = (
+    "queued",
+    "running",
+    "paused",
+    "succeeded",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "interrupted",
+)
 
 
 @record(frozen=True)

@@ -33,6 +33,7 @@ STATUS_STYLES = {
     "interrupted": "yellow",
     "running": "cyan",
     "queued": "cyan",
+    "paused": "yellow",
 }
 
 

@@ -55,6 +55,10 @@ class LiveRun(Protocol):
 
     def cancel(self) -> None: ...
 
+    def control(self, wanted: int) -> None:
+        """Pause (1), pause and freeze the running steps (2), or resume (0)."""
+        ...
+
 
 class EngineRun:
     """A run of this machine's engine, run inside the app's event loop."""
@@ -77,6 +81,9 @@ class EngineRun:
     def cancel(self) -> None:
         self.handle.cancel()
 
+    def control(self, wanted: int) -> None:
+        self.handle.control(wanted)
+
 
 class RunApp(App[int]):
     """Shows one run; the app's return value is the run's exit code."""
@@ -89,6 +96,8 @@ class RunApp(App[int]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel", "Cancel run", id="run.cancel"),
+        Binding("p", "pause", "Pause/Resume", id="run.pause"),
+        Binding("P", "pause_now", "Pause now (freeze)", id="run.pause_now", show=False),
         Binding("q", "quit_run", "Quit", id="run.quit"),
         Binding("r", "rerun", "Rerun", id="run.rerun"),
         Binding("f,end", "follow", "Follow output", id="run.follow"),
@@ -141,7 +150,7 @@ class RunApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """The footer offers cancel while the run goes and rerun once it has ended."""
-        if action == "cancel":
+        if action in ("cancel", "pause", "pause_now"):
             return self.running
         if action == "rerun":
             return not self.running
@@ -164,6 +173,10 @@ class RunApp(App[int]):
     def _apply(self, event: Event, table: StepTable) -> None:
         data = event.data
         if event.kind == ev.RUN_STARTED:
+            self.status = "running"
+        elif event.kind == ev.RUN_PAUSED:
+            self.status = "paused"
+        elif event.kind == ev.RUN_RESUMED:
             self.status = "running"
         elif event.kind == ev.RUN_FINISHED:
             self.status = data.get("status", self.status)
@@ -207,6 +220,23 @@ class RunApp(App[int]):
                 self.live_run.cancel()
 
         self.push_screen(Confirm(f"Cancel run {self.live_run.id}?"), answered)
+
+    def action_pause(self) -> None:
+        """p: pause (no further step starts), or resume a paused run."""
+        if not self.running:
+            self.notify("the run has ended")
+            return
+        resume = self.status == "paused"
+        self.live_run.control(0 if resume else 1)
+        self.notify("resuming" if resume else "pausing: no further step starts; p resumes")
+
+    def action_pause_now(self) -> None:
+        """P: pause and freeze the running steps where they are."""
+        if not self.running:
+            self.notify("the run has ended")
+            return
+        self.live_run.control(2)
+        self.notify("pausing: the running steps are frozen; p resumes")
 
     def action_rerun(self) -> None:
         if self.running:
