@@ -190,6 +190,9 @@ TOOLCHAINS = {
     "flood": "runs_on: {pool: full}\n"
     "toolchain:\n  - flood: {cmd: probe, args: [lines, '200000']}\n",
     "many": "runs_on: {pool: main}\ntoolchain:\n  - lines: {cmd: probe, args: [lines, '20000']}\n",
+    "two-part": "runs_on: {pool: main}\ntoolchain:\n"
+    "  - first: {cmd: probe, args: [sleep, '0.5']}\n"
+    "  - second: {cmd: probe, args: [echo, hi], needs: [first]}\n",
 }
 
 
@@ -420,6 +423,34 @@ def test_a_high_priority_run_overtakes_queued_normal_ones(cluster: Cluster) -> N
     )
     ended = {run["id"]: run["steps"][0]["finished_at"] for run in runs}
     assert sorted(ended, key=ended.__getitem__) == [holding, ids[2], ids[0], ids[1]], (ids, ended)
+
+
+def test_a_paused_cluster_run_starts_no_further_step_and_now_is_refused(
+    cluster: Cluster,
+) -> None:
+    run_id = cluster.start("two-part")
+    frozen = cluster.http.post(f"/api/v1/runs/{run_id}/pause", params={"now": "true"})
+    assert (frozen.status_code, frozen.json()["error"]) == (409, "cannot_freeze")
+    assert "workers, which toolrun does not freeze" in frozen.json()["message"]
+    assert cluster.http.post(f"/api/v1/runs/{run_id}/pause").status_code == 202
+    deadline = time.monotonic() + 20
+    while True:
+        run = cluster.http.get(f"/api/v1/runs/{run_id}").json()
+        if run["status"] == "paused" and run["steps"][0]["status"] == "succeeded":
+            break
+        assert time.monotonic() < deadline, run
+        time.sleep(0.05)
+    time.sleep(1)
+    run = cluster.http.get(f"/api/v1/runs/{run_id}").json()
+    assert run["steps"][1]["status"] == "pending"
+    assert cluster.http.post(f"/api/v1/runs/{run_id}/resume").status_code == 202
+    deadline = time.monotonic() + 20
+    while run["status"] in ("running", "paused"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.05)
+        run = cluster.http.get(f"/api/v1/runs/{run_id}").json()
+    assert run["status"] == "succeeded"
+    assert run["steps"][1]["worker"] in ("wa", "wb")
 
 
 def test_no_worker_for_a_selector_waits_then_fails_saying_why(cluster: Cluster) -> None:

@@ -19,7 +19,7 @@ def wait_ended(client: httpx.Client, run_id: str, seconds: float = 30) -> dict[s
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         run = client.get(f"/api/v1/runs/{run_id}").json()
-        if run["status"] not in ("queued", "running"):
+        if run["status"] not in ("queued", "running", "paused"):
             return dict(run)
         time.sleep(0.05)
     raise AssertionError(f"run {run_id} never ended")

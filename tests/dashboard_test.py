@@ -274,3 +274,36 @@ def test_the_language_follows_the_browser(header: str, language: str) -> None:
 
     assert choose(None, header) == language
     assert choose("en", header) == "en"  # chosen on a page, it stays
+
+
+def test_the_run_page_pauses_and_resumes_a_run(
+    daemon: StartDaemon, toolchain: WriteToolchain
+) -> None:
+    import time
+
+    toolchain(
+        "two",
+        "toolchain:\n  - first: {cmd: probe, args: [sleep, '0.5']}\n"
+        "  - second: {cmd: probe, args: [echo, second], needs: [first]}\n",
+    )
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        run_id = client.post("/api/v1/runs", json={"toolchain": "two"}).json()["id"]
+        page = client.get(f"/ui/runs/{run_id}")
+        assert f'action="/ui/runs/{run_id}/pause"' in page.text
+        forged = client.post(f"/ui/runs/{run_id}/pause", data={"csrf": "x" * 32})
+        assert forged.status_code == 403
+        paused = client.post(f"/ui/runs/{run_id}/pause", data={"csrf": csrf_of(page)})
+        assert paused.status_code == 303
+        deadline = time.monotonic() + 10
+        while client.get(f"/api/v1/runs/{run_id}").json()["status"] != "paused":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        page = client.get(f"/ui/runs/{run_id}", headers={"accept-language": "zh-CN"})
+        assert "data-run-status>已暂停</span>" in page.text
+        assert f'action="/ui/runs/{run_id}/resume"' in page.text and "继续" in page.text
+        time.sleep(1)
+        steps = client.get(f"/api/v1/runs/{run_id}").json()["steps"]
+        assert [s["status"] for s in steps] == ["succeeded", "pending"]
+        client.post(f"/ui/runs/{run_id}/resume", data={"csrf": csrf_of(page)})
+        assert wait_ended(client, run_id)["status"] == "succeeded"

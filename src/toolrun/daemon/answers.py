@@ -23,7 +23,7 @@ class Error(Struct, forbid_unknown_fields=True):
 
 class Pending(Struct, forbid_unknown_fields=True):
     id: RunId
-    status: Literal["queued", "running"]
+    status: Literal["queued", "running", "paused"]
     position: int | UnsetType = UNSET
 
 

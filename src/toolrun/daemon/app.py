@@ -55,6 +55,8 @@ def create_app(daemon: Daemon) -> Starlette:
         Route("/ui/runs/{run_id}", pages.run_page, methods=["GET"]),
         Route("/ui/runs/{run_id}/cancel", pages.cancel_run, methods=["POST"]),
         Route("/ui/runs/{run_id}/rerun", pages.rerun_run, methods=["POST"]),
+        Route("/ui/runs/{run_id}/pause", pages.pause_run, methods=["POST"]),
+        Route("/ui/runs/{run_id}/resume", pages.resume_run, methods=["POST"]),
         Route("/ui/toolchains", pages.toolchains_page, methods=["GET"]),
         Route("/ui/toolchains/{name}", pages.toolchain_page, methods=["GET", "POST"]),
         Route("/ui/tools", pages.tools_page, methods=["GET"]),

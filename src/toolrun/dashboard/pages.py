@@ -478,6 +478,29 @@ async def cancel_run(request: Request, daemon: Daemon, viewer: Viewer) -> Respon
 
 
 @page("run")
+async def pause_run(request: Request, daemon: Daemon, viewer: Viewer) -> Response:
+    return await _control(request, daemon, viewer, 1)
+
+
+@page("run")
+async def resume_run(request: Request, daemon: Daemon, viewer: Viewer) -> Response:
+    return await _control(request, daemon, viewer, 0)
+
+
+async def _control(request: Request, daemon: Daemon, viewer: Viewer, wanted: int) -> Response:
+    """Pause (no further step starts) or resume, as ``toolrun pause`` does; the page shows
+    the new state as the run's events say it."""
+    _ = viewer._
+    run, caller = await _run_of(request, daemon, viewer)
+    if not caller.has("admin") and run.requester != caller.name:
+        raise PageError(403, _("Run %(id)s was started by someone else.", id=run.id))
+    if run.status in ACTIVE:
+        await asyncio.to_thread(daemon.store.request_control, run.id, wanted)
+        daemon.manager.control(run.id, wanted)
+    return RedirectResponse(f"/ui/runs/{run.id}", status_code=303)
+
+
+@page("run")
 async def rerun_run(request: Request, daemon: Daemon, viewer: Viewer) -> Response:
     from ..runs.reruns import NothingToRerun, plan_rerun
 

@@ -135,7 +135,7 @@
       for (const text of event.lines || []) addLine(event.step, event.stream || "stdout", text);
       bottom();
     });
-    for (const kind of ["step_started", "step_finished", "step_skipped", "message"]) {
+    for (const kind of ["step_started", "step_finished", "step_skipped", "message", "run_paused", "run_resumed"]) {
       stream.addEventListener(kind, refreshSteps);
     }
     stream.addEventListener("run_finished", () => {
