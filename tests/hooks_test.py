@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conftest import DaemonProcess, StartDaemon, Toolrun, WriteToolchain
 
-from toolrun.automation.hooks import sign
+from toolrun.automation.signing import sign
 from toolrun.history.store import Store
 
 DEPLOY = """params:

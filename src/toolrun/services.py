@@ -15,7 +15,7 @@ from .paths import Paths
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from .automation.delivery import Notifier
+    from .automation.notifier import Notifier
     from .config import Config
     from .history.store import Store
     from .runs.engine import Engine
@@ -105,7 +105,7 @@ class Services:
         tables = self.config.tables
         if not (tables.get("notify") or tables.get("channels")):
             return None
-        from .automation.delivery import Notifier
+        from .automation.notifier import Notifier
 
         return Notifier(self.store, self.config)
 

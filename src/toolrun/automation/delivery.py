@@ -1,7 +1,7 @@
-"""Sending the outbox: a run's deliveries recorded as it ends, then sent by the terminal that
-ran it (once, at the end of the command) or by the daemon's loop, which retries with
-exponential backoff (and a channel's own Retry-After) until ``notify_give_up`` has passed,
-then marks the delivery failed with the last reason. The run itself is never affected."""
+"""Sending the outbox: by the terminal that ran a run (once, at the end of the command), or by
+the daemon's loop, which retries with exponential backoff (and a channel's own Retry-After)
+until ``notify_give_up`` has passed, then marks the delivery failed with the last reason. The
+run itself is never affected."""
 
 from __future__ import annotations
 
@@ -12,40 +12,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..config import Config
 from ..errors import ToolrunError
-from ..history.model import RunRecord
-from ..history.store import Store
-from ..records import record
-from .channels import Channel, Notifications, notifications_from_config
+from .channels import Channel, Notifications
 from .formats import Outgoing, Verdict, outgoing, verdict
+from .notifier import LEASE, Notifier, Policy
 from .outbox import Delivery, Outbox
 
 if TYPE_CHECKING:
     import httpx
 
-    from ..toolchains.model import Toolchain
-
-LEASE = 120.0  # seconds a sender holds a delivery: past any request's timeout
+TERMINAL_TIMEOUT = 5.0
 POLL = 2.0  # seconds between the daemon's looks for deliveries another process recorded
 MAX_BACKOFF = 600.0
-
-
-@record(frozen=True)
-class Policy:
-    retry: float = 10.0  # seconds before the first retry; doubled each time
-    give_up: float = 3600.0
-    timeout: float = 10.0
-    public_url: str = ""  # the base of links to runs' pages
-
-    @classmethod
-    def from_config(cls, config: Config) -> Policy:
-        return cls(
-            float(config.get("notify_retry")),
-            float(config.get("notify_give_up")),
-            float(config.get("notify_timeout")),
-            str(config.get("public_url")),
-        )
 
 
 def backoff(attempts: int, base: float) -> float:
@@ -105,12 +83,17 @@ def send_now(
     deliveries: list[Delivery],
     policy: Policy,
     base_url: str = "",
+    *,
+    terminal: bool = False,
 ) -> list[tuple[Delivery, str, Verdict]]:
-    """Try each delivery once, here and now (a terminal's run, ``notify test``)."""
+    """Try each delivery once, here and now (``notify test``; ``terminal``: at the end of a
+    command, which waits for a channel that does not answer no longer than TERMINAL_TIMEOUT:
+    the daemon retries what it leaves)."""
     import httpx
 
     done = []
-    with httpx.Client(timeout=policy.timeout, follow_redirects=False) as client:
+    timeout = min(policy.timeout, TERMINAL_TIMEOUT) if terminal else policy.timeout
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         for delivery in deliveries:
             channel = notifications.channels.get(delivery.channel)
             if channel is None:
@@ -124,40 +107,6 @@ def send_now(
                     answer = Verdict(False, f"{channel.shown}: {exc or type(exc).__name__}")
             done.append((delivery, settle(outbox, delivery, answer, policy), answer))
     return done
-
-
-class Notifier:
-    """Records a run's deliveries as it ends (an engine listener), and sends them at once in a
-    terminal; a daemon leaves them to its DeliveryLoop and is woken instead."""
-
-    def __init__(self, store: Store, config: Config) -> None:
-        self.outbox = Outbox(store)
-        self.notifications = notifications_from_config(config)
-        self.policy = Policy.from_config(config)
-        self.deliver_here = True
-        self.recorded: Callable[[], None] | None = None  # the daemon's loop, woken
-        self.problems: list[str] = []  # what could not be recorded or sent, for the front end
-        self.outcomes: list[tuple[Delivery, str, Verdict]] = []
-
-    def run_finished(self, run: RunRecord, toolchain: Toolchain) -> None:
-        if not self.notifications.rules:
-            return
-        try:
-            names = self.outbox.record_run(run, self.notifications, adhoc=toolchain.is_adhoc)
-        except ToolrunError as exc:
-            self.problems.append(f"the notifications of run {run.id} were not recorded: {exc}")
-            return
-        if not names:
-            return
-        if not self.deliver_here:
-            if self.recorded is not None:
-                self.recorded()
-            return
-        try:
-            due = self.outbox.claim(LEASE, run_id=run.id)
-            self.outcomes += send_now(self.outbox, self.notifications, due, self.policy)
-        except ToolrunError as exc:
-            self.problems.append(f"the notifications of run {run.id} were not sent: {exc}")
 
 
 class DeliveryLoop:

@@ -24,8 +24,8 @@ from urllib.parse import quote_plus
 
 from ..records import record
 from .channels import Channel
-from .hooks import sign
 from .messages import markdown, title
+from .signing import sign
 
 # Robots' own "too many messages" codes: wait a minute, as their documents ask.
 RATE_LIMITED = {"dingtalk": {130101}, "wecom": {45009}, "feishu": {9499, 11232}}

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -37,6 +36,7 @@ from ..toolchains.expressions import (
     truthy,
 )
 from ..tools.versions import is_tool_name
+from . import signing
 
 KINDS = ("github", "gitlab", "toolrun")
 CONFIG_KEYS = (
@@ -169,13 +169,6 @@ def _read_secret(value: object, where: str, base: Path) -> bytes:
 # -- signatures -------------------------------------------------------------------------------
 
 
-def sign(secret: bytes, body: bytes, moment: float | None = None) -> str:
-    """toolrun's ``X-Toolrun-Signature`` value for ``body`` (also for webhook channels)."""
-    stamp = int(time.time() if moment is None else moment)
-    mac = hmac.new(secret, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={stamp},v1={mac}"
-
-
 def verify(hook: Hook, headers: dict[str, str], body: bytes, now: float) -> str:
     """The delivery's identity (to refuse it again) when its signature holds; Refused if not.
 
@@ -200,13 +193,13 @@ def verify(hook: Hook, headers: dict[str, str], body: bytes, now: float) -> str:
     if not given:
         raise _unsigned("X-Toolrun-Signature")
     parts = dict(part.partition("=")[::2] for part in given.split(","))
-    stamp, mac = parts.get("t", ""), parts.get("v1", "")
-    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12 and mac):
+    stamp, given_mac = parts.get("t", ""), parts.get("v1", "")
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12 and given_mac):
         raise Refused(
             401, "bad_signature", "X-Toolrun-Signature must read t=UNIX_SECONDS,v1=HEX_HMAC"
         )
-    expected = hmac.new(hook.secret, f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(mac.encode(), expected.encode()):
+    expected = signing.mac(hook.secret, stamp, body)
+    if not hmac.compare_digest(given_mac.encode(), expected.encode()):
         raise _forged("X-Toolrun-Signature")
     if abs(now - int(stamp)) > REPLAY_WINDOW:
         raise Refused(

@@ -12,12 +12,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
-from ..history.model import RunRecord
-from ..history.store import Store
 from ..records import record
-from .channels import Channel, Notifications
+
+# `typing` costs milliseconds at start-up; annotations alone never need it at run time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..history.model import RunRecord
+    from ..history.store import Store
+    from .channels import Channel, Notifications
 
 LAST_LINES = 10  # of the failed step's output, in the message
 LINE_CHARS = 200

@@ -58,10 +58,14 @@ class Scheduler:
         try:
             while True:
                 now = self.clock()
-                if now - reloaded >= RELOAD_SECONDS:
-                    await self.reload(now)
+                try:
+                    if now - reloaded >= RELOAD_SECONDS:
+                        await self.reload(now)
+                        reloaded = now
+                    await self.tick(now)
+                except ToolrunError as exc:  # the store, full or damaged: said, and tried again
+                    self.log("schedule_problem", problem=exc.message)
                     reloaded = now
-                await self.tick(now)
                 await asyncio.sleep(self.sleep_for(self.clock()))
         finally:
             for task in list(self._tasks):
@@ -112,6 +116,12 @@ class Scheduler:
 
     async def fire(self, schedule: Schedule, due: float, *, caught_up: bool = False) -> None:
         """Fire ``schedule`` for its time ``due``, if this daemon is the one to claim it."""
+        try:
+            await self._fire(schedule, due, caught_up)
+        except ToolrunError as exc:
+            self.log("schedule_failed", name=schedule.name, due=due, error=exc.message)
+
+    async def _fire(self, schedule: Schedule, due: float, caught_up: bool) -> None:
         ledger = self.ledger
         if not await asyncio.to_thread(ledger.claim, schedule.name, due):
             return

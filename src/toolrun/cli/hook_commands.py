@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..automation.hooks import KINDS, hook_from_table, hooks_from_config, sign
+from ..automation.hooks import KINDS, hook_from_table, hooks_from_config
+from ..automation.signing import sign
 from ..config import ConfigEditor
 from ..errors import NotFoundError, StorageError, UsageError
 from ..toolchains.model import parse_assignments

@@ -42,6 +42,7 @@ def told_about(notifier: Any) -> None:
     """What became of the notifications the command's runs made (automation/delivery.py)."""
     from .output import warn
 
+    notifier.send_waiting()
     for problem in notifier.problems:
         warn(problem)
     for delivery, outcome, answer in notifier.outcomes:

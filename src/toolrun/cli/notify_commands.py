@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from ..automation.channels import notifications_from_config
-from ..automation.delivery import LEASE, Policy, send_now
+from ..automation.delivery import send_now
+from ..automation.notifier import LEASE, Policy
 from ..automation.outbox import Delivery, Outbox
 from ..errors import NotFoundError, UsageError
 from .context import Context
