@@ -177,12 +177,13 @@ def test_a_run_started_from_the_form_is_followed_live_through_a_dropped_connecti
         times = browser.find_elements(By.CSS_SELECTOR, "time")
         assert times and all("UTC" not in t.text for t in times), "shown in the viewer's zone"
 
-        browser.find_element(By.LINK_TEXT, "简体中文").click()
+        # The page may still be swapping parts as the run's last events land: find it afresh.
+        until(lambda: browser.find_element(By.LINK_TEXT, "简体中文").click() or True, what="zh")
         until(lambda: "运行" in browser.find_element(By.CSS_SELECTOR, "header nav").text)
         assert browser.find_element(By.CSS_SELECTOR, "[data-run-status]").text == "成功"
         browser.get(f"{base}/ui/")
         assert "工具链" in browser.page_source, "the choice is kept"
-        browser.find_element(By.LINK_TEXT, "English").click()
+        until(lambda: browser.find_element(By.LINK_TEXT, "English").click() or True, what="en")
         until(lambda: "Toolchains" in browser.find_element(By.CSS_SELECTOR, "header nav").text)
     finally:
         proxy.close()
