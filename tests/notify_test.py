@@ -275,3 +275,17 @@ def test_bad_channels_and_rules_stop_the_daemon_and_the_run_with_their_place(
         "[[notify]]\nchannels = ['x']\non = ['exploded']\n",
     )
     assert "notify[0].on: 'exploded' is not one of failed" in toolrun("run", "convert").stderr
+
+
+def test_a_lone_exec_tells_only_rules_that_name_its_tool(
+    stand_ins: Robots, toolrun: Toolrun, toolrun_home: Path, probe: Path
+) -> None:
+    rules = (
+        "[[notify]]\nchannels = ['wx']\non = ['failed']\n"
+        "[[notify]]\nchannels = ['ding']\non = ['failed']\ntoolchains = ['probe']\n"
+    )
+    write_config(toolrun_home, config_for(stand_ins, toolrun_home, rules=rules))
+    ran = toolrun("exec", "probe", "fail", "4")  # the fast path, without typer
+    assert ran.returncode == 4
+    assert [m["kind"] for m in stand_ins.received] == ["dingtalk"]
+    assert "probe failed" in stand_ins.received[0]["body"]["markdown"]["title"]

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from .context import Context
 from .errors import handled
+from .notices import told_about
 
 Command = Callable[[Context], None]
 
@@ -131,6 +132,7 @@ def try_fast_path(args: list[str]) -> int | None:
                 try:
                     command(ctx)
                 finally:
+                    told_about(ctx)
                     ctx.close()
             return outcome[0]
     return None

@@ -10,6 +10,7 @@ import typer
 
 from .context import Context
 from .errors import handled
+from .notices import told_about
 
 # --remote and --token, given before the command; TOOLRUN_REMOTE and TOOLRUN_TOKEN otherwise.
 GLOBAL_OPTIONS: dict[str, Any] = {"remote": None, "token": None, "cacert": None, "insecure": False}
@@ -23,8 +24,7 @@ def call(command: Callable[..., None], *args: Any, offline: bool = False, **kwar
         try:
             command(ctx, *args, **kwargs)
         finally:
-            if ctx.__dict__.get("notifier") is not None:
-                told_about(ctx.__dict__["notifier"])
+            told_about(ctx)
             ctx.close()
 
     call_plain(action)
@@ -36,22 +36,3 @@ def call_plain(action: Callable[[], None]) -> None:
         action()
     if outcome[0]:
         raise typer.Exit(outcome[0])
-
-
-def told_about(notifier: Any) -> None:
-    """What became of the notifications the command's runs made (automation/delivery.py)."""
-    from .output import warn
-
-    notifier.send_waiting()
-    for problem in notifier.problems:
-        warn(problem)
-    for delivery, outcome, answer in notifier.outcomes:
-        if outcome != "sent":
-            warn(
-                f"notification to {delivery.channel} not sent: {answer.error}"
-                + (
-                    "; left in the outbox for a daemon on this store (toolrun notify list)"
-                    if outcome == "retry"
-                    else ""
-                )
-            )
