@@ -243,3 +243,26 @@ def test_a_read_only_data_dir_is_a_storage_error(
     assert result.returncode == 6
     assert "read-only file system" in result.stderr or "permission denied" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_receipt_is_read_again_only_when_its_file_changed(
+    registry: Path, toolrun_home: Path
+) -> None:
+    import json
+
+    resolver = resolver_for(toolrun_home, registry)
+    resolver.resolve(parse_spec("hello==1.0.0"))
+    installer = resolver.installer
+    first = installer.get("hello", "1.0.0")
+    assert first is not None and installer.get("hello", "1.0.0") is first  # kept
+    receipt = first.path / ".toolrun-receipt.json"
+    data = json.loads(receipt.read_text(encoding="utf-8"))
+    data["source"] = "somewhere else"
+    receipt.write_text(json.dumps(data), encoding="utf-8")
+    changed = installer.get("hello", "1.0.0")
+    assert changed is not first and changed is not None and changed.source == "somewhere else"
+    receipt.write_text("{ damaged", encoding="utf-8")
+    with pytest.raises(StorageError, match="unreadable receipt"):
+        installer.get("hello", "1.0.0")
+    receipt.unlink()
+    assert installer.get("hello", "1.0.0") is None

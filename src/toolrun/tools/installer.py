@@ -36,6 +36,8 @@ from .versions import is_tool_name, is_version, sorted_versions
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .registry import Registry
 
 RECEIPT_NAME = ".toolrun-receipt.json"
@@ -73,6 +75,10 @@ class InstallResult:
 class Installer:
     def __init__(self, tools_dir: Path) -> None:
         self.tools_dir = tools_dir
+        # A receipt read, kept while its file is the same one (inode, size, time): a daemon
+        # resolves the same tool for every run, and parsing its receipt again cost 6% of a
+        # `/cmd` run's CPU (issue 16). A reinstall renames a new folder in: a new inode.
+        self._read: dict[str, tuple[tuple[int, int, int], InstalledTool]] = {}
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -101,11 +107,23 @@ class Installer:
         receipt_path = os.path.join(folder, RECEIPT_NAME)
         try:
             with open(receipt_path, encoding="utf-8") as file:
+                info = os.fstat(file.fileno())
+                identity = (info.st_ino, info.st_size, info.st_mtime_ns)
+                kept = self._read.get(receipt_path)
+                if kept is not None and kept[0] == identity:
+                    return kept[1]
                 receipt = json.load(file)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
             raise StorageError(f"{receipt_path}: unreadable receipt: {exc}") from None
+        tool = self._tool(name, version, folder, receipt_path, receipt)
+        self._read[receipt_path] = (identity, tool)
+        return tool
+
+    def _tool(
+        self, name: str, version: str, folder: str, receipt_path: str, receipt: Any
+    ) -> InstalledTool:
         try:
             return InstalledTool(
                 name=name,
