@@ -598,3 +598,35 @@ def test_a_reader_that_goes_away_cancels_the_run_quietly(
     assert b"Traceback" not in err and b"Broken pipe" not in err, err
     run = only_run(toolrun)
     assert run["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("steps", [1, 2])  # the threaded driver, and the event loop's
+def test_a_run_writes_its_books_in_few_transactions(
+    probe: Path, toolrun_home: Path, steps: int
+) -> None:
+    """Recorded (before this counts), its process's id, its end: three write transactions for
+    a run of one step, one more per further step, where each change was one before (issue 16).
+    What was deferred is in the rows all the same."""
+    from tui_run_test import prepare
+
+    text = "toolchain:\n  - a: {cmd: probe, args: [echo, hi]}\n"
+    if steps == 2:
+        text += "  - b: {cmd: probe, args: [echo, ho], needs: [a]}\n"
+    engine, handle = prepare(toolrun_home, probe, text)
+    writes: list[str] = []
+    with engine.store.connect() as db:
+        db.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith("BEGIN") else None)
+    if steps == 1:
+        final = engine.execute_here(handle)
+        assert len(writes) == 2, writes  # the attempt's pid, then the end
+    else:
+        import asyncio
+
+        final = asyncio.run(engine.execute(handle))
+        # Each attempt's pid, the end; and at most one flush of what came between (50 ms).
+        assert 3 <= len(writes) <= 4, writes
+    assert final.status == "succeeded"
+    rows = engine.store.steps(handle.id)
+    assert [(s.status, s.attempts, s.exit_code) for s in rows] == [("succeeded", 1, 0)] * steps
+    assert all(s.started_at and s.finished_at for s in rows)
+    assert final.started_at and final.finished_at

@@ -230,6 +230,26 @@ class Store:
     def update_step(self, run_id: str, step_id: str, **fields: Any) -> None:
         self._update("steps", "run_id = ? AND step_id = ?", (run_id, step_id), fields)
 
+    def update_rows(self, run_id: str, changes: dict[str | None, dict[str, Any]]) -> None:
+        """Changes to a run's row (key None) and its steps' rows (their ids), in one
+        transaction."""
+        with self.connect(write=True) as db:
+            for step_id, fields in changes.items():
+                if not fields:
+                    continue
+                values = [
+                    json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+                    for v in fields.values()
+                ]
+                assignments = ", ".join(f"{name} = ?" for name in fields)
+                if step_id is None:
+                    db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id))
+                else:
+                    db.execute(
+                        f"UPDATE steps SET {assignments} WHERE run_id = ? AND step_id = ?",
+                        (*values, run_id, step_id),
+                    )
+
     def _update(
         self, table: str, where: str, keys: tuple[Any, ...], fields: dict[str, Any]
     ) -> None:

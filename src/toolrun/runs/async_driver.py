@@ -66,6 +66,7 @@ class AsyncExecution(RunBook):
             await asyncio.sleep(ev.FLUSH_SECONDS)
             self.channel.log.flush()
             self.check_storage()
+            self.write_books()
 
     async def _watch_timeout(self, timeout: float) -> None:
         """The run's timeout, on a clock that stops while the run is paused."""

@@ -57,6 +57,7 @@ class ThreadedExecution(RunBook):
         paused), look for a cancel, a pause or a resume."""
         self.channel.log.flush()
         self.check_storage()
+        self.write_books()
         now = time.monotonic()
         timeout = self._timeout
         if timeout and not self.paused and self.clock.left(timeout, self._started, now) <= 0:
