@@ -262,16 +262,22 @@ def control(ctx: Context, run_id: str, *, wanted: int) -> None:
         if refusal:
             raise UsageError(f"pause --now: {refusal}")
     ctx.store.request_control(run_id, wanted)
-    goal = "running" if wanted == 0 else "paused"
+
+    def done(status: str) -> bool:
+        return status == "paused" if wanted else status != "paused"
+
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:  # its owner looks twice a second
         run = ctx.store.require_run(run_id)
-        if run.status == goal or not run.is_active:
+        if done(run.status) or not run.is_active:
             break
         time.sleep(0.05)
-    if run.status == goal:
-        what = {0: "resumed", 1: "paused: no further step starts", 2: "paused, its steps frozen"}
-        info(f"run {run_id} {what[wanted]}")
+    if wanted == 0 and done(run.status):
+        ended = "" if run.is_active else f", and has ended since: {run.status}"
+        info(f"run {run_id} resumed{ended}")
+    elif done(run.status):
+        what = "no further step starts" if wanted == 1 else "its steps frozen"
+        info(f"run {run_id} paused: {what}" if wanted == 1 else f"run {run_id} paused, {what}")
     elif not run.is_active:
         info(f"run {run_id} ended meanwhile: {run.status}")
     else:
