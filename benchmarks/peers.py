@@ -35,10 +35,11 @@
    wrapping `true` (the target) and the do-nothing Python tool (for reference), `--rounds`
    rounds. Target: at most 1.5x.
 
-Every side is measured in turn within each round, the order reversed from one round to the
-next (ABC CBA ...), so that a machine whose speed changes from minute to minute cannot favour
-one side; the servers are started afresh in each round (toolrun's daemon as `python -m toolrun
-daemon -p 0 --max-parallel 16 --queue 100000` in a scratch home, as benchmarks/daemon.py does).
+Every side is measured in turn within each round, so that a machine whose speed changes from
+minute to minute cannot favour one side (parts 1, 2, 4 and 5 reverse the order from one round
+to the next, ABC CBA ...; part 3 keeps the order above in every round); the servers are
+started afresh in each round (toolrun's daemon as `python -m toolrun daemon -p 0
+--max-parallel 16 --queue 100000` in a scratch home, as benchmarks/daemon.py does).
 Medians are printed beside each repetition's figure (for parts 3 and 5, the medians of
 `--repeats` equal blocks of the rounds). The load generators run on the same machine and share
 its cores. `webhook` and `wrk` come from Debian (`apt-get install webhook wrk`), `uv` from PyPI
