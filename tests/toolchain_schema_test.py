@@ -250,3 +250,29 @@ def test_the_shipped_toolchains_are_taken_by_both(path: Path) -> None:
     assert refused_by_loader(text) is None
     document: Any = yaml.safe_load(text)
     jsonschema.validate(document, json_schema())
+
+
+def test_the_loaders_keys_are_the_shapes_fields() -> None:
+    """keys.py writes out what document.py declares, so that running a toolchain imports no
+    msgspec; a field added to a shape and not there fails here."""
+    from toolrun.toolchains import document, keys
+
+    assert document.keys(document.Toolchain) == keys.TOOLCHAIN
+    assert document.keys(document.Step) == keys.STEP
+    assert document.keys(document.Param) == keys.PARAM
+    assert document.keys(document.Retries) == keys.RETRIES
+    assert document.keys(document.Platform) == keys.PLATFORM
+    assert document.keys(document.Schedule) == keys.SCHEDULE
+    assert document.keys(document.ByPlatform) == keys.BY_PLATFORM
+    fields = {name for shape in document.Requirement.__args__ for name in shape.__struct_fields__}
+    assert set(keys.REQUIREMENT) == fields | {"operator"}
+
+
+def test_running_a_toolchain_imports_no_msgspec(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text(STEP, encoding="utf-8")
+    code = (
+        "import sys; from pathlib import Path; from toolrun.toolchains.model import load_toolchain;"
+        f"load_toolchain(Path({str(tmp_path / 't.yaml')!r})); print('msgspec' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

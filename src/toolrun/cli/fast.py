@@ -64,6 +64,37 @@ def _exec(args: list[str]) -> tuple[Command, bool] | None:
     return (lambda ctx: run_commands.exec_(ctx, spec, rest)), offline
 
 
+_RUN_FLAGS = {"--plain", "--json", "--pre", "--offline"}
+
+
+def _run(args: list[str]) -> tuple[Command, bool] | None:
+    """``run TOOLCHAIN [key=value ...] [--plain] [--json] [--pre] [--offline]``: the form
+    scripts and CI use. Typer and the pydantic it imports cost a one-step run three times
+    what the run itself does (issue 16)."""
+    if not args or args[0].startswith("-") or "=" in args[0]:
+        return None
+    name, rest = args[0], args[1:]
+    flags = {arg for arg in rest if arg.startswith("-")}
+    assignments = [arg for arg in rest if not arg.startswith("-")]
+    if not flags <= _RUN_FLAGS or len(flags) != len(rest) - len(assignments):
+        return None
+    if not all("=" in arg for arg in assignments) or {"--plain", "--json"} <= flags:
+        return None
+    from . import run_commands
+
+    def command(ctx: Context) -> None:
+        run_commands.run(
+            ctx,
+            name,
+            assignments,
+            as_json="--json" in flags,
+            pre="--pre" in flags,
+            tui=False if "--plain" in flags else None,
+        )
+
+    return command, "--offline" in flags
+
+
 _HISTORY_OPTIONS = {"--status", "--toolchain", "--since", "--until", "--limit", "--page"}
 
 
@@ -113,6 +144,7 @@ def _history(args: list[str]) -> tuple[Command, bool] | None:
 
 FORMS: dict[tuple[str, ...], Callable[[list[str]], tuple[Command, bool] | None]] = {
     ("exec",): _exec,
+    ("run",): _run,
     ("tool", "list"): _tool_list,
     ("tool", "install"): _tool_install,
     ("history",): _history,

@@ -22,12 +22,15 @@ from ..priorities import HIGHEST, LOWEST
 from ..selectors import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 from ..tools.versions import MAX_NAME, MAX_SPEC
 from ..units import DURATION_PATTERN, MAX_DURATION
-
-STEP_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
-PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
-ACCEPT_ENV_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*\*?$"
-MAX_RETRIES = 1000  # more is a loop, not a retry policy
-MAX_BACKOFF = 100
+from . import keys as keys_module
+from .keys import (
+    ACCEPT_ENV_PATTERN,
+    MAX_BACKOFF,
+    MAX_RETRIES,
+    PARAM_NAME_PATTERN,
+    SCHEDULE_NAME_PATTERN,
+    STEP_ID_PATTERN,
+)
 
 Scalar = str | float | bool
 Duration = Annotated[
@@ -88,7 +91,7 @@ class Lt(_Requirement, tag="lt"):
 
 
 Requirement = In | NotIn | Exists | NotExists | Gt | Lt
-REQUIREMENT_KEYS = ("key", "operator", "values")  # every kind's, for the loader's checks
+REQUIREMENT_KEYS = keys_module.REQUIREMENT  # every kind's, for the loader's checks
 
 Priority = Annotated[
     Literal["high", "normal", "low"] | Annotated[int, Meta(ge=LOWEST, le=HIGHEST)],
@@ -184,9 +187,6 @@ class Step(Struct, forbid_unknown_fields=True, rename={"if_": "if"}):
     continue_on_error: bool | UnsetType = UNSET
     by_platform: ByPlatform | UnsetType = UNSET
     runs_on: RunsOn | UnsetType = UNSET
-
-
-SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
 
 class Schedule(Struct, forbid_unknown_fields=True):

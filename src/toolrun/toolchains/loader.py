@@ -2,8 +2,8 @@
 reported as file:line:col, all of them at once.
 
 It stays one module over 400 lines because it is one walk over the file's nodes, each key's
-rule beside the message it gives; the keys come from document.py, what steps name is checked
-by references.py."""
+rule beside the message it gives; the keys come from document.py (written out in keys.py),
+what steps name is checked by references.py."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from ..selectors import (
 )
 from ..tools.versions import is_tool_name, parse_spec
 from ..units import parse_duration
-from . import document
-from .document import MAX_BACKOFF, MAX_RETRIES, PARAM_NAME_PATTERN, STEP_ID_PATTERN, keys
+from . import keys
 from .expressions import ExpressionError, Template, parse_condition, parse_template
+from .keys import MAX_BACKOFF, MAX_RETRIES, PARAM_NAME_PATTERN, STEP_ID_PATTERN
 from .model import (
     PARAM_TYPES,
     ParamSpec,
@@ -47,17 +47,18 @@ from .model import (
 from .references import check_references
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# The keys each mapping may hold are the shapes' fields (document.py, which the schema is made of).
-_TOP_KEYS = keys(document.Toolchain)
-_STEP_KEYS = keys(document.Step)
-_PARAM_KEYS = keys(document.Param)
-_RETRY_KEYS = keys(document.Retries)
-_PLATFORM_KEYS = keys(document.Platform)
-_SCHEDULE_KEYS = keys(document.Schedule)
-_PLATFORMS = keys(document.ByPlatform)
-_REQUIREMENT_KEYS = document.REQUIREMENT_KEYS
+# The keys each mapping may hold are the shapes' fields (document.py, which the schema is made
+# of), written out in keys.py.
+_TOP_KEYS = keys.TOOLCHAIN
+_STEP_KEYS = keys.STEP
+_PARAM_KEYS = keys.PARAM
+_RETRY_KEYS = keys.RETRIES
+_PLATFORM_KEYS = keys.PLATFORM
+_SCHEDULE_KEYS = keys.SCHEDULE
+_PLATFORMS = keys.BY_PLATFORM
+_REQUIREMENT_KEYS = keys.REQUIREMENT
 _STEP_ID_RE = re.compile(STEP_ID_PATTERN)
-_SCHEDULE_NAME_RE = re.compile(document.SCHEDULE_NAME_PATTERN)
+_SCHEDULE_NAME_RE = re.compile(keys.SCHEDULE_NAME_PATTERN)
 _PARAM_NAME_RE = re.compile(PARAM_NAME_PATTERN)
 _ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
 
