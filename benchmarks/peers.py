@@ -683,6 +683,26 @@ def uv_ways(root: Path, uv: str) -> dict[str, tuple[list[str], dict[str, str]]]:
     }
 
 
+# The least a Python program can do and still record a run: a row before the tool starts and
+# after it ends (SQLite, WAL), the tool spawned with its output passed through. The floor for
+# `toolrun exec`'s overhead on the machine of the day.
+RECORDER = """\
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode = WAL")
+db.execute("PRAGMA synchronous = NORMAL")
+db.execute("CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, argv TEXT, started REAL,"
+           " finished REAL, code INTEGER)")
+row = db.execute("INSERT INTO runs (argv, started) VALUES (?, ?)",
+                 (repr(sys.argv[2:]), time.time())).lastrowid
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+db.execute("UPDATE runs SET finished = ?, code = ? WHERE id = ?", (time.time(), code, row))
+sys.exit(code)
+"""
+RECORDER_WAY = "python floor: a recorder (SQLite row before and after, posix_spawn)"
+
+
 def exec_part(root: Path, options: argparse.Namespace) -> dict[str, list[float]]:
     cwd = root / "exec-cwd"
     write_tool(cwd / "registry", "noop", "1.0.0", "pass\n")
@@ -696,6 +716,9 @@ def exec_part(root: Path, options: argparse.Namespace) -> dict[str, list[float]]
         ways.update(uv_ways(root, options.uv))
     ways["python tool, directly"] = (tool, env)
     ways["toolrun exec"] = (exec_argv, env)
+    recorder = root / "recorder.py"
+    recorder.write_text(RECORDER, encoding="utf-8")
+    ways[RECORDER_WAY] = ([PYTHON, str(recorder), str(root / "recorder.db"), *tool], env)
     for argv, way_env in ways.values():  # each works, and caches are warm
         subprocess.run(argv, env=way_env, cwd=cwd, check=True, capture_output=True)
     samples: dict[str, list[float]] = {way: [] for way in ways}
@@ -722,6 +745,8 @@ def report_exec(samples: dict[str, list[float]], repeats: int) -> bool:
 
     ours, ours_each = overhead("toolrun exec", "python tool, directly")
     line("toolrun exec: overhead", ours, ours_each, "ms")
+    floor, floor_each = overhead(RECORDER_WAY, "python tool, directly")
+    line("python floor: overhead", floor, floor_each, "ms")
     if "console script, directly" not in samples:
         print("uvx: not measured (uv missing); the target is not judged")
         return True

@@ -376,3 +376,28 @@ def test_the_output_cap_marks_every_step_whose_output_it_hides(
     result = toolrun("run", "chatty", "--plain")
     assert "a: output truncated" in result.stdout
     assert "b: output not kept: the run's 1024 bytes of output are used up" in result.stdout
+
+
+def test_run_takes_the_fast_path_with_its_flags_anywhere_and_typer_otherwise(
+    toolrun: Toolrun, toolchain: WriteToolchain, probe: Path, workdir: Path
+) -> None:
+    """The forms scripts use skip typer; what only typer knows (--timeout, --help) still works."""
+    toolchain(
+        "one",
+        "params:\n  who: {default: me}\n"
+        "toolchain:\n  - a: {cmd: probe, args: [echo, '${{ params.who }}']}\n",
+    )
+    assert "you" in toolrun("run", "one", "who=you", "--plain").stdout
+    assert "me" in toolrun("run", "--plain", "one").stdout
+    assert toolrun("run", "--plain", "--timeout", "5s", "one").returncode == 0  # typer's
+    assert "Usage" in toolrun("run", "--help").stdout
+    bad = toolrun("run", "one", "oops", "--plain")
+    assert bad.returncode == 2 and "expected key=value, got 'oops'" in bad.stderr
+    code = (
+        "import sys; from toolrun.cli.fast import try_fast_path;"
+        "code = try_fast_path(['run', '--plain', 'one']); print('typer' in sys.modules, code)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=workdir, check=False
+    )
+    assert shown.stdout.strip().splitlines()[-1] == "False 0", shown.stderr

@@ -71,14 +71,14 @@ def _run(args: list[str]) -> tuple[Command, bool] | None:
     """``run TOOLCHAIN [key=value ...] [--plain] [--json] [--pre] [--offline]``: the form
     scripts and CI use. Typer and the pydantic it imports cost a one-step run three times
     what the run itself does (issue 16)."""
-    if not args or args[0].startswith("-") or "=" in args[0]:
+    flags = [arg for arg in args if arg.startswith("-")]
+    words = [arg for arg in args if not arg.startswith("-")]
+    if not words or "=" in words[0] or not set(flags) <= _RUN_FLAGS:
         return None
-    name, rest = args[0], args[1:]
-    flags = {arg for arg in rest if arg.startswith("-")}
-    assignments = [arg for arg in rest if not arg.startswith("-")]
-    if not flags <= _RUN_FLAGS or len(flags) != len(rest) - len(assignments):
-        return None
-    if not all("=" in arg for arg in assignments) or {"--plain", "--json"} <= flags:
+    name, assignments = words[0], words[1:]
+    if not all("=" in arg for arg in assignments) or {"--plain", "--json"} <= set(flags):
+        return None  # (--plain --json, a flag twice: typer's to judge)
+    if len(set(flags)) != len(flags):
         return None
     from . import run_commands
 
