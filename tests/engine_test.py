@@ -604,9 +604,9 @@ def test_a_reader_that_goes_away_cancels_the_run_quietly(
 def test_a_run_writes_its_books_in_few_transactions(
     probe: Path, toolrun_home: Path, steps: int
 ) -> None:
-    """Recorded (before this counts), its process's id, its end: three write transactions for
-    a run of one step, one more per further step, where each change was one before (issue 16).
-    What was deferred is in the rows all the same."""
+    """Recorded (before this counts), its attempt starting, its process's id, its end: four
+    write transactions for a run of one step, two more per further step, where each change was
+    one before (issue 16). What was deferred is in the rows all the same."""
     from tui_run_test import prepare
 
     text = "toolchain:\n  - a: {cmd: probe, args: [echo, hi]}\n"
@@ -618,13 +618,13 @@ def test_a_run_writes_its_books_in_few_transactions(
         db.set_trace_callback(lambda sql: writes.append(sql) if sql.startswith("BEGIN") else None)
     if steps == 1:
         final = engine.execute_here(handle)
-        assert len(writes) == 2, writes  # the attempt's pid, then the end
+        assert len(writes) == 3, writes  # the attempt starting, its pid, the end
     else:
         import asyncio
 
         final = asyncio.run(engine.execute(handle))
-        # Each attempt's pid, the end; and at most one flush of what came between (50 ms).
-        assert 3 <= len(writes) <= 4, writes
+        # Each attempt's start and pid, the end; at most one flush between (every 50 ms).
+        assert 5 <= len(writes) <= 6, writes
     assert final.status == "succeeded"
     rows = engine.store.steps(handle.id)
     assert [(s.status, s.attempts, s.exit_code) for s in rows] == [("succeeded", 1, 0)] * steps

@@ -131,6 +131,9 @@ def test_github_signatures_that_do_not_hold_are_refused_and_logged_without_the_s
     assert httpx.post(f"{process.url}/hooks/gh", content=body, headers=signed).status_code == 401
     unsigned = httpx.post(f"{process.url}/hooks/gh", json={"ref": "refs/heads/main"})
     assert (unsigned.status_code, unsigned.json()["error"]) == (401, "unsigned")
+    deadline = time.monotonic() + 10  # the log is read from the daemon's stderr as it comes
+    while len(process.events("hook_refused")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
     refused = process.events("hook_refused")
     assert [e["reason"] for e in refused] == ["bad_signature", "bad_signature", "unsigned"]
     log = "".join(process.raw)

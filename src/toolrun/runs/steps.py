@@ -199,9 +199,9 @@ class RunBook:
 
     def later(self, step_id: str | None, **fields: Any) -> None:
         """A change to the run's row (``step_id`` None) or a step's, written with the next
-        that must be written at once (``now``: a process's id, the run's end, a pause) or by
-        the driver's flush, every ``FLUSH_SECONDS``. A one-step run took six write
-        transactions, a fifth of a daemon's CPU per run; it takes three (issue 16)."""
+        that must be written at once (``now``: an attempt starting, its process's id, the
+        run's end, a pause) or by the driver's flush, every ``FLUSH_SECONDS``. A one-step run
+        took six write transactions; it takes four (issue 16)."""
         self.unwritten.setdefault(step_id, {}).update(fields)
 
     def now(self, step_id: str | None, **fields: Any) -> None:
@@ -452,6 +452,9 @@ class RunBook:
                     check_relative_arg(arg)
                 except UsageError as exc:
                     return self.start_failed(step, attempt, argv, exc.message)
+        # Whoever learns of the start from the event (a page, a follower) finds the rows
+        # saying so: the run and the step running.
+        self.write_books()
         self.channel.emit(
             ev.STEP_STARTED, step.id, attempt, tool=tool.name, version=tool.version, argv=argv
         )
