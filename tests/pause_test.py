@@ -286,5 +286,6 @@ def test_p_in_the_run_view_pauses_and_resumes(probe: Path, toolrun_home: Path) -
             await pilot.press("p")
             await until(lambda: app.final is not None, pilot)
             assert app.final is not None and app.final.status == "succeeded"
+            await pilot.press("q")
 
     asyncio.run(scenario())

@@ -14,6 +14,10 @@ from ..history.model import ACTIVE
 from ..history.store import Store
 from ..records import record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 @record(frozen=True)
 class ScheduleState:
@@ -33,6 +37,18 @@ class Fire:
     run_id: str | None = None
     detail: str | None = None
     run_status: str | None = None
+
+
+def _fire(row: Any) -> Fire:
+    return Fire(
+        row["name"],
+        row["due"],
+        row["fired_at"],
+        row["outcome"],
+        row["run_id"],
+        row["detail"],
+        row["run_status"],
+    )
 
 
 class Ledger:
@@ -99,18 +115,7 @@ class Ledger:
         )
         with self.store.connect() as db:
             rows = db.execute(query).fetchall()
-        return {
-            row["name"]: Fire(
-                row["name"],
-                row["due"],
-                row["fired_at"],
-                row["outcome"],
-                row["run_id"],
-                row["detail"],
-                row["run_status"],
-            )
-            for row in rows
-        }
+        return {row["name"]: _fire(row) for row in rows}
 
     def fires(self, name: str) -> list[Fire]:
         with self.store.connect() as db:
@@ -119,18 +124,7 @@ class Ledger:
                 "LEFT JOIN runs r ON r.id = f.run_id WHERE f.name = ? ORDER BY f.due",
                 (name,),
             ).fetchall()
-        return [
-            Fire(
-                row["name"],
-                row["due"],
-                row["fired_at"],
-                row["outcome"],
-                row["run_id"],
-                row["detail"],
-                row["run_status"],
-            )
-            for row in rows
-        ]
+        return [_fire(row) for row in rows]
 
     def active_runs(self, origin: str, requester: str) -> list[str]:
         """The runs started by this schedule or hook that are still going, in any process."""

@@ -140,7 +140,9 @@ async def get_run(request: Request) -> Response:
     return answer(_run_body(daemon, record))
 
 
-async def cancel_run(request: Request) -> Response:
+def _going_run_of_caller(request: Request) -> tuple[Daemon, RunRecord]:
+    """The run named in the path, still going, that this caller may change (its own; any,
+    for an admin): 403, 404 or 409 otherwise."""
     daemon = daemon_of(request)
     caller = daemon.authorize(request, "run")
     record = _record(daemon, request)
@@ -148,6 +150,11 @@ async def cancel_run(request: Request) -> Response:
         raise HttpError(403, "forbidden", f"run {record.id} was started by someone else")
     if record.status not in ACTIVE:
         raise HttpError(409, "finished", f"run {record.id} has already ended ({record.status})")
+    return daemon, record
+
+
+async def cancel_run(request: Request) -> Response:
+    daemon, record = _going_run_of_caller(request)
     if not daemon.manager.cancel(record.id):
         # Another process owns it (a terminal's `toolrun run`): it sees the request and stops.
         await asyncio.to_thread(daemon.store.request_cancel, record.id)
@@ -167,13 +174,7 @@ async def resume_run(request: Request) -> Response:
 async def _control(request: Request, wanted: int) -> Response:
     from ..executors.containment import freeze_refusal
 
-    daemon = daemon_of(request)
-    caller = daemon.authorize(request, "run")
-    record = _record(daemon, request)
-    if not caller.has("admin") and record.requester != caller.name:
-        raise HttpError(403, "forbidden", f"run {record.id} was started by someone else")
-    if record.status not in ACTIVE:
-        raise HttpError(409, "finished", f"run {record.id} has already ended ({record.status})")
+    daemon, record = _going_run_of_caller(request)
     if wanted == 2 and record.id in daemon.manager.live:
         refusal = freeze_refusal() or (
             "its steps run on the cluster's workers, which toolrun does not freeze; pause "

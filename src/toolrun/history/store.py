@@ -237,11 +237,7 @@ class Store:
             for step_id, fields in changes.items():
                 if not fields:
                     continue
-                values = [
-                    json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
-                    for v in fields.values()
-                ]
-                assignments = ", ".join(f"{name} = ?" for name in fields)
+                assignments, values = _assignments(fields)
                 if step_id is None:
                     db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*values, run_id))
                 else:
@@ -255,11 +251,7 @@ class Store:
     ) -> None:
         if not fields:
             return
-        values = [
-            json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
-            for v in fields.values()
-        ]
-        assignments = ", ".join(f"{name} = ?" for name in fields)
+        assignments, values = _assignments(fields)
         with self.connect(write=True) as db:
             db.execute(f"UPDATE {table} SET {assignments} WHERE {where}", (*values, *keys))
 
@@ -450,6 +442,15 @@ class Store:
                 with contextlib.suppress(OSError):
                     total += os.lstat(os.path.join(root, name)).st_size
         return total
+
+
+def _assignments(fields: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``a = ?, b = ?`` and the values, lists and mappings as JSON."""
+    values = [
+        json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+        for v in fields.values()
+    ]
+    return ", ".join(f"{name} = ?" for name in fields), values
 
 
 def host_name() -> str:

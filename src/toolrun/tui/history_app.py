@@ -9,6 +9,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
+from ..history.model import RUN_STATES
 from ..records import record
 from ..runs.event_text import counted
 from ..runs.events import read_events
@@ -24,16 +25,7 @@ if TYPE_CHECKING:
     from ..history.store import HistoryQuery, Store
 
 REFRESH_SECONDS = 1.0
-STATUSES = (
-    "queued",
-    "running",
-    "paused",
-    "succeeded",
-    "failed",
-    "cancelled",
-    "timed_out",
-    "interrupted",
-)
+STATUSES = RUN_STATES
 
 
 @record(frozen=True)
