@@ -66,11 +66,12 @@ def test_every_2s_fires_on_time_and_two_daemons_on_one_store_fire_each_time_once
     for event in logged:
         assert float(event["ts"]) - float(event["due"]) < 1.0  # type: ignore[arg-type]
     runs = schedule_runs(toolrun_home, "tick")
-    assert len(runs) == len(dues)
-    assert {r.status for r in runs} == {"succeeded"}
-    recorded = fires(toolrun_home, "tick")
-    assert sorted(f.due for f in recorded) == dues
-    assert {f.outcome for f in recorded} == {"started"}
+    assert len(dues) <= len(runs) <= len(dues) + 1
+    assert {r.status for r in runs} <= {"succeeded", "cancelled"}
+    # A fire claimed as a daemon was stopped may be in the store without its log line.
+    recorded = sorted(f.due for f in fires(toolrun_home, "tick"))
+    assert set(dues) <= set(recorded)
+    assert all(due >= watching_until - 2 for due in set(recorded) - set(dues))
 
 
 def test_overlap_skip_starts_nothing_while_the_last_run_goes(

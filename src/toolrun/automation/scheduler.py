@@ -129,24 +129,36 @@ class Scheduler:
         if name in await asyncio.to_thread(ledger.paused):
             await asyncio.to_thread(ledger.settle, name, due, "paused")
             return
+        if name in self.waiting and schedule.overlap != "cancel_previous":
+            # A fire of this daemon is waiting for the last run or starting its own: between
+            # the two the store shows no run going, which must not let a third start.
+            detail = (
+                "a fire is already waiting for the last run to end"
+                if schedule.overlap == "queue"
+                else "its last run is still going (starting)"
+            )
+            await asyncio.to_thread(ledger.settle, name, due, "skipped", None, detail)
+            return
         active = await asyncio.to_thread(ledger.active_runs, "schedule", name)
         if active and schedule.overlap == "skip":
             detail = f"run {active[-1]} is still going"
             await asyncio.to_thread(ledger.settle, name, due, "skipped", None, detail)
             self.log("schedule_skipped", name=name, due=due, reason=detail)
             return
+        self.waiting.add(name)
+        try:
+            await self._start(schedule, due, active, caught_up)
+        finally:
+            self.waiting.discard(name)
+
+    async def _start(
+        self, schedule: Schedule, due: float, active: list[str], caught_up: bool
+    ) -> None:
+        ledger, name = self.ledger, schedule.name
         if active and schedule.overlap == "queue":
-            if name in self.waiting:
-                detail = "a fire is already waiting for the last run to end"
-                await asyncio.to_thread(ledger.settle, name, due, "skipped", None, detail)
-                return
-            self.waiting.add(name)
             await asyncio.to_thread(ledger.settle, name, due, "queued", None, f"after {active[-1]}")
-            try:
-                for run_id in active:
-                    await self.starter.ended(run_id)
-            finally:
-                self.waiting.discard(name)
+            for run_id in active:
+                await self.starter.ended(run_id)
         if active and schedule.overlap == "cancel_previous":
             for run_id in active:
                 self.starter.cancel(run_id)

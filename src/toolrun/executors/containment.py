@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import signal
 import sys
 import threading
@@ -444,7 +443,7 @@ class CgroupBox:
         self.ref: str | None = str(path)
         self.entered = False  # this process is inside already (``get_ready``)
         self.frozen = False
-        self._left: threading.Event | None = None  # set once this process is out again
+        self._leaving: threading.Thread | None = None
         self._stuck: OSError | None = None
 
     @contextlib.contextmanager
@@ -452,9 +451,8 @@ class CgroupBox:
         """Spawn inside the cgroup: this process joins it for the moment of the spawn, so the
         child starts there, before it could fork (moving the child after it started would
         leave a window in which its own children stay outside). A move costs 30 to 80 µs,
-        the first after a quiet spell more (see ``get_ready``): the move back is made by one
-        long-lived thread while the tool starts (a thread made for each spawn cost more than
-        the move), and everything that looks at the cgroup waits for it."""
+        the first after a quiet spell more (see ``get_ready``): the move back is made by a
+        thread while the tool starts, and everything that looks at the cgroup waits for it."""
         _SPAWN_LOCK.acquire()
         try:
             if not self.entered:
@@ -463,8 +461,8 @@ class CgroupBox:
         except BaseException:
             self._leave()
             raise
-        self._left = threading.Event()
-        _leaver().put(self)
+        self._leaving = threading.Thread(target=self._leave, name="cgroup", daemon=True)
+        self._leaving.start()
 
     def _leave(self) -> None:
         try:
@@ -477,9 +475,9 @@ class CgroupBox:
 
     def _settle(self) -> None:
         """This process is out of the cgroup: it may be looked at, signalled, removed."""
-        if self._left is not None:
-            self._left.wait()
-            self._left = None
+        if self._leaving is not None:
+            self._leaving.join()
+            self._leaving = None
         if self._stuck is not None:
             raise self._stuck  # never kill a cgroup this process may still be in
 
@@ -519,25 +517,6 @@ class CgroupBox:
 # One spawn at a time may move this process: two threads spawning at once would each send the
 # other's child into the wrong cgroup.
 _SPAWN_LOCK = threading.Lock()
-_LEAVER: queue.SimpleQueue[CgroupBox] | None = None
-
-
-def _leaver() -> queue.SimpleQueue[CgroupBox]:
-    """The thread that moves this process back out of the cgroups it spawned in, in turn."""
-    global _LEAVER
-    if _LEAVER is None:
-        boxes: queue.SimpleQueue[CgroupBox] = queue.SimpleQueue()
-
-        def leave() -> None:
-            while True:
-                box = boxes.get()
-                box._leave()
-                assert box._left is not None
-                box._left.set()
-
-        threading.Thread(target=leave, name="cgroup", daemon=True).start()
-        _LEAVER = boxes
-    return _LEAVER
 
 
 def _join(path: Path) -> None:
