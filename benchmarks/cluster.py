@@ -129,7 +129,8 @@ class Setup:
         started = time.perf_counter()
         ids = [self.start(args) for _ in range(count)]
         runs = [self.wait(run_id) for run_id in ids]
-        assert all(r["status"] == "succeeded" for r in runs)
+        failed = [r for r in runs if r["status"] != "succeeded"]
+        assert not failed, [(r["id"], r["status"], r.get("steps")) for r in failed[:3]]
         return time.perf_counter() - started, runs
 
     def close(self) -> None:
