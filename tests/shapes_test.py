@@ -144,6 +144,7 @@ RUN: dict[str, Any] = {
     "toolchain_sha256": None,
     "size_bytes": 10,
     "priority": 10,
+    "lock_sha256": "ab" * 32,
     "steps": [
         {
             "id": "export",

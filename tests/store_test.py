@@ -173,6 +173,15 @@ def test_free_text_takes_percent_and_underscore_literally(tmp_path: Path) -> Non
     assert len(store.list_runs(HistoryQuery(text="d0"))) == len(plain)  # short: no index
 
 
+def test_free_text_with_a_nul_finds_nothing_rather_than_failing(tmp_path: Path) -> None:
+    # FTS5 reads a phrase only up to a NUL: it was "unterminated string", a 507 over HTTP.
+    store = Store(tmp_path)
+    make_runs(store, 2, toolchain="a")
+    assert store.list_runs(HistoryQuery(text="a\x00b")) == []
+    assert store.count_runs(HistoryQuery(text="a\x00")) == 0
+    assert len(store.list_runs(HistoryQuery(text="a"))) == 2
+
+
 def test_the_text_index_follows_deletes_and_is_built_for_an_older_store(tmp_path: Path) -> None:
     import sqlite3
 

@@ -173,6 +173,9 @@ SETTINGS: dict[str, Setting] = {
     ),
     "cwd_registry": Setting(_boolean, True, "also use ./registry in the current directory"),
     "offline": Setting(_boolean, False, "never contact HTTP registries"),
+    "locked": Setting(
+        _boolean, False, "runs use exactly their TOOLCHAIN.lock, as with run --locked"
+    ),
     "output_cap": Setting(parse_size, 1024**3, "bytes of output stored per run (e.g. 100MB)"),
     "log_format": Setting(
         _log_format, "json", "json (events.jsonl), or text/both to add a plain output.log"

@@ -67,6 +67,7 @@ class Run(Struct, kw_only=True):
     toolchain_sha256: str | None
     size_bytes: int | None
     priority: int = 0  # higher starts first; high is 10, low -10
+    lock_sha256: str | None = None  # the lock file a --locked run kept to
     steps: list[Step] | UnsetType = UNSET
     position: int | UnsetType = UNSET
     links: dict[str, str] | UnsetType = UNSET

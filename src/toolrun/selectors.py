@@ -95,8 +95,8 @@ def label_text(value: object) -> str:
     """A label's value as text: YAML's true is ``true``, 8 is ``8``."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))  # (beyond, a float's digits are noise: 1e300 stays 1e+300)
     return str(value)
 
 
@@ -121,7 +121,12 @@ def check_value(value: object, where: str) -> str:
         raise SelectorError("a label's value is a string, number or boolean", where)
     text = label_text(value)
     if not _VALUE_RE.match(text):
-        raise SelectorError(f"label value {text[:40]!r} holds '=' or a control character", where)
+        problem = (
+            "is longer than 200 characters"
+            if len(text) > 200
+            else "holds '=' or a control character"
+        )
+        raise SelectorError(f"label value {text[:40]!r} {problem}", where)
     return text
 
 

@@ -142,6 +142,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    locked: Annotated[
+        bool | None,
+        typer.Option(
+            "--locked/--unlocked",
+            help="Use exactly the versions and digests of TOOLCHAIN.lock (toolrun lock), "
+            "refusing anything else (exit 5). Default: config's locked.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a toolchain: live output, a summary, and the run kept in the history.
 
@@ -159,6 +168,7 @@ def run(
         offline=offline,
         on=on or [],
         priority=priority,
+        locked=locked,
     )
 
 
@@ -199,6 +209,34 @@ def rerun(
         as_json=as_json,
         tui=False if plain else None,
     )
+
+
+@app.command(
+    "lock",
+    epilog="Exit codes: 0 written or up to date; 1 --check found it missing, "
+    "stale or incomplete; 3 a registry; 4 no version matches.",
+)
+def lock(
+    toolchain: Annotated[str, typer.Argument(help="A toolchain name (or a .yaml path).")],
+    platform: Annotated[
+        str | None,
+        typer.Option(
+            "--platform",
+            help="Platforms to record digests for, comma-separated (default: this one's, "
+            "or the lock's own).",
+        ),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the lock is not current.")
+    ] = False,
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", help="Re-resolve every spec, not only new ones.")
+    ] = False,
+) -> None:
+    """Write TOOLCHAIN.lock beside the toolchain: each step's tool pinned, with digests."""
+    from . import lock_commands
+
+    call(lock_commands.lock, toolchain, platforms=platform, check=check, upgrade=upgrade)
 
 
 @app.command("show")

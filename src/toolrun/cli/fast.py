@@ -64,11 +64,11 @@ def _exec(args: list[str]) -> tuple[Command, bool] | None:
     return (lambda ctx: run_commands.exec_(ctx, spec, rest)), offline
 
 
-_RUN_FLAGS = {"--plain", "--json", "--pre", "--offline"}
+_RUN_FLAGS = {"--plain", "--json", "--pre", "--offline", "--locked"}
 
 
 def _run(args: list[str]) -> tuple[Command, bool] | None:
-    """``run TOOLCHAIN [key=value ...] [--plain] [--json] [--pre] [--offline]``: the form
+    """``run TOOLCHAIN [key=value ...] [--plain|--json] [--pre] [--offline] [--locked]``: the form
     scripts and CI use. Typer and the pydantic it imports cost a one-step run three times
     what the run itself does (issue 16)."""
     flags = [arg for arg in args if arg.startswith("-")]
@@ -90,6 +90,7 @@ def _run(args: list[str]) -> tuple[Command, bool] | None:
             as_json="--json" in flags,
             pre="--pre" in flags,
             tui=False if "--plain" in flags else None,
+            locked=True if "--locked" in flags else None,
         )
 
     return command, "--offline" in flags

@@ -136,6 +136,8 @@ def show(ctx: Context, run_id: str, *, as_json: bool = False) -> None:
         return
     info(f"run        {run.id}")
     info(f"toolchain  {run.toolchain} (sha256 {run.toolchain_sha256})")
+    if run.lock_sha256:
+        info(f"locked     by its lock file (sha256 {run.lock_sha256})")
     info(f"status     {run.status}" + (f" ({run.error})" if run.error else ""))
     info(f"origin     {run.origin}" + (f" by {run.requester}" if run.requester else ""))
     info(f"created    {_local(run.created_at)}")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, NotFoundError, ToolrunError, UsageError
+from ..errors import ConfigError, IntegrityError, NotFoundError, ToolrunError, UsageError
 from ..history.store import HistoryQuery, RunRecord, StepRecord, check_run_id
 from ..json_views import run_from_json, steps_from_json
 from ..runs.events import RUN_FINISHED, Event
@@ -200,6 +200,7 @@ def _parse_sse(lines: Iterator[str]) -> Iterator[Event]:
 
 
 def _error_for(answer: httpx.Response, url: str) -> ToolrunError:
+    body: Any = None
     try:
         body = answer.json()
         message = str(body.get("message") or body)
@@ -212,6 +213,8 @@ def _error_for(answer: httpx.Response, url: str) -> ToolrunError:
         return ConfigError(f"the daemon at {url} refused: {message}")
     if status == 404:
         return NotFoundError(message)
+    if status == 409 and isinstance(body, dict) and body.get("error") == "locked":
+        return IntegrityError(message)  # as a local --locked run refuses: exit 5
     if status == 429:
         retry = answer.headers.get("retry-after", "a few")
         return ToolrunError(f"the daemon's queue is full; try again in {retry} s")

@@ -35,6 +35,7 @@ def run(
     tui: bool | None = None,
     on: dict[str, str] | None = None,
     priority: int | None = None,
+    locked: bool = False,
 ) -> None:
     """``tui`` None decides by the terminal, as a local run does."""
     body: dict[str, Any] = {"toolchain": name, "params": params}
@@ -44,6 +45,8 @@ def run(
         body["runs_on"] = on
     if priority is not None:
         body["priority"] = priority
+    if locked:
+        body["locked"] = True
     started = ctx.remote_runs.start(body)
     if tui or (tui is None and not as_json and wants_tui()):
         raise ExitCode(follow_in_tui(ctx, started))

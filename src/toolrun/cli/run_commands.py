@@ -37,10 +37,14 @@ def run(
     tui: bool | None = None,
     on: list[str] | None = None,
     priority: str | None = None,
+    locked: bool | None = None,
 ) -> None:
-    """``tui`` None decides by the terminal: see ``wants_tui``."""
+    """``tui`` None decides by the terminal: see ``wants_tui``; ``locked`` None by config's
+    ``locked``."""
     labels = parse_labels(on or [], "--on")
     rank = _priority(priority)
+    if locked is None:
+        locked = bool(ctx.config.get("locked"))
     if ctx.remote:
         from . import remote_run
 
@@ -54,15 +58,22 @@ def run(
             tui=tui,
             on=labels,
             priority=rank,
+            locked=locked,
         )
         return
     toolchain = ctx.load_toolchain(name)
+    lock = None
+    if locked:
+        from ..tools.lockfile import lock_for_run
+
+        lock = lock_for_run(toolchain.path, toolchain.sha256)
     options = RunOptions(
         timeout=_timeout(timeout),
         requester=_user(),
         pre=pre,
         runs_on=selector_of_labels(labels),
         priority=rank,
+        lock=lock,
     )
     handle = ctx.engine.prepare(toolchain, parse_assignments(assignments), options)
     if tui or (tui is None and not as_json and wants_tui()):

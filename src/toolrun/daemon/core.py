@@ -33,6 +33,7 @@ from ..records import record, replace
 from ..runs.engine import RunHandle, RunOptions, exec_toolchain
 from ..selectors import Unplaceable
 from ..toolchains.model import Toolchain
+from ..tools.lockfile import LockRefused, lock_for_run
 from ..tools.versions import MAX_NAME, is_tool_name
 from .answers import Error, Health, plain
 from .auth import Caller, TokenBook
@@ -118,6 +119,8 @@ def http_error_for(exc: ToolrunError) -> HttpError:
         return HttpError(400, "bad_request", exc.message, field=exc.field)
     if isinstance(exc, NotFoundError):
         return HttpError(404, "not_found", exc.message)
+    if isinstance(exc, LockRefused):
+        return HttpError(409, "locked", exc.message, field="locked")
     if isinstance(exc, (RegistryUnavailable, IntegrityError)):
         return HttpError(502, "registry", exc.message)
     if isinstance(exc, StorageError):
@@ -279,11 +282,15 @@ class Daemon:
                     raise BadRequest(
                         f"params.{name}: {exc.message}", field=f"params.{name}"
                     ) from None
+        lock = None
+        if wanted.locked:
+            lock = await asyncio.to_thread(lock_for_run, toolchain.path, toolchain.sha256)
         options = RunOptions(
             timeout=wanted.timeout,
             caller_env=wanted.env,
             runs_on=wanted.runs_on,
             priority=wanted.priority,
+            lock=lock,
         )
         field = "cmd" if wanted.cmd else "toolchain"
         return await self.submit(caller, toolchain, wanted.params, options, field=field)

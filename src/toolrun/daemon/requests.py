@@ -124,6 +124,15 @@ class ToolchainRequest(Struct, forbid_unknown_fields=True):
     timeout: Timeout | UnsetType = UNSET
     runs_on: RunsOn | UnsetType = UNSET
     priority: Priority | UnsetType = UNSET
+    locked: (
+        Annotated[
+            bool,
+            Meta(
+                description="Use exactly the toolchain's lock file (toolrun lock), or refuse: 409"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 KNOWN_FIELDS = sorted(
@@ -144,6 +153,7 @@ class RunRequest:
     timeout: float | None = None
     runs_on: Selector = Selector()
     priority: int | None = None  # None: the toolchain's
+    locked: bool = False  # the toolchain's lock, exactly
 
     @property
     def target(self) -> str:
@@ -165,7 +175,10 @@ def run_request(data: dict[str, Any], *, toolchain: str | None = None) -> RunReq
         timeout=_timeout(data.get("timeout")),
         runs_on=_runs_on(data.get("runs_on")),
         priority=_priority(data.get("priority")),
+        locked=_locked(data.get("locked")),
     )
+    if request.locked and toolchain is None:
+        raise BadRequest("locked applies to a toolchain's run, not one tool's", field="locked")
     if toolchain is not None:
         if not is_tool_name(toolchain):
             raise BadRequest(
@@ -248,6 +261,14 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     return {"list": "a list", "dict": "a mapping"}.get(type(value).__name__, type(value).__name__)
+
+
+def _locked(raw: Any) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise BadRequest("locked must be true or false", field="locked")
+    return raw
 
 
 def _optional_str(data: dict[str, Any], key: str) -> str | None:

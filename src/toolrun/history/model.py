@@ -100,6 +100,7 @@ class RunRecord:
     rerun_of: str | None = None
     size_bytes: int = 0
     priority: int = 0
+    lock_sha256: str | None = None  # the lock a --locked run kept to
 
     @property
     def is_active(self) -> bool:
@@ -137,6 +138,7 @@ def run_from_row(row: sqlite3.Row) -> RunRecord:
         rerun_of=row["rerun_of"],
         size_bytes=row["size_bytes"],
         priority=row["priority"],
+        lock_sha256=row["lock_sha256"],
     )
 
 

@@ -99,7 +99,11 @@ def filters(query: HistoryQuery, *, indexed: bool = False) -> tuple[list[str], l
     if query.before is not None:
         clauses.append("(created_at < ? OR (created_at = ? AND seq < ?))")
         values.extend([query.before[0], query.before[0], query.before[1]])
-    if query.text and indexed:
+    if query.text and "\x00" in query.text:
+        # Nothing stored holds a NUL (JSON writes \u0000), and FTS5 reads a quoted phrase only
+        # up to one: it would be a syntax error, not a search.
+        clauses.append("0")
+    elif query.text and indexed:
         clauses.append("rowid IN (SELECT rowid FROM runs_text WHERE runs_text MATCH ?)")
         values.append('"' + query.text.replace('"', '""') + '"')
     elif query.text:

@@ -140,7 +140,7 @@ def rebuild(
         info.update(
             {
                 k: data[k]
-                for k in ("created_at", "toolchain_sha256", "rerun_of", "priority")
+                for k in ("created_at", "toolchain_sha256", "rerun_of", "priority", "lock_sha256")
                 if data.get(k)
             }
         )
@@ -178,6 +178,7 @@ def rebuild(
         rerun_of=info.get("rerun_of"),
         size_bytes=_folder_size(folder),
         priority=int(info.get("priority") or 0),
+        lock_sha256=info.get("lock_sha256"),
     )
     return Rebuilt(run, _steps(run, log, old_steps), started is not None, old is not None)
 

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS runs (
     toolchain_sha256 TEXT,
     rerun_of TEXT,
     size_bytes INTEGER NOT NULL DEFAULT 0,
-    priority INTEGER NOT NULL DEFAULT 0
+    priority INTEGER NOT NULL DEFAULT 0,
+    lock_sha256 TEXT  -- the lock a --locked run kept to (tools/lockfile.py)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_stamp_seq ON runs (stamp, seq);
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
@@ -126,6 +127,7 @@ LATER_COLUMNS = (  # (table, column, type)
     # pause and resume from any process: a request number times 4, plus what is wanted
     # (0 go on, 1 pause, 2 pause and freeze the running steps); see Store.request_pause.
     ("runs", "control", "INTEGER NOT NULL DEFAULT 0"),
+    ("runs", "lock_sha256", "TEXT"),
 )
 
 

@@ -103,6 +103,7 @@ class Store:
         toolchain_sha256: str | None = None,
         rerun_of: str | None = None,
         priority: int = 0,
+        lock_sha256: str | None = None,
     ) -> tuple[RunRecord, OwnerLock]:
         """Record a queued run owned by this process, which holds the returned lock until the
         run ends (``OwnerLock.release``)."""
@@ -119,11 +120,12 @@ class Store:
                 db.execute(
                     "INSERT INTO runs (id, stamp, seq, toolchain, status, origin, requester,"
                     " params, created_at, owner_pid, owner_host, toolchain_sha256, rerun_of,"
-                    " priority) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " priority, lock_sha256)"
+                    " VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run_id, stamp, seq, toolchain, origin, requester,
                         json.dumps(params, ensure_ascii=False), now, os.getpid(), host_name(),
-                        toolchain_sha256, rerun_of, priority,
+                        toolchain_sha256, rerun_of, priority, lock_sha256,
                     ),
                 )  # fmt: skip
                 db.executemany(
@@ -172,13 +174,14 @@ class Store:
             db.execute(
                 "INSERT OR REPLACE INTO runs (id, stamp, seq, toolchain, status, origin,"
                 " requester, params, created_at, started_at, finished_at, exit_code, error,"
-                " owner_host, toolchain_sha256, rerun_of, size_bytes, priority)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " owner_host, toolchain_sha256, rerun_of, size_bytes, priority, lock_sha256)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.id, stamp, int(seq), run.toolchain, run.status, run.origin,
                     run.requester, json.dumps(run.params, ensure_ascii=False), run.created_at,
                     run.started_at, run.finished_at, run.exit_code, run.error, run.owner_host,
                     run.toolchain_sha256, run.rerun_of, run.size_bytes, run.priority,
+                    run.lock_sha256,
                 ),
             )  # fmt: skip
             db.execute("DELETE FROM steps WHERE run_id = ?", (run.id,))

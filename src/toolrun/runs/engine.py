@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from ..executors.protocol import BlockingExecutor, Executor
+    from ..tools.lockfile import LockInUse
 
 DEFAULT_OUTPUT_CAP = 1024**3
 
@@ -70,6 +71,7 @@ class RunOptions:
     pre: bool = False
     runs_on: Selector = Selector()  # `run --on`, the body's runs_on: for steps without their own
     priority: int | None = None  # `run --priority`, the body's: else the toolchain's
+    lock: LockInUse | None = None  # `run --locked`: exactly the lock's versions and digests
 
 
 @record(frozen=True)
@@ -189,12 +191,19 @@ class Engine:
                 continue
             pinned = options.pinned.get(step.id)
             try:
-                spec = parse_spec(
-                    step.cmd, version=f"=={pinned}" if pinned else step.version or None
-                )
-                tool = self.resolver.resolve(
-                    spec, install=True, pre=options.pre, may_install=may_install
-                )
+                if options.lock is not None:
+                    from ..tools.lockfile import locked_tool
+
+                    tool = locked_tool(
+                        options.lock, step.spec_text, self.resolver, may_install=may_install
+                    )
+                else:
+                    spec = parse_spec(
+                        step.cmd, version=f"=={pinned}" if pinned else step.version or None
+                    )
+                    tool = self.resolver.resolve(
+                        spec, install=True, pre=options.pre, may_install=may_install
+                    )
                 self.resolver.installer.check_intact(tool)
             except ToolrunError as exc:
                 first_error = type(exc) if not problems else first_error
@@ -229,6 +238,7 @@ class Engine:
             origin=options.origin,
             requester=options.requester,
             toolchain_sha256=digest,
+            lock_sha256=options.lock.sha256 if options.lock is not None else None,
             rerun_of=options.rerun_of,
             priority=toolchain.priority if options.priority is None else options.priority,
         )

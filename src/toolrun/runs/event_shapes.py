@@ -45,6 +45,7 @@ class RunStarted(BaseEvent, tag="run_started"):
     rerun_of: str | None
     plan: list[PlannedStep]
     priority: int = 0
+    lock_sha256: str | None = None  # the lock a --locked run kept to
 
 
 class StepStarted(BaseEvent, tag="step_started"):

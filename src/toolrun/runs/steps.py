@@ -160,6 +160,7 @@ class RunBook:
             rerun_of=record.rerun_of,
             plan=self._plan(),
             priority=record.priority,
+            lock_sha256=record.lock_sha256,
         )
         for warning in self.handle.toolchain.warnings:
             self.channel.emit(ev.MESSAGE, level="warning", text=warning)
