@@ -162,6 +162,18 @@ def _log_format(text: str) -> str:
     return text
 
 
+def _auto_update(text: str) -> str:
+    if text not in ("off", "notify", "install"):
+        raise ValueError("off, notify or install")
+    return text
+
+
+def _update_policy(text: str) -> str:
+    if text not in ("patch", "minor", "major"):
+        raise ValueError("patch, minor or major")
+    return text
+
+
 SETTINGS: dict[str, Setting] = {
     "registry_timeout": Setting(
         _positive_seconds, DEFAULT_REGISTRY_TIMEOUT, "seconds to wait for an HTTP registry"
@@ -173,6 +185,18 @@ SETTINGS: dict[str, Setting] = {
     ),
     "cwd_registry": Setting(_boolean, True, "also use ./registry in the current directory"),
     "offline": Setting(_boolean, False, "never contact HTTP registries"),
+    "auto_update": Setting(
+        _auto_update,
+        "off",
+        "after a run, once a day: notify (a one-line notice of newer tool versions) or install "
+        "(install them beside the old ones); off",
+    ),
+    "update_policy": Setting(
+        _update_policy,
+        "minor",
+        "which newer versions count for tool outdated and auto_update: patch (same X.Y), "
+        "minor (same X) or major (any)",
+    ),
     "locked": Setting(
         _boolean, False, "runs use exactly their TOOLCHAIN.lock, as with run --locked"
     ),

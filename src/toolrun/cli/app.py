@@ -22,6 +22,7 @@ from .notify_app import notify_app
 from .options import CONTEXT_SETTINGS, Json, Offline, Pre, RunId, Timeout
 from .registry_app import registry_app
 from .schedule_app import schedule_app
+from .self_app import self_app
 from .tool_app import tool_app
 from .toolchain_app import toolchain_app
 
@@ -51,11 +52,20 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(hook_app, name="hook")
 app.add_typer(notify_app, name="notify")
+app.add_typer(self_app, name="self")
 
 
 def _version(value: bool) -> None:
     if value:
         print(f"toolrun {__version__}")
+        raise typer.Exit(0)
+
+
+def _upgrade(value: bool) -> None:
+    if value:
+        from . import self_commands
+
+        call(self_commands.upgrade)
         raise typer.Exit(0)
 
 
@@ -65,6 +75,16 @@ def main(
         bool,
         typer.Option(
             "-v", "--version", callback=_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    upgrade: Annotated[
+        bool,
+        typer.Option(
+            "-u",
+            "--upgrade",
+            callback=_upgrade,
+            is_eager=True,
+            help="Upgrade toolrun from the team's registry (toolrun self upgrade).",
         ),
     ] = False,
     remote: Annotated[

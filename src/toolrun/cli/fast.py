@@ -166,6 +166,11 @@ def try_fast_path(args: list[str]) -> int | None:
                     command(ctx)
                 finally:
                     told_about(ctx)
+                    # It ran tools: auto_update's turn (its module stays unread when off).
+                    if "engine" in ctx.__dict__ and ctx.config.get("auto_update") != "off":
+                        from .auto_update import after_command
+
+                        after_command(ctx)
                     ctx.close()
             return outcome[0]
     return None

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from .auto_update import after_command
 from .context import Context
 from .errors import handled
 from .notices import told_about
@@ -25,6 +26,7 @@ def call(command: Callable[..., None], *args: Any, offline: bool = False, **kwar
             command(ctx, *args, **kwargs)
         finally:
             told_about(ctx)
+            after_command(ctx)  # auto_update: after the command's own work
             ctx.close()
 
     call_plain(action)

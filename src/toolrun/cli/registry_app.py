@@ -55,3 +55,23 @@ def registry_rehash(
 ) -> None:
     """Write the sha256 of every tool file into its tool.toml's [files]."""
     call_plain(lambda: registry_commands.rehash_command(source))
+
+
+@registry_app.command("publish-self")
+def registry_publish_self(
+    folder: Annotated[Path, typer.Argument(help="A folder registry (the team's, or its source).")],
+    wheel: Annotated[
+        Path | None,
+        typer.Option(
+            "--wheel",
+            help="A toolrun wheel (toolrun-X.Y.Z-py3-none-any.whl). Default: build one from "
+            "the checkout this toolrun runs from.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Publish toolrun's own wheel in a folder registry as the tool `toolrun`, for
+    `toolrun self upgrade`."""
+    from . import self_commands
+
+    call_plain(lambda: self_commands.publish(folder, wheel))

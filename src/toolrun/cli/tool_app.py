@@ -81,6 +81,27 @@ def tool_upgrade(
     call(tool_commands.upgrade, names or [], pre=pre)
 
 
+@tool_app.command("outdated")
+def tool_outdated(
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            "--policy",
+            help="Which newer versions count: patch (same X.Y), minor (same X) or major "
+            "(any). Default: update_policy in config.toml (minor).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Json = False,
+    pre: Pre = False,
+    offline: Offline = False,
+) -> None:
+    """Installed tools with newer versions in the registries, by policy (and toolrun itself)."""
+    from . import update_commands
+
+    call(update_commands.outdated, policy=policy, as_json=as_json, pre=pre, offline=offline)
+
+
 @tool_app.command("verify")
 def tool_verify(
     specs: Annotated[
