@@ -106,13 +106,17 @@ def venv(template_venv: Path, tmp_path: Path) -> Path:
     return copy
 
 
+def scrubbed_env() -> dict[str, str]:
+    """This environment without a PYTHONPATH, which would shadow what pip installs."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def in_venv(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """toolrun as the scratch environment's own `python -m toolrun` runs it."""
     return subprocess.run(
         [str(venv / "bin" / "python"), "-m", "toolrun", *args],
         cwd=cwd,
-        # An upgrade must need no package index; a PYTHONPATH would shadow what pip installs.
-        env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PIP_NO_INDEX": "1"},
+        env={**scrubbed_env(), "PIP_NO_INDEX": "1"},  # an upgrade must need no package index
         capture_output=True,
         text=True,
         timeout=120,
@@ -150,7 +154,9 @@ def test_self_upgrade_installs_the_published_wheel_into_its_own_environment(
     assert any(path.endswith(f"toolrun-{NEWER}.zip") for path, _, _ in serve.answered)
     # The new version answers, from `python -m` and from the console script pip wrote.
     assert in_venv(venv, "--version", cwd=workdir).stdout == f"toolrun {NEWER}\n"
-    script = subprocess.run([str(venv / "bin" / "toolrun"), "--version"], capture_output=True)
+    script = subprocess.run(
+        [str(venv / "bin" / "toolrun"), "--version"], capture_output=True, env=scrubbed_env()
+    )
     assert script.stdout.decode() == f"toolrun {NEWER}\n"
     # The checked wheel was only a carrier: it is no tool to run.
     assert not (toolrun_home / "tools" / "toolrun").exists()

@@ -68,6 +68,14 @@ def _dispatch(args: list[str]) -> int:
         from .cli.about import print_about
 
         return print_about()
+    import os
+
+    if "_TOOLRUN_COMPLETE" in os.environ:  # a shell asking what to complete
+        from .cli.quick_complete import try_quick_complete
+
+        answered = try_quick_complete(os.environ)
+        if answered is not None:
+            return answered
     from .cli.fast import try_fast_path
 
     code = try_fast_path(args)

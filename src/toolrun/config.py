@@ -204,6 +204,12 @@ SETTINGS: dict[str, Setting] = {
     "log_format": Setting(
         _log_format, "json", "json (events.jsonl), or text/both to add a plain output.log"
     ),
+    "default_timeout": Setting(
+        _seconds, 0.0, "seconds a run may take when its toolchain sets no timeout (0: no limit)"
+    ),
+    "default_step_timeout": Setting(
+        _seconds, 0.0, "seconds a step may take when it sets no timeout (0: no limit)"
+    ),
     "kill_grace": Setting(
         _positive_seconds, 5.0, "seconds between asking a tool to stop and forcing it"
     ),

@@ -91,6 +91,8 @@ class Services:
             kill_grace=float(config.get("kill_grace")),
             accept_env=tuple(config.get("accept_env")),
             pause_limit=float(config.get("pause_limit")),
+            default_timeout=config.get("default_timeout") or None,
+            default_step_timeout=config.get("default_step_timeout") or None,
         )
         local = LocalExecutor(orphan_grace=settings.orphan_grace, kill_grace=settings.kill_grace)
         engine = Engine(self.store, self.resolver, settings, executor=local, blocking=local)

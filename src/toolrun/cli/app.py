@@ -3,10 +3,12 @@ and the run commands. It parses arguments and calls the command modules, nothing
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
 from typer.completion import completion_init  # type: ignore[attr-defined]
 
 from .. import __version__
@@ -14,7 +16,7 @@ from . import history_commands, run_commands
 from .cluster_app import cluster_app
 from .config_app import config_app
 from .daemon_app import daemon_app
-from .errors import EXIT_CODES
+from .errors import EXIT_CODES, closed_stdout
 from .history_app import history_app
 from .hook_app import hook_app
 from .invoke import GLOBAL_OPTIONS, call, call_plain
@@ -209,6 +211,41 @@ def exec_(
     call(run_commands.exec_, spec, args or [], timeout=timeout, offline=offline)
 
 
+@app.command(
+    "cmd",
+    context_settings={**CONTEXT_SETTINGS, "ignore_unknown_options": True},
+    epilog="A toolchain's run exits as toolrun run does; a tool's with its own exit code.",
+)
+def cmd(
+    words: Annotated[
+        list[str],
+        typer.Argument(
+            help="toolchain=NAME [param=value ...], or cmd=TOOL [version=SPEC] -- ARGS.",
+            show_default=False,
+        ),
+    ],
+    timeout: Timeout = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print events as NDJSON.")] = False,
+    offline: Offline = False,
+) -> None:
+    """Start a toolchain or a tool the way POST /cmd does (the original design's `toolrun cmd
+    toolchain=export-job`), here or with --remote; its output as plain lines."""
+    from . import seed_commands
+
+    before, _, after = _split_at_dashes(words)
+    call(seed_commands.cmd, before, after, timeout=timeout, as_json=as_json, offline=offline)
+
+
+def _split_at_dashes(words: list[str]) -> tuple[list[str], bool, list[str]]:
+    """The words before ``--`` and after: click drops the ``--`` itself, so where it was is
+    read from the command line as run_app was given it."""
+    if "--" in _given:
+        tail = _given[_given.index("--") + 1 :]
+        if tail and words[len(words) - len(tail) :] == tail:
+            return words[: len(words) - len(tail)], True, tail
+    return words, False, []
+
+
 @app.command("rerun", epilog=RUN_EXIT_CODES)
 def rerun(
     run_id: Annotated[str, typer.Argument(help="The run to repeat (an id, or last).")],
@@ -380,14 +417,66 @@ def completion(
     call_plain(lambda: print(completion_script(shell), end=""))
 
 
+_given: list[str] = []  # the command line run_app parses (see _split_at_dashes)
+
+
 def run_app(args: list[str]) -> int:
+    errors = click_errors()
     args = bare_cluster(args)
+    _given[:] = args
+    command = typer.main.get_command(app)
+    whole_short_help(command)
     try:
-        app(args, prog_name="toolrun", standalone_mode=True)
+        code = command.main(args, prog_name="toolrun", standalone_mode=False)
+    except errors.NoArgsIsHelpError as error:  # `toolrun`, `toolrun tool`: their help
+        if error.ctx is not None:
+            try:
+                print(error.ctx.get_help())
+            except BrokenPipeError:  # `toolrun | head`
+                return closed_stdout().code
+        return 0
+    except errors.UsageError as error:
+        return usage_error(error)
+    except errors.ClickException as error:  # a file click itself could not open, say
+        print(f"toolrun: error: {error.format_message()}", file=sys.stderr)
+        return int(error.exit_code)
+    except typer.Abort:
+        print("toolrun: interrupted", file=sys.stderr)
+        return 130
     except SystemExit as exit:
         code = exit.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    return 0
+    return code if isinstance(code, int) else 0
+
+
+def click_errors() -> Any:
+    """Click's exceptions module: typer 0.2x carries its own copy of click."""
+    import importlib
+
+    try:
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:
+        return importlib.import_module("click.exceptions")
+
+
+def usage_error(error: Any) -> int:
+    """Click's usage errors in toolrun's own form, ``toolrun: error: …`` with a hint: exit 2,
+    as every other usage error."""
+    message = error.format_message()
+    where = error.ctx.command_path if error.ctx is not None else "toolrun"
+    command = where.removeprefix("toolrun").strip()
+    print(f"toolrun: error: {command + ': ' if command else ''}{message}", file=sys.stderr)
+    print(f"  hint: see {where} --help", file=sys.stderr)
+    return 2
+
+
+def whole_short_help(command: Any) -> None:
+    """Each command's line in a group's help is its docstring's whole first paragraph, not
+    click's first 45 characters and an ellipsis."""
+    for sub in getattr(command, "commands", {}).values():
+        if not sub.short_help and sub.help:
+            sub.short_help = " ".join(sub.help.split("\n\n")[0].split())
+        whole_short_help(sub)
 
 
 def bare_cluster(args: list[str]) -> list[str]:

@@ -74,12 +74,25 @@ def run(
         runs_on=selector_of_labels(labels),
         priority=rank,
         lock=lock,
+        caller_env=passed_env(toolchain.pass_env),
     )
     handle = ctx.engine.prepare(toolchain, parse_assignments(assignments), options)
     if tui or (tui is None and not as_json and wants_tui()):
         raise ExitCode(run_in_tui(handle, ctx))
     final = run_live(handle, ctx, as_json=as_json)
     raise ExitCode(EXIT_CODES[final.status])
+
+
+def passed_env(patterns: tuple[str, ...]) -> dict[str, str]:
+    """The variables of this command's own environment that the toolchain's ``pass_env``
+    lets reach its steps (a local run: the caller is the user at this machine)."""
+    if not patterns:
+        return {}
+    import os
+
+    from ..policy import env_accepted
+
+    return {name: value for name, value in os.environ.items() if env_accepted(name, patterns)}
 
 
 def wants_tui() -> bool:

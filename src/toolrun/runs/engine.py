@@ -53,6 +53,9 @@ class EngineSettings:
     python: str = sys.executable
     accept_env: tuple[str, ...] = ()  # env names any remote caller may set (config.toml)
     pause_limit: float = 86400.0  # seconds a run may stay paused before it is cancelled
+    # config.toml's: for a toolchain (a step) that sets no timeout of its own
+    default_timeout: float | None = None
+    default_step_timeout: float | None = None
 
 
 @record(frozen=True)

@@ -167,7 +167,11 @@ class RunBook:
         cancel, control = self.store.controls(self.run_id)  # asked while it was queued?
         if cancel or control or self.handle.wanted:
             self.controls_read(cancel, control)
-        return self.handle.options.timeout or self.handle.toolchain.timeout
+        return (
+            self.handle.options.timeout
+            or self.handle.toolchain.timeout
+            or self.settings.default_timeout
+        )
 
     def _plan(self) -> list[dict[str, Any]]:
         from .engine import tool_digest
@@ -469,7 +473,7 @@ class RunBook:
             tool.manifest.encoding,
             output_file,
             label=self.attempt_label(step, attempt),
-            timeout=step.timeout,
+            timeout=self.step_timeout(step),
             started=time.monotonic(),
             step=ref,
         )
@@ -537,10 +541,13 @@ class RunBook:
                 cgroup=placement.container,
             )
 
+    def step_timeout(self, step: Step) -> float | None:
+        return step.timeout if step.timeout is not None else self.settings.default_step_timeout
+
     def stopped(self, step: Step, *, by_cancel: bool) -> tuple[str, str]:
         """Status and error of an attempt ended early: by a cancel or by the step's timeout."""
         if not by_cancel:
-            return "timed_out", f"step timed out after {step.timeout:g}s"
+            return "timed_out", f"step timed out after {self.step_timeout(step) or 0:g}s"
         if self.handle.cancel_reason == "timed_out":
             return "timed_out", "run timed out"
         return "cancelled", "cancelled"

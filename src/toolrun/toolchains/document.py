@@ -261,6 +261,17 @@ class Toolchain(Struct, forbid_unknown_fields=True):
         ]
         | UnsetType
     ) = UNSET
+    pass_env: (
+        Annotated[
+            list[Annotated[str, Meta(pattern=ACCEPT_ENV_PATTERN)]],
+            Meta(
+                description="Env names of the caller's own environment that reach these steps "
+                "in a run from the command line (toolrun run): NAME or PREFIX_*. A daemon's "
+                "callers set env in their request, held to accept_env."
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     timeout: Duration | UnsetType = UNSET
     max_parallel: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
     runs_on: RunsOn | UnsetType = UNSET

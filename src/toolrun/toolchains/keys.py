@@ -18,6 +18,7 @@ TOOLCHAIN = (
     "params",
     "env",
     "accept_env",
+    "pass_env",
     "timeout",
     "max_parallel",
     "runs_on",

@@ -187,7 +187,8 @@ class _Checker:
                 self.problem(value_node, "max_parallel must be a whole number of 1 or more")
             else:
                 max_parallel = value
-        accept_env = self.env_patterns(top.get("accept_env"))
+        accept_env = self.env_patterns(top.get("accept_env"), "accept_env")
+        pass_env = self.env_patterns(top.get("pass_env"), "pass_env")
         runs_on = self.selector(top.get("runs_on"), "runs_on")
         priority = 0
         if "priority" in top:
@@ -212,6 +213,7 @@ class _Checker:
             timeout=timeout,
             max_parallel=max_parallel,
             accept_env=accept_env,
+            pass_env=pass_env,
             runs_on=runs_on,
             priority=priority,
             schedules=schedules,
@@ -322,20 +324,21 @@ class _Checker:
                 first = exc.message.splitlines()[0]
                 self.problem(entry, f"schedule {schedule.name!r}: {first}")
 
-    def env_patterns(self, item: tuple[yaml.Node, yaml.Node] | None) -> tuple[str, ...]:
-        """``accept_env``: the env names remote callers may set (NAME or PREFIX_*)."""
+    def env_patterns(self, item: tuple[yaml.Node, yaml.Node] | None, key: str) -> tuple[str, ...]:
+        """``accept_env`` (the env names remote callers may set) and ``pass_env`` (the names
+        of the caller's own env a local run passes on): NAME or PREFIX_*."""
         if item is None:
             return ()
         node = item[1]
         if not isinstance(node, yaml.SequenceNode):
-            self.problem(node, "accept_env must be a list of names: [NAME, PREFIX_*]")
+            self.problem(node, f"{key} must be a list of names: [NAME, PREFIX_*]")
             return ()
         patterns = []
         for entry in node.value:
             value = self.value(entry)
             why = env_pattern_problem(value) if isinstance(value, str) else "not a string"
             if why:
-                self.problem(entry, f"accept_env: {why}")
+                self.problem(entry, f"{key}: {why}")
             else:
                 patterns.append(value)
         return tuple(patterns)

@@ -117,6 +117,7 @@ class Toolchain:
     timeout: float | None = None
     max_parallel: int = 4
     accept_env: tuple[str, ...] = ()  # env names remote callers may set (NAME, PREFIX_*)
+    pass_env: tuple[str, ...] = ()  # names of the CLI's own env a local run passes on
     runs_on: Selector = Selector()
     priority: int = 0  # higher starts first (toolrun.priorities)
     schedules: tuple[Schedule, ...] = ()  # when the daemon runs it by itself
