@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PROBE, DaemonProcess, run_toolrun, write_tool
+from conftest import PROBE, REPO, DaemonProcess, run_toolrun, write_tool
 
 ACTIVE = ("queued", "running")
 
@@ -190,6 +191,10 @@ TOOLCHAINS = {
     "flood": "runs_on: {pool: full}\n"
     "toolchain:\n  - flood: {cmd: probe, args: [lines, '200000']}\n",
     "many": "runs_on: {pool: main}\ntoolchain:\n  - lines: {cmd: probe, args: [lines, '20000']}\n",
+    # A WASM step on a worker: the module installed there, the workspace carried to it.
+    "wasm": "runs_on: {zone: a}\ntoolchain:\n"
+    "  - make: {cmd: probe, args: [write, tables/d01.txt, one]}\n"
+    "  - count: {cmd: linecount, args: [tables/d01.txt], runs_on: {gpu: 'yes'}}\n",
     "two-part": "runs_on: {pool: main}\ntoolchain:\n"
     "  - first: {cmd: probe, args: [sleep, '0.5']}\n"
     "  - second: {cmd: probe, args: [echo, hi], needs: [first]}\n",
@@ -200,6 +205,7 @@ TOOLCHAINS = {
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
     write_tool(root / "registry", "probe", "1.0.0", script=PROBE.read_text(encoding="utf-8"))
+    shutil.copytree(REPO / "registry" / "linecount", root / "registry" / "linecount")
     (root / "toolchains").mkdir()
     for name, text in TOOLCHAINS.items():
         (root / "toolchains" / f"{name}.yaml").write_text(text, encoding="utf-8")
@@ -239,6 +245,14 @@ def test_a_step_runs_where_its_selector_says_and_is_recorded_there(cluster: Clus
     assert found["wb"]["labels"]["os"] == "linux" and found["wb"]["heartbeat_age"] < 10
     table = run_toolrun("workers", env=env)
     assert "gpu=yes" in table.stdout and "wa" in table.stdout
+
+
+def test_a_wasm_step_runs_on_a_worker_in_its_sandbox(cluster: Cluster) -> None:
+    run = cluster.wait(cluster.start("wasm"))
+    steps = {step["id"]: step for step in run["steps"]}
+    assert steps["count"]["worker"] == "wb" and steps["count"]["exit_code"] == 0, run
+    assert steps["count"]["outputs"] == {"total": "1", "files": "1"}
+    assert cluster.log(run["id"], "count") == ["tables/d01.txt: 1 lines", "total: 1 lines"]
 
 
 def test_parallel_runs_spread_over_the_workers(cluster: Cluster) -> None:

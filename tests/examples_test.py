@@ -23,7 +23,8 @@ def test_the_shipped_registry_is_hashed_and_publishable(tmp_path: Path) -> None:
     result = run_toolrun("registry", "build", str(REPO / "registry"), str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     index = json.loads((tmp_path / "out" / "index.json").read_text())
-    assert set(index["tools"]) == {"game-meta", "uexp", "ping"}
+    assert set(index["tools"]) == {"game-meta", "uexp", "ping", "linecount"}
+    assert index["tools"]["linecount"]["versions"]["1.0.0"]["kind"] == "wasm"
     assert set(index["tools"]["uexp"]["versions"]) == {"0.1.0", "0.2.0"}
 
 

@@ -20,7 +20,7 @@ import orjson
 
 from ..errors import IntegrityError, ToolrunError
 from ..executors.local import LocalExecutor
-from ..executors.protocol import Launch, Sink, StartError
+from ..executors.protocol import Launch, Sandbox, Sink, StartError
 from ..policy import inherited_env, step_env
 from ..records import record
 from ..tools.manifest import current_platform
@@ -136,7 +136,8 @@ def _run(
     }
     if tool.manifest.command and tool.manifest.command[0] == "{python}":
         own.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
-    env = step_env(inherited_env(os.environ), tool.manifest.env_for(platform), spec.env, own)
+    inherited = {} if tool.manifest.is_wasm else inherited_env(os.environ)  # WASM: only its own
+    env = step_env(inherited, tool.manifest.env_for(platform), spec.env, own)
     if tool.manifest.is_system:
         import shutil
 
@@ -146,6 +147,7 @@ def _run(
             sender.end(error=f"cannot start {argv[0]}: not found on PATH on {home.name}")
             return None
         argv[0] = found
+    wasm = tool.manifest.wasm
     log_copy = (run_dir / f"{spec.step_id}.{spec.attempt}.log.jsonl").open("wb")
     sender.copy = log_copy
     launch = Launch(
@@ -156,6 +158,7 @@ def _run(
         output_file,
         label=spec.key.removeprefix("toolrun-"),
         started=time.monotonic(),
+        sandbox=Sandbox(wasm.memory, wasm.folders(tool.path)) if wasm is not None else None,
     )
     executor = LocalExecutor(kill_grace=home.kill_grace)
     try:

@@ -1,7 +1,8 @@
 """The local executor: an attempt is a process on this machine, in a container of its own.
 
 The engine sees only the protocol (``protocol.py``); the processes, their containers and
-their pipes are ``processes.py``'s and ``containment.py``'s.
+their pipes are ``processes.py``'s and ``containment.py``'s. A launch with a ``sandbox`` (a
+WASM tool's) goes to the WASM executor (``wasm.py``), imported then and only then.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .protocol import Launch, Sink
+    from .wasm import BlockingWasmAttempt, WasmAttempt, WasmExecutor
 
 NAME = "local"
 
@@ -28,8 +30,19 @@ class LocalExecutor:
     def __init__(self, *, orphan_grace: float = 1.0, kill_grace: float = 5.0) -> None:
         self.orphan_grace = orphan_grace
         self.kill_grace = kill_grace
+        self._wasm: WasmExecutor | None = None
 
-    async def start(self, launch: Launch, sink: Sink) -> LocalAttempt:
+    @property
+    def wasm(self) -> WasmExecutor:
+        if self._wasm is None:
+            from .wasm import WasmExecutor
+
+            self._wasm = WasmExecutor()
+        return self._wasm
+
+    async def start(self, launch: Launch, sink: Sink) -> LocalAttempt | WasmAttempt:
+        if launch.sandbox is not None:
+            return await self.wasm.start(launch, sink)
         process = StepProcess(
             launch.argv,
             cwd=launch.cwd,
@@ -42,7 +55,11 @@ class LocalExecutor:
         await process.start()
         return LocalAttempt(self, launch, process)
 
-    def start_blocking(self, launch: Launch, sink: Sink) -> BlockingLocalAttempt:
+    def start_blocking(
+        self, launch: Launch, sink: Sink
+    ) -> BlockingLocalAttempt | BlockingWasmAttempt:
+        if launch.sandbox is not None:
+            return self.wasm.start_blocking(launch, sink)
         process = ThreadedStepProcess(
             launch.argv,
             cwd=launch.cwd,

@@ -61,6 +61,16 @@ class StepRef:
 
 
 @record(frozen=True)
+class Sandbox:
+    """A WASM attempt's bounds: ``argv[0]`` is its module, run in a WASI sandbox that sees
+    the launch's ``cwd`` (read-write) and ``read_only`` (read-only), ``env`` and no more, in
+    at most ``memory`` bytes of linear memory (executors/wasm.py)."""
+
+    memory: int
+    read_only: tuple[Path, ...] = ()
+
+
+@record(frozen=True)
 class Launch:
     """An attempt, ready to start."""
 
@@ -73,6 +83,7 @@ class Launch:
     timeout: float | None = None  # the step's: the engine ends the attempt when it passes
     started: float = 0.0  # time.monotonic() when the launch was made
     step: StepRef | None = None  # for executors that run it elsewhere
+    sandbox: Sandbox | None = None  # a WASM tool's: run in wasmtime, not as a process
 
 
 @record(frozen=True)

@@ -23,6 +23,7 @@ from ..executors.protocol import (
     FreezeRefused,
     Launch,
     Placement,
+    Sandbox,
     Sink,
     StepRef,
     exit_description,
@@ -466,6 +467,8 @@ class RunBook:
         ref = None
         if getattr(self.executor, "wants_step", False):
             ref = self._step_ref(plan, attempt, context)
+        wasm = tool.manifest.wasm
+        sandbox = Sandbox(wasm.memory, wasm.folders(tool.path)) if wasm is not None else None
         return Launch(
             argv,
             env,
@@ -476,6 +479,7 @@ class RunBook:
             timeout=self.step_timeout(step),
             started=time.monotonic(),
             step=ref,
+            sandbox=sandbox,
         )
 
     def _step_ref(self, plan: PlannedStep, attempt: int, context: Context) -> StepRef:
@@ -627,7 +631,8 @@ class RunBook:
             # folders (so any found there was put there, and refuses the tool: tools/installer.py).
             own.update(PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         return step_env(
-            inherited_env(os.environ),
+            # A WASM tool sees only the env the step gives it: nothing of this machine's.
+            {} if tool.manifest.is_wasm else inherited_env(os.environ),
             tool.manifest.env_for(platform),
             toolchain_env,
             {k: t.render(context) for k, t in plan.step.env.items()},

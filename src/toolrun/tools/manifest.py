@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME = "tool.toml"
 PLATFORMS = ("windows", "linux", "macos")
-KINDS = ("bundled", "system")
+KINDS = ("bundled", "system", "wasm")
+DEFAULT_WASM_MEMORY = 256 * 1024**2  # bytes of linear memory a WASM tool may use, unless it says
+PAGE = 64 * 1024  # a WebAssembly page: memory grows by whole pages
+MAX_WASM_MEMORY = 4 * 1024**3  # all that wasm32 can address
 _TOP_KEYS = {
     "name",
     "version",
@@ -28,8 +31,10 @@ _TOP_KEYS = {
     "platform",
     "files",
     "accept_env",
+    "wasm",
 }
 _PLATFORM_KEYS = {"command", "env"}
+_WASM_KEYS = {"memory", "read_only"}
 
 
 def is_generated(relative: str) -> bool:
@@ -54,6 +59,19 @@ class PlatformOverride:
 
 
 @record(frozen=True)
+class WasmSettings:
+    """A WASM tool's sandbox, from its ``[wasm]`` table: how much linear memory it may grow
+    to, and the folders it may read besides the workspace (``{tool_dir}`` expanded)."""
+
+    memory: int = DEFAULT_WASM_MEMORY
+    read_only: tuple[str, ...] = ()
+
+    def folders(self, tool_dir: Path) -> tuple[Path, ...]:
+        """The read-only folders, ``{tool_dir}`` filled in."""
+        return tuple(Path(expand(f, tool_dir=tool_dir, python="")) for f in self.read_only)
+
+
+@record(frozen=True)
 class Manifest:
     """A tool version's tool.toml."""
 
@@ -67,10 +85,15 @@ class Manifest:
     platforms: dict[str, PlatformOverride] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative posix path -> sha256
     accept_env: tuple[str, ...] = ()  # env names remote callers may set (NAME, PREFIX_*)
+    wasm: WasmSettings | None = None  # set for, and only for, kind "wasm"
 
     @property
     def is_system(self) -> bool:
         return self.kind == "system"
+
+    @property
+    def is_wasm(self) -> bool:
+        return self.kind == "wasm"
 
     def command_for(self, platform: str, *, tool_dir: Path, python: str) -> list[str]:
         """The argv to start this tool on ``platform``, with ``{tool_dir}``/``{python}`` filled."""
@@ -179,6 +202,8 @@ def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:
         if why:
             problem("accept_env", why)
 
+    wasm = _wasm_settings(data, kind, command, files, problem)
+
     if problems:
         raise ConfigError("\n".join(problems) if len(problems) > 1 else problems[0])
     assert isinstance(name, str) and isinstance(version, str) and command is not None
@@ -193,7 +218,61 @@ def manifest_from_dict(data: dict[str, Any], *, source: str) -> Manifest:
         platforms=platforms,
         files=files,
         accept_env=tuple(accept_env),
+        wasm=wasm,
     )
+
+
+def _wasm_settings(
+    data: dict[str, Any], kind: Any, command: list[str] | None, files: dict[str, str], problem: Any
+) -> WasmSettings | None:
+    """The ``[wasm]`` table of a WASM tool, checked; its module is the command's first item,
+    a file the tool ships (so its sha256 is checked like any other file's)."""
+    raw = data.get("wasm")
+    if kind != "wasm":
+        if raw is not None:
+            problem("wasm", 'only a tool of kind = "wasm" has a [wasm] table')
+        return None
+    if command:
+        module = command[0].removeprefix("{tool_dir}/")
+        # An empty [files] is a manifest not hashed yet (`registry rehash` reads it first).
+        if module == command[0] or (files and module not in files):
+            why = 'starts with the module, "{tool_dir}/NAME.wasm", a file listed in [files]'
+            problem("command", f"a WASM tool's command {why}")
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problem("wasm", "must be a table (memory, read_only)")
+        return WasmSettings()
+    for key in raw:
+        if key not in _WASM_KEYS:
+            problem(f"wasm.{key}", f"unknown field (known: {', '.join(sorted(_WASM_KEYS))})")
+    memory = DEFAULT_WASM_MEMORY
+    if "memory" in raw:
+        from ..units import parse_size
+
+        try:
+            if isinstance(raw["memory"], bool) or not isinstance(raw["memory"], str | int):
+                raise ValueError("a size such as 64MB")
+            memory = parse_size(str(raw["memory"]))
+        except ValueError as exc:
+            problem("wasm.memory", f"{raw['memory']!r} is not {exc}")
+        else:
+            if memory < PAGE or memory > MAX_WASM_MEMORY:
+                problem("wasm.memory", "must be at least 64KB (a page) and at most 4GB (wasm32)")
+    read_only = _string_list(raw.get("read_only", []), "wasm.read_only", problem) or []
+    for folder in read_only:
+        relative = folder.removeprefix("{tool_dir}/")
+        if relative == folder and not _is_absolute(folder):
+            problem("wasm.read_only", f"{folder!r}: an absolute folder, or one under {{tool_dir}}/")
+        elif ".." in relative.replace("\\", "/").split("/"):
+            problem("wasm.read_only", f"{folder!r}: '..' is not allowed")
+    return WasmSettings(memory, tuple(read_only))
+
+
+def _is_absolute(folder: str) -> bool:
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    return PurePosixPath(folder).is_absolute() or PureWindowsPath(folder).is_absolute()
 
 
 def manifest_from_receipt(data: dict[str, Any]) -> Manifest:
@@ -219,6 +298,16 @@ def manifest_from_receipt(data: dict[str, Any]) -> Manifest:
         },
         files=data.get("files", {}),
         accept_env=tuple(data.get("accept_env", ())),
+        wasm=_receipt_wasm(data),
+    )
+
+
+def _receipt_wasm(data: dict[str, Any]) -> WasmSettings | None:
+    if data.get("kind") != "wasm":
+        return None
+    raw = data.get("wasm", {})
+    return WasmSettings(
+        int(raw.get("memory", DEFAULT_WASM_MEMORY)), tuple(raw.get("read_only", ()))
     )
 
 
@@ -244,6 +333,8 @@ def manifest_to_dict(manifest: Manifest) -> dict[str, Any]:
         }
     if manifest.accept_env:
         data["accept_env"] = list(manifest.accept_env)
+    if manifest.wasm is not None:
+        data["wasm"] = {"memory": manifest.wasm.memory, "read_only": list(manifest.wasm.read_only)}
     data["files"] = dict(manifest.files)
     return data
 
