@@ -10,9 +10,12 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 if TYPE_CHECKING:
+    from .doctor import Check
+    from .history.stats import ToolchainSummary
     from .history.store import RunRecord, StepRecord
     from .toolchains.model import Toolchain as ToolchainModel
     from .tools.installer import InstalledTool
+    from .tools.search import Found
 
 RUN_ID_PATTERN = r"^[0-9]{14}-[0-9]{1,9}$"
 RunId = Annotated[str, Meta(pattern=RUN_ID_PATTERN, examples=["20250208123359-1"])]
@@ -121,6 +124,56 @@ class Toolchain(Struct, kw_only=True):
     max_parallel: int | UnsetType = UNSET
     params: dict[str, Param] | UnsetType = UNSET
     steps: list[ToolchainStep] | UnsetType = UNSET
+
+
+class ToolchainStats(Struct, kw_only=True):
+    """How one toolchain fared in ``toolrun stats``'s window (durations in seconds)."""
+
+    toolchain: str
+    runs: int
+    succeeded: int
+    failed: Annotated[int, Meta(description="failed, timed out or interrupted")]
+    cancelled: int
+    active: Annotated[int, Meta(description="queued, running or paused")]
+    success_rate: Annotated[
+        float | None, Meta(description="succeeded / (succeeded + failed); null before either")
+    ]
+    p50: float | None
+    p95: float | None
+
+
+class Stats(Struct, kw_only=True):
+    """``toolrun stats --json``: the window and each toolchain with a run created in it."""
+
+    since: float
+    until: float
+    toolchains: list[ToolchainStats]
+
+
+class ToolMatch(Struct, kw_only=True):
+    """A tool ``toolrun tool search`` found: its newest version, installed or offered."""
+
+    name: str
+    version: str
+    description: str
+    installed: list[str]  # installed versions, oldest first
+    registry: str | None  # where its newest offered version is; null: installed only
+
+
+class DoctorCheck(Struct, kw_only=True):
+    """One of ``toolrun doctor``'s findings; ``fix`` says what to do when it is not ok."""
+
+    name: str
+    status: Literal["ok", "warning", "problem"]
+    detail: str
+    fix: str
+
+
+class Doctor(Struct, kw_only=True):
+    """``toolrun doctor --json``: the worst status found, and every check."""
+
+    status: Literal["ok", "warning", "problem"]
+    checks: list[DoctorCheck]
 
 
 def plain(shape: Struct) -> Any:
@@ -239,3 +292,59 @@ def steps_from_json(data: Any) -> list[StepRecord]:
         )
         for position, step in enumerate(run.steps or [])
     ]
+
+
+def stats_json(summaries: list[ToolchainSummary], *, since: float, until: float) -> Any:
+    """``toolrun stats --json``."""
+    return plain(
+        Stats(
+            since=since,
+            until=until,
+            toolchains=[
+                ToolchainStats(
+                    toolchain=s.toolchain,
+                    runs=s.runs,
+                    succeeded=s.succeeded,
+                    failed=s.failed,
+                    cancelled=s.cancelled,
+                    active=s.active,
+                    success_rate=s.success_rate,
+                    p50=s.p50,
+                    p95=s.p95,
+                )
+                for s in summaries
+            ],
+        )
+    )
+
+
+def doctor_json(checks: list[Check], status: str) -> Any:
+    """``toolrun doctor --json``."""
+    return plain(
+        msgspec.convert(
+            {
+                "status": status,
+                "checks": [
+                    {"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
+                    for c in checks
+                ],
+            },
+            Doctor,
+        )
+    )
+
+
+def matches_json(found: list[Found]) -> Any:
+    """``toolrun tool search --json``."""
+    return msgspec.to_builtins(
+        [
+            ToolMatch(
+                name=f.name,
+                version=f.version,
+                description=f.description,
+                installed=list(f.installed),
+                registry=f.registry,
+            )
+            for f in found
+        ]
+    )

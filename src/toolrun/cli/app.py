@@ -407,6 +407,65 @@ def workers(as_json: Json = False) -> None:
     call(cluster_commands.workers, as_json=as_json)
 
 
+# -- looking after toolrun --------------------------------------------------------------------
+
+
+@app.command(
+    "doctor",
+    epilog="Exit codes: 0 nothing wrong (warnings may be listed); 1 a problem was found.",
+)
+def doctor(as_json: Json = False, offline: Offline = False) -> None:
+    """Check the data folder, config.toml, the history, the registries, containment and the
+    daemon's and cluster's settings: one line each, with what to do about what is wrong."""
+    from . import doctor_commands
+
+    call(doctor_commands.doctor, as_json=as_json, offline=offline)
+
+
+@app.command("init", epilog="Exit codes: 0 written; 2 a file it would write exists already.")
+def init(
+    path: Annotated[
+        Path | None, typer.Argument(help="The folder to set up (default: here).")
+    ] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="The folder to set up, as PATH.")
+    ] = None,
+) -> None:
+    """Start from nothing: toolchains/hello.yaml (commented) and a folder registry holding
+    one tool, so `toolrun run hello` works there at once. Never overwrites a file."""
+    from . import init_commands
+
+    def action() -> None:
+        if path is not None and directory is not None and path != directory:
+            from ..errors import UsageError
+
+            raise UsageError("give the folder once: PATH or --dir, not both")
+        init_commands.init(path or directory or Path.cwd())
+
+    call_plain(action)
+
+
+@app.command("stats")
+def stats(
+    toolchain: Annotated[
+        str | None, typer.Argument(help="Only this toolchain (default: every one).")
+    ] = None,
+    since: Annotated[
+        str,
+        typer.Option("--since", help="Runs created since: an age (30d, 12h) or an ISO date."),
+    ] = "30d",
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="And before this (default: now).", show_default=False),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Each toolchain's runs, success rate and p50/p95 durations, from this machine's history."""
+    from . import stats_commands
+
+    call(stats_commands.stats, toolchain, since=since, until=until, as_json=as_json)
+
+
 @app.command("completion")
 def completion(
     shell: Annotated[str, typer.Argument(help="bash, zsh, fish or powershell.")],

@@ -59,7 +59,10 @@ def _kind(location: str) -> str:
 
 
 def build(source: Path, output: Path) -> None:
-    built = build_registry(source, output)
+    from .progress import progress_bars
+
+    with progress_bars() as watch:
+        built = build_registry(source, output, watch)
     for item in built:
         info(f"{item.name} {item.version}: {item.entry.archive} ({item.entry.size} bytes)")
     info(f"wrote {output / 'index.json'}: {len(built)} tool versions")

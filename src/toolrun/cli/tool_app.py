@@ -70,6 +70,29 @@ def tool_remove(
     call(tool_commands.remove, spec, remove_all=remove_all)
 
 
+@tool_app.command("uninstall")
+def tool_uninstall(
+    spec: Annotated[str, typer.Argument(help="NAME==X.Y.Z, or a spec with --all.")],
+    remove_all: Annotated[
+        bool, typer.Option("--all", help="Remove every installed version the spec matches.")
+    ] = False,
+) -> None:
+    """Remove an installed tool version (the same as tool remove)."""
+    call(tool_commands.remove, spec, remove_all=remove_all)
+
+
+@tool_app.command("search")
+def tool_search(
+    word: Annotated[str, typer.Argument(help="Found in a tool's name or description.")],
+    as_json: Json = False,
+    offline: Offline = False,
+) -> None:
+    """Find tools by name or description, installed and in the registries."""
+    from . import search_commands
+
+    call(search_commands.search, word, as_json=as_json, offline=offline)
+
+
 @tool_app.command("upgrade")
 def tool_upgrade(
     names: Annotated[

@@ -11,6 +11,7 @@ from ..tools.versions import parse_spec, sorted_versions
 from .context import Context
 from .errors import ExitCode, report
 from .output import info, print_json, print_table, warn
+from .progress import installs_watched
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -27,7 +28,8 @@ def install(ctx: Context, specs: list[str], *, pre: bool = False) -> None:
     first_failure = 0
     for spec in parsed:
         try:
-            result = ctx.resolver.resolve_with_result(spec, install=True, pre=pre)
+            with installs_watched(ctx.installer):
+                result = ctx.resolver.resolve_with_result(spec, install=True, pre=pre)
         except ToolrunError as error:
             ctx.resolver.warnings.clear()  # the error already names what was unreachable
             code = report(error)  # every failure is reported; the first one's code is kept
@@ -194,7 +196,8 @@ def upgrade(ctx: Context, names: list[str], *, pre: bool = False) -> None:
         spec = parse_spec(name)
         before = sorted_versions(ctx.installer.versions(spec.name))
         try:
-            result = ctx.resolver.resolve_with_result(spec, install=True, pre=pre)
+            with installs_watched(ctx.installer):
+                result = ctx.resolver.resolve_with_result(spec, install=True, pre=pre)
         except ToolrunError as error:
             code = report(error)  # every failure is reported; the first one's code is kept
             first_failure = first_failure or code

@@ -31,6 +31,7 @@ from .manifest import (
     manifest_to_dict,
 )
 from .versions import is_tool_name, is_version, sorted_versions
+from .watching import QUIET, Watch
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -75,6 +76,7 @@ class InstallResult:
 class Installer:
     def __init__(self, tools_dir: Path) -> None:
         self.tools_dir = tools_dir
+        self.watch: Watch = QUIET  # told of each download (the CLI's progress bar)
         # A receipt read, kept while its file is the same one (inode, size, time): a daemon
         # resolves the same tool for every run, and parsing its receipt again cost 6% of a
         # `/cmd` run's CPU (issue 16). A reinstall renames a new folder in: a new inode.
@@ -175,7 +177,7 @@ class Installer:
             try:
                 self._remove_stale_staging(name, version)
                 staging = self._staging_dir(name, version)
-                fetched = registry.fetch(name, version, staging)
+                fetched = registry.fetch(name, version, staging, self.watch)
                 manifest = verify_folder(
                     staging,
                     expected_name=name,

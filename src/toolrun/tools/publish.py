@@ -13,6 +13,7 @@ from .archives import sha256_file, write_zip
 from .installer import verify_folder
 from .manifest import MANIFEST_NAME, is_generated, load_manifest
 from .registry import INDEX_FORMAT, INDEX_NAME, ArchiveEntry, FolderRegistry, index_to_json
+from .watching import QUIET, Watch
 
 
 @record(frozen=True)
@@ -56,7 +57,7 @@ def rehash(folder: Path) -> bool:
     return True
 
 
-def build_registry(source: Path, output: Path) -> list[BuiltArchive]:
+def build_registry(source: Path, output: Path, watch: Watch = QUIET) -> list[BuiltArchive]:
     """Write ``output/index.json`` and one zip per tool version found in ``source``."""
     if not source.is_dir():
         raise UsageError(f"{source} is not a folder")
@@ -72,33 +73,37 @@ def build_registry(source: Path, output: Path) -> list[BuiltArchive]:
     registry = FolderRegistry("source", source)
     built: list[BuiltArchive] = []
     output.mkdir(parents=True, exist_ok=True)
-    for name in registry.tool_names():
-        for version in registry.versions(name):
-            folder = registry.version_dir(name, version)
-            try:
-                manifest = verify_folder(folder, expected_name=name, expected_version=version)
-            except IntegrityError as exc:
-                raise IntegrityError(
-                    f"{exc.message}; run `toolrun registry rehash {source}` after changing files"
-                ) from None
-            relative = f"{name}/{name}-{version}.zip"
-            archive = output / relative
-            archive.parent.mkdir(parents=True, exist_ok=True)
-            temporary = archive.with_suffix(".zip.tmp")
-            write_zip(folder, [MANIFEST_NAME, *manifest.files], temporary)
-            os.replace(temporary, archive)
-            entry = ArchiveEntry(
-                archive=relative,
-                sha256=sha256_file(archive),
-                size=archive.stat().st_size,
-                description=manifest.description,
-                kind=manifest.kind,
-                unpacked=sum(
-                    (folder / relative).stat().st_size
-                    for relative in [MANIFEST_NAME, *manifest.files]
-                ),
-            )
-            built.append(BuiltArchive(name, version, archive, entry))
+    found = [
+        (name, version) for name in registry.tool_names() for version in registry.versions(name)
+    ]
+    watch.begin(f"building {output}", len(found), unit="versions")
+    for name, version in found:
+        folder = registry.version_dir(name, version)
+        try:
+            manifest = verify_folder(folder, expected_name=name, expected_version=version)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"{exc.message}; run `toolrun registry rehash {source}` after changing files"
+            ) from None
+        relative = f"{name}/{name}-{version}.zip"
+        archive = output / relative
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        temporary = archive.with_suffix(".zip.tmp")
+        write_zip(folder, [MANIFEST_NAME, *manifest.files], temporary)
+        os.replace(temporary, archive)
+        entry = ArchiveEntry(
+            archive=relative,
+            sha256=sha256_file(archive),
+            size=archive.stat().st_size,
+            description=manifest.description,
+            kind=manifest.kind,
+            unpacked=sum(
+                (folder / relative).stat().st_size for relative in [MANIFEST_NAME, *manifest.files]
+            ),
+        )
+        built.append(BuiltArchive(name, version, archive, entry))
+        watch.advance(1)
+    watch.end()
     if not built:
         raise ConfigError(f"{source}: no tools found (expected <name>/<version>/tool.toml)")
     index: dict[str, dict[str, ArchiveEntry]] = {}

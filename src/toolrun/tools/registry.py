@@ -26,6 +26,7 @@ from ..errors import ConfigError, IntegrityError, RegistryUnavailable
 from ..records import record
 from .manifest import MANIFEST_NAME, is_generated
 from .versions import is_tool_name, is_version, sorted_versions
+from .watching import QUIET, Watch
 
 # `typing` costs milliseconds at start-up; annotations alone never need it at run time.
 TYPE_CHECKING = False
@@ -80,8 +81,8 @@ if TYPE_CHECKING:
             that will make a difference (an HTTP registry)."""
             ...
 
-        def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
-            """Put the version's files in ``staging``."""
+        def fetch(self, tool: str, version: str, staging: Path, watch: Watch = QUIET) -> Fetched:
+            """Put the version's files in ``staging``, telling ``watch`` how it goes."""
             ...
 
 
@@ -120,16 +121,18 @@ class FolderRegistry:
     def version_dir(self, tool: str, version: str) -> Path:
         return self.root / tool / version
 
-    def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
+    def fetch(self, tool: str, version: str, staging: Path, watch: Watch = QUIET) -> Fetched:
         import shutil
 
         from .archives import copy_hashing
 
         source = self.version_dir(tool, version)
         hashes = {}
+        paths = sorted(source.rglob("*"))
+        watch.begin(f"{tool} {version}", sum(p.stat().st_size for p in paths if p.is_file()))
         # A plain walk rather than shutil.copytree: its errors come bundled in one
         # shutil.Error, and a full disk must surface as the OSError it is.
-        for path in sorted(source.rglob("*")):
+        for path in paths:
             relative = path.relative_to(source)
             if path.is_symlink():
                 raise IntegrityError(f"{path}: registries may not hold symbolic links")
@@ -143,6 +146,8 @@ class FolderRegistry:
                 with path.open("rb") as file:
                     hashes[relative.as_posix()] = copy_hashing(file, destination)
                 shutil.copymode(path, destination)
+                watch.advance(destination.stat().st_size)
+        watch.end()
         return Fetched(None, hashes, str(source))
 
 
@@ -269,7 +274,7 @@ class HttpRegistry:
     def entry(self, tool: str, version: str) -> ArchiveEntry:
         return self.index()[tool][version]
 
-    def fetch(self, tool: str, version: str, staging: Path) -> Fetched:
+    def fetch(self, tool: str, version: str, staging: Path, watch: Watch = QUIET) -> Fetched:
         from .archives import CHUNK, extract
 
         entry = self.entry(tool, version)
@@ -279,6 +284,7 @@ class HttpRegistry:
 
         digest = hashlib.sha256()
         size = 0
+        watch.begin(f"{tool} {version}", entry.size)
         try:
             with self._open(url) as response, archive_path.open("wb") as file:
                 # Hashing while streaming keeps memory flat whatever the archive's size.
@@ -286,6 +292,8 @@ class HttpRegistry:
                     digest.update(chunk)
                     size += len(chunk)
                     file.write(chunk)
+                    watch.advance(len(chunk))
+            watch.end()
             if digest.hexdigest() != entry.sha256:
                 raise IntegrityError(
                     f"{tool} {version}: archive sha256 mismatch: expected {entry.sha256}, "
