@@ -230,3 +230,22 @@ def test_a_lock_of_another_format_or_damaged_is_named(
     result = toolrun("lock", "job", "--check")
     assert result.returncode == 3
     assert "job.lock" in result.stderr
+
+
+def test_config_locked_holds_the_daemons_toolchain_runs_unless_the_body_says_otherwise(
+    daemon: StartDaemon, toolchain: WriteToolchain, toolrun: Toolrun
+) -> None:
+    toolchain("job", "toolchain:\n  - a: {cmd: probe, version: '^1', args: [echo, hi]}\n")
+    assert toolrun("config", "set", "locked", "true").returncode == 0
+    server = daemon()
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        refused = client.post("/api/v1/runs", json={"toolchain": "job"})
+        assert refused.status_code == 409 and refused.json()["error"] == "locked"
+        unlocked = client.post("/api/v1/runs", json={"toolchain": "job", "locked": False})
+        assert unlocked.status_code == 202, unlocked.text
+        one_tool = client.post("/api/v1/runs", json={"cmd": "probe", "args": ["echo", "x"]})
+        assert one_tool.status_code == 202, one_tool.text  # a tool's run has no lock to keep
+        assert toolrun("lock", "job").returncode == 0
+        locked = client.post("/api/v1/runs", json={"toolchain": "job"})
+        assert locked.status_code == 202, locked.text
+        assert wait_ended(client, locked.json()["id"])["lock_sha256"]

@@ -43,7 +43,8 @@ class DaemonStarter:
     ) -> str:
         daemon = self.daemon
         toolchain = await asyncio.to_thread(daemon.ctx.load_toolchain, toolchain_name)
-        options = RunOptions(origin=origin, requester=requester, remote=remote)
+        lock = await daemon.lock_for(toolchain, None)  # config.toml's `locked`
+        options = RunOptions(origin=origin, requester=requester, remote=remote, lock=lock)
         handle = await daemon.manager.submit(toolchain, dict(params), options)
         return handle.id
 

@@ -33,7 +33,7 @@ from ..records import record, replace
 from ..runs.engine import RunHandle, RunOptions, exec_toolchain
 from ..selectors import Unplaceable
 from ..toolchains.model import Toolchain
-from ..tools.lockfile import LockRefused, lock_for_run
+from ..tools.lockfile import LockInUse, LockRefused, lock_for_run
 from ..tools.versions import MAX_NAME, is_tool_name
 from .answers import Error, Health, plain
 from .auth import Caller, TokenBook
@@ -282,9 +282,7 @@ class Daemon:
                     raise BadRequest(
                         f"params.{name}: {exc.message}", field=f"params.{name}"
                     ) from None
-        lock = None
-        if wanted.locked:
-            lock = await asyncio.to_thread(lock_for_run, toolchain.path, toolchain.sha256)
+        lock = await self.lock_for(toolchain, wanted.locked) if wanted.toolchain else None
         options = RunOptions(
             timeout=wanted.timeout,
             caller_env=wanted.env,
@@ -317,6 +315,13 @@ class Daemon:
                 raise
             at_fault = exc.field or ("env" if exc.message.startswith("env:") else None)
             raise BadRequest(exc.message, field=at_fault) from None
+
+    async def lock_for(self, toolchain: Toolchain, asked: bool | None) -> LockInUse | None:
+        """The lock a toolchain's run keeps to: when the request asks for it, or (asking
+        nothing) when config.toml's ``locked`` is on, as for ``toolrun run``."""
+        if not (asked if asked is not None else bool(self.ctx.config.get("locked"))):
+            return None
+        return await asyncio.to_thread(lock_for_run, toolchain.path, toolchain.sha256)
 
     def _toolchain_for(self, wanted: RunRequest) -> Toolchain:
         if wanted.toolchain:

@@ -153,7 +153,7 @@ class RunRequest:
     timeout: float | None = None
     runs_on: Selector = Selector()
     priority: int | None = None  # None: the toolchain's
-    locked: bool = False  # the toolchain's lock, exactly
+    locked: bool | None = None  # the toolchain's lock, exactly; None: as config.toml says
 
     @property
     def target(self) -> str:
@@ -263,9 +263,9 @@ def _kind(value: Any) -> str:
     return {"list": "a list", "dict": "a mapping"}.get(type(value).__name__, type(value).__name__)
 
 
-def _locked(raw: Any) -> bool:
+def _locked(raw: Any) -> bool | None:
     if raw is None:
-        return False
+        return None
     if not isinstance(raw, bool):
         raise BadRequest("locked must be true or false", field="locked")
     return raw
