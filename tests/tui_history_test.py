@@ -238,3 +238,128 @@ def test_the_keys_panel_lists_toolruns_keys_first_and_j_k_move(toolrun_home: Pat
 
     asyncio.run(one())
     alone.close()
+
+
+def timed_runs(home: Path, toolchain: str, seconds: list[float], failed: set[int]) -> list[str]:
+    """Ended runs of ``toolchain``, oldest first, each taking the given seconds."""
+    store = Store(home)
+    ids = []
+    for index, took in enumerate(seconds):
+        record, owner = store.create_run(toolchain=toolchain, params={}, steps=[])
+        status = "failed" if index in failed else "succeeded"
+        start = record.created_at
+        store.update_run(record.id, status=status, started_at=start, finished_at=start + took)
+        owner.release()
+        ids.append(record.id)
+    store.close()
+    return ids
+
+
+def trend_of(app: HistoryApp) -> tuple[str, str, list[str]]:
+    """The trend line's words, its bars, and the style of each bar."""
+    from toolrun.tui.trend import BARS, Trend
+
+    shown = app.query_one(Trend).render()
+    assert isinstance(shown, Content)
+    bars = [(i, ch) for i, ch in enumerate(shown.plain) if ch in BARS]
+    styles = []
+    for i, _ in bars:
+        styles.append(" ".join(str(s.style) for s in shown.spans if s.start <= i < s.end))
+    return shown.plain, "".join(ch for _, ch in bars), styles
+
+
+def test_the_selected_runs_toolchain_shows_its_recent_durations_as_bars(
+    toolrun_home: Path,
+) -> None:
+    # export-job runs of 1 to 25 seconds, every fifth failing; then three nightly runs.
+    timed_runs(toolrun_home, "export-job", [1.0 + i for i in range(25)], {4, 9, 14, 19, 24})
+    timed_runs(toolrun_home, "nightly", [30.0, 60.0, 30.0], set())
+
+    async def scenario() -> None:
+        app = HistoryApp(Store(toolrun_home), HistoryQuery())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            words, bars, styles = trend_of(app)
+            assert words.startswith("nightly: 3 runs up to this one ") and bars == "▄█▄"
+            assert "median 30.0s, none failed" in words
+            await pilot.press("down", "down", "down")  # the newest export-job run: it failed
+            await settle(pilot)
+            words, bars, styles = trend_of(app)
+            assert words.startswith("export-job: 20 runs up to this one ")
+            assert len(bars) == 20 and bars[-1] == "█" and bars == "".join(sorted(bars))
+            assert "median 15.5s, 4 failed" in words
+            red = [i for i, style in enumerate(styles) if "red" in style]
+            assert red == [4, 9, 14, 19]  # the runs of 10, 15, 20 and 25 seconds
+            await pilot.press("down")  # one run older: the line ends there
+            await settle(pilot)
+            words, bars, styles = trend_of(app)
+            assert len(bars) == 20 and "median 14.5s, 4 failed" in words
+            red = [i for i, style in enumerate(styles) if "red" in style]
+            assert red == [0, 5, 10, 15]  # the newest bar now: the 24-second run, which passed
+            await pilot.press("slash", *"toolchain:none-such", "enter")
+            await settle(pilot)
+            assert trend_of(app)[0] == ""  # no run selected, no line
+            await pilot.press("q")
+
+    asyncio.run(scenario())
+
+
+def test_a_runs_details_show_its_steps_as_bars_on_one_time_axis(toolrun_home: Path) -> None:
+    from toolrun.tui.timeline import Timeline
+
+    store = Store(toolrun_home)
+    record, owner = store.create_run(
+        toolchain="t",
+        params={},
+        steps=[("meta", "probe", "probe"), ("export", "probe", "probe"), ("push", "p", "p")],
+    )
+    start = record.created_at
+    store.update_run(record.id, status="failed", started_at=start, finished_at=start + 8)
+    store.update_step(
+        record.id, "meta", status="succeeded", attempts=1, started_at=start, finished_at=start + 2
+    )
+    store.update_step(
+        record.id,
+        "export",
+        status="failed",
+        attempts=2,
+        started_at=start + 2,
+        finished_at=start + 8,
+    )
+    store.update_step(record.id, "push", status="skipped")
+    owner.release()
+    store.close()
+
+    async def scenario() -> None:
+        app = HistoryApp(Store(toolrun_home), HistoryQuery())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("enter")
+            await settle(pilot)
+            assert isinstance(app.screen, RunScreen)
+            timeline = app.screen.query_one(Timeline)
+            lines = timeline.render().plain.splitlines()
+            assert [line.split()[:2] for line in lines] == [
+                ["timeline", "0s"],
+                ["✓", "meta"],
+                ["✗", "export"],
+                ["○", "push"],
+            ]
+            assert all(len(line) <= 78 for line in lines)
+            assert lines[0].rstrip().endswith("8.0s")
+            assert lines[1].rstrip().endswith("2.0s")
+            assert lines[2].rstrip().endswith("6.0s, 2 tries")
+            assert lines[3].rstrip().endswith("skipped") and "█" not in lines[3]
+
+            def bar(line: str) -> tuple[int, int]:
+                first = min(line.index(c) for c in "▏▎▍▌▋▊▉█" if c in line)
+                last = max(line.rindex(c) for c in "▏▎▍▌▋▊▉█" if c in line)
+                return first, last - first + 1
+
+            meta, export = bar(lines[1]), bar(lines[2])
+            assert meta[0] == lines[0].index("0s")  # both on the axis that starts at 0s
+            assert export[0] == meta[0] + meta[1]  # export starts where meta ended
+            assert abs(export[1] - 3 * meta[1]) <= 1  # and took three times as long
+            await pilot.press("q")
+
+    asyncio.run(scenario())

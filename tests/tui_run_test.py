@@ -174,3 +174,143 @@ def test_r_asks_for_a_rerun_once_the_run_has_ended(probe: Path, toolrun_home: Pa
 
     app = asyncio.run(scenario())
     assert app.rerun_requested and app.return_value == 0
+
+
+def header(app: RunApp) -> str:
+    from textual.widgets import Static
+
+    return str(app.query_one("#header", Static).render())
+
+
+def step_time(app: RunApp, step: str) -> str:
+    return str(app.query_one(StepTable).get_cell(step, "time"))
+
+
+def seconds(shown: str) -> int:
+    """``7s`` as the running clock shows it."""
+    assert shown.endswith("s") and shown[:-1].isdigit(), shown
+    return int(shown[:-1])
+
+
+def test_the_header_counts_steps_done_and_a_running_steps_time_ticks(
+    probe: Path, toolrun_home: Path
+) -> None:
+    engine, handle = prepare(
+        toolrun_home,
+        probe,
+        "toolchain:\n"
+        "  - wait: {cmd: probe, args: [sleep, '3']}\n"
+        "  - after: {cmd: probe, args: [sleep, '1'], needs: [wait]}\n",
+    )
+
+    async def scenario() -> None:
+        app = RunApp(EngineRun(engine, handle))
+        async with app.run_test(size=(100, 30)) as pilot:
+            assert "0/2 steps done" in header(app)
+            await until(lambda: "sleeping" in "".join(shown(app)), pilot)
+            assert step_time(app, "after") == "-"
+            first = seconds(step_time(app, "wait"))
+            await pilot.pause(2.1)
+            assert "0/2 steps done" in header(app) and "running" in header(app)
+            assert first + 1 <= seconds(step_time(app, "wait")) <= first + 3
+            await until(lambda: "1/2 steps done" in header(app), pilot)
+            await until(lambda: app.final is not None, pilot)
+            assert "2/2 steps done" in header(app) and "succeeded" in header(app)
+            ended = step_time(app, "wait")
+            assert ended.endswith("s") and "." in ended  # a finished time has its tenths
+            at_end = header(app)
+            await pilot.pause(1.3)  # nothing runs: no clock moves
+            assert header(app) == at_end and step_time(app, "wait") == ended
+            await pilot.press("q")
+
+    asyncio.run(scenario())
+
+
+def test_a_frozen_steps_time_stands_still_until_it_resumes(probe: Path, toolrun_home: Path) -> None:
+    engine, handle = prepare(
+        toolrun_home, probe, "toolchain:\n  - wait: {cmd: probe, args: [sleep, '60']}\n"
+    )
+
+    async def scenario() -> None:
+        app = RunApp(EngineRun(engine, handle))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(lambda: "sleeping" in "".join(shown(app)), pilot)
+            await pilot.pause(1.1)
+            await pilot.press("P")  # pause now: the step's process is frozen
+            table = app.query_one(StepTable)
+            await until(lambda: table.get_cell("wait", "icon") == "⏸", pilot)
+            assert "paused" in header(app)
+            frozen = step_time(app, "wait")
+            await pilot.pause(2.2)
+            assert step_time(app, "wait") == frozen
+            await pilot.press("p")  # resume
+            await until(lambda: table.get_cell("wait", "icon") == "▶", pilot)
+            await pilot.pause(2.2)
+            # It goes on from where it stood, not from the wall clock's time.
+            assert seconds(frozen) + 1 <= seconds(step_time(app, "wait")) <= seconds(frozen) + 3
+            await pilot.press("c", "y")
+            await until(lambda: app.final is not None, pilot)
+            assert "1/1 steps done" in header(app)
+
+    asyncio.run(scenario())
+
+
+def test_a_step_waiting_to_retry_is_not_done_and_its_time_goes_on(
+    probe: Path, toolrun_home: Path
+) -> None:
+    engine, handle = prepare(
+        toolrun_home,
+        probe,
+        "toolchain:\n  - flaky: {cmd: probe, args: [fail, '3'], retries: {max: 1, delay: 3s}}\n",
+    )
+
+    async def scenario() -> None:
+        app = RunApp(EngineRun(engine, handle))
+        async with app.run_test(size=(100, 30)) as pilot:
+            table = app.query_one(StepTable)
+            await until(lambda: table.get_cell("flaky", "icon") == "↻", pilot)
+            assert "0/1 steps done" in header(app)
+            waiting = seconds(step_time(app, "flaky"))
+            await pilot.pause(1.6)
+            assert seconds(step_time(app, "flaky")) > waiting
+            await until(lambda: app.final is not None, pilot)
+            assert "1/1 steps done" in header(app) and "failed" in header(app)
+            assert table.get_cell("flaky", "icon") == "✗"
+            assert table.get_cell("flaky", "tries") == "2"
+            await pilot.press("q")
+
+    asyncio.run(scenario())
+
+
+def test_a_rerun_from_the_failed_step_counts_the_steps_it_keeps_as_done(
+    probe: Path, toolrun_home: Path
+) -> None:
+    from toolrun.runs.reruns import plan_rerun
+
+    engine, handle = prepare(
+        toolrun_home,
+        probe,
+        "toolchain:\n"
+        "  - meta: {cmd: probe, args: [echo, meta]}\n"
+        "  - export: {cmd: probe, args: [fail, '2'], needs: [meta]}\n",
+    )
+    first = asyncio.run(engine.execute(handle))
+    assert first.status == "failed"
+    toolchain, params, options = plan_rerun(
+        engine.store, first.id, from_failed=True, toolchain_dirs=[]
+    )
+    again = engine.prepare(toolchain, params, options)
+
+    async def scenario() -> None:
+        app = RunApp(EngineRun(engine, again))
+        async with app.run_test(size=(100, 30)) as pilot:
+            table = app.query_one(StepTable)
+            assert (
+                table.get_cell("meta", "icon") == "✓" and table.get_cell("meta", "tool") == "kept"
+            )
+            assert "1/2 steps done" in header(app)
+            await until(lambda: app.final is not None, pilot)
+            assert "2/2 steps done" in header(app)
+            await pilot.press("q")
+
+    asyncio.run(scenario())

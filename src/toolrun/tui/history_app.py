@@ -1,4 +1,5 @@
-"""Browsing the history: a paged table of runs, a filter, and each run's details and log."""
+"""Browsing the history: a paged table of runs, a filter, the selected run's toolchain's
+recent durations, and each run's details and log."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from .confirm import Confirm
 from .history_table import HistoryTable
 from .keys_panel import toggle_keys
 from .run_screen import RunScreen
+from .trend import Trend
 
 if TYPE_CHECKING:
     from textual.app import SystemCommand
@@ -87,13 +89,19 @@ class HistoryApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
+        yield Trend(self.store.list_runs)
         yield HistoryTable(self.store.list_runs)
         yield Input(placeholder="filter: failed, a toolchain, any text; enter applies", id="filter")
         yield Footer()
 
     def on_mount(self) -> None:
         self.apply_filter(Filter(self.base_query.status, self.base_query.toolchain))
-        self.set_interval(REFRESH_SECONDS, self.query_one(HistoryTable).refresh_active)
+        self.set_interval(REFRESH_SECONDS, self.refresh_active)
+
+    def refresh_active(self) -> None:
+        table = self.query_one(HistoryTable)
+        if table.refresh_active():
+            self.query_one(Trend).show(table.selected, again=True)
 
     # -- filtering -----------------------------------------------------------------------------
 
@@ -105,6 +113,7 @@ class HistoryApp(App[int]):
         )
         table = self.query_one(HistoryTable)
         table.show(query)
+        self.query_one(Trend).show(table.selected)
         shown = [f"{k}={v}" for k, v in vars(wanted).items() if v]
         more = "" if table.exhausted else "+"
         self.query_one("#status", Static).update(
@@ -125,7 +134,11 @@ class HistoryApp(App[int]):
 
     def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
         table = self.query_one(HistoryTable)
-        if message.data_table is table and message.cursor_row >= len(table.runs) - 1:
+        if message.data_table is not table:
+            return
+        if message.cursor_row < len(table.runs):
+            self.query_one(Trend).show(table.runs[message.cursor_row])
+        if message.cursor_row >= len(table.runs) - 1:
             table.load_more()
 
     def on_data_table_header_selected(self, message: DataTable.HeaderSelected) -> None:
@@ -139,6 +152,7 @@ class HistoryApp(App[int]):
         current = table.query_
         descending = not current.descending if current.order == column else True
         table.show(replace(current, order=column, descending=descending))
+        self.query_one(Trend).show(table.selected)
         arrow = "↓" if descending else "↑"
         self.query_one("#status", Static).update(
             f"{counted(len(table.runs), 'run')}, by {column} {arrow}"
@@ -194,6 +208,7 @@ class HistoryApp(App[int]):
                 table = self.query_one(HistoryTable)
                 assert table.query_ is not None
                 table.show(table.query_)
+                self.query_one(Trend).show(table.selected)
                 self.notify(f"deleted {run.id}")
 
         self.push_screen(Confirm(f"Delete run {run.id} and its files?"), answered)

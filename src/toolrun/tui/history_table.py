@@ -91,10 +91,10 @@ class HistoryTable(DataTable[str]):
             self.add_row(*run_cells(run), key=run.id)
         self.runs.extend(page)
 
-    def refresh_active(self) -> None:
-        """Re-read the runs still going on this page, so they update live."""
+    def refresh_active(self) -> bool:
+        """Re-read the runs still going on this page, so they update live; whether any was."""
         if self.query_ is None or not any(run.is_active for run in self.runs):
-            return
+            return False
         from ..records import replace
 
         fresh = {
@@ -105,6 +105,7 @@ class HistoryTable(DataTable[str]):
                 self.runs[index] = fresh[run.id]
                 for (key, _label), value in zip(COLUMNS, run_cells(fresh[run.id]), strict=True):
                     self.update_cell(run.id, key, value)
+        return True
 
     @property
     def selected(self) -> RunRecord | None:

@@ -4,7 +4,9 @@ The run is a ``LiveRun``: this machine's engine running inside the app's own eve
 (``EngineRun``), or a daemon's run followed over SSE (``cli.remote_run.DaemonRun``). State
 events are collected as they come and shown by a timer every 50 ms; output is read back from
 the run's events.jsonl by a LogView, which reads only the lines on screen, so a step writing
-tens of thousands of lines a second costs the screen the same as one writing ten.
+tens of thousands of lines a second costs the screen the same as one writing ten. A second
+timer advances the clocks (the header's, the running steps') once a second, and only while
+one of them runs.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from .confirm import Confirm
 from .keys_panel import toggle_keys
 from .log_view import LogView
 from .search_bar import SearchBar
-from .step_table import StepTable
+from .step_table import RETRYING, StepTable, ticking_duration
 
 if TYPE_CHECKING:
     from ..history.store import RunRecord
     from ..runs.engine import Engine, RunHandle
 
 FLUSH_SECONDS = 0.05
+TICK_SECONDS = 1.0
 EXIT_CODES = {"succeeded": 0, "failed": 1, "timed_out": 124, "cancelled": 130, "interrupted": 1}
 
 
@@ -70,6 +73,7 @@ class EngineRun:
         self.toolchain = handle.toolchain.name
         self.step_ids = [step.id for step in handle.steps]
         self.needs = {step.id: step.step.needs for step in handle.steps}
+        self.kept = tuple(handle.options.carried)  # steps a rerun keeps from the run before
         self.log_path = handle.channel.log.path
 
     def on_event(self, callback: Callable[[Event], None]) -> None:
@@ -125,15 +129,18 @@ class RunApp(App[int]):
     def compose(self) -> ComposeResult:
         run = self.live_run
         yield Static(id="header")
-        yield StepTable(run.step_ids, run.needs)
+        # Only this machine's runs say which steps a rerun keeps (EngineRun.kept).
+        yield StepTable(run.step_ids, run.needs, kept=getattr(run, "kept", ()))
         yield LogView(run.log_path, prefix=len(run.step_ids) > 1, live=True, id="log")
         yield SearchBar("log")
         yield Footer()
 
     def on_mount(self) -> None:
         self.set_interval(FLUSH_SECONDS, self.flush_events)
+        self._ticker = self.set_interval(TICK_SECONDS, self.tick, pause=True)
         self.run_worker(self._execute(), exclusive=True, name="run")
         self._show_header()
+        self._wind_clock()
 
     async def _execute(self) -> None:
         try:
@@ -144,6 +151,9 @@ class RunApp(App[int]):
             return
         self.status = self.final.status
         self.flush_events()
+        self.query_one(StepTable).refresh_steps()
+        self._show_header()
+        self._wind_clock()
         self.query_one(LogView).finish()
         self.refresh_bindings()
         self.notify(f"run {self.final.status}; q to quit", timeout=10)
@@ -162,46 +172,93 @@ class RunApp(App[int]):
         self._pending.append(event)
 
     def flush_events(self) -> None:
+        """Show the state events collected since the last flush (output is the LogView's)."""
         pending, self._pending = self._pending, []
+        changed: set[str] = set()
         table = self.query_one(StepTable)
         for event in pending:
             if event.kind != ev.OUTPUT:
-                self._apply(event, table)
-        table.refresh_steps()
+                self._apply(event, table, changed)
+        if not changed:
+            return
+        changed.discard("")
+        table.refresh_steps(changed)
         self._show_header()
+        self._wind_clock()
 
-    def _apply(self, event: Event, table: StepTable) -> None:
+    def _apply(self, event: Event, table: StepTable, changed: set[str]) -> None:
+        """Update the views from ``event``; ``changed`` gets the steps it touched ("" for the
+        run alone)."""
         data = event.data
+        changed.add("")
         if event.kind == ev.RUN_STARTED:
             self.status = "running"
         elif event.kind == ev.RUN_PAUSED:
             self.status = "paused"
+            for view in table.steps.values():
+                if data.get("now"):
+                    view.freeze(event.time)
+                else:  # from frozen back to a plain pause: the processes go on
+                    view.thaw(event.time)
+            changed.update(table.steps)
         elif event.kind == ev.RUN_RESUMED:
             self.status = "running"
+            for view in table.steps.values():
+                view.thaw(event.time)
+            changed.update(table.steps)
         elif event.kind == ev.RUN_FINISHED:
             self.status = data.get("status", self.status)
+            for view in table.steps.values():
+                if view.status == RETRYING:
+                    # The run ended while the step waited to retry: a cancel, which the
+                    # engine records without an event of the step's.
+                    view.status = "cancelled"
+                    view.finished = event.time
+                    changed.add(view.step_id)
         elif event.step in table.steps:
             view = table.steps[event.step]
+            changed.add(event.step)
             if event.kind == ev.STEP_STARTED:
                 view.status = "running"
                 view.attempts = event.attempt or 1
                 view.tool = f"{data.get('tool', '')} {data.get('version', '')}".strip()
                 view.started = view.started or event.time
+                view.finished = None  # a retry: the step's clock runs on
             elif event.kind == ev.STEP_FINISHED:
+                view.thaw(event.time)
                 view.status = data.get("status", view.status)
                 view.finished = event.time
             elif event.kind == ev.STEP_SKIPPED:
                 view.status = data.get("status", "skipped")
+            elif event.kind == ev.MESSAGE and view.done and (event.attempt or 0) > view.attempts:
+                # The engine announces a retry as a message of the attempt to come, after the
+                # last one ended and before waiting out its delay: the step is not done yet,
+                # and its time goes on.
+                view.status = RETRYING
+                view.finished = None
+
+    def tick(self) -> None:
+        self.query_one(StepTable).tick()
+        self._show_header()
+
+    def _wind_clock(self) -> None:
+        """Run the once-a-second clock only while some time shown goes on."""
+        table = self.query_one(StepTable)
+        if self.running and (self.status in ("queued", "running") or table.ticking):
+            self._ticker.resume()
+        else:
+            self._ticker.pause()
 
     def _show_header(self) -> None:
         final = self.final
         if final is not None and final.started_at and final.finished_at:
-            elapsed = final.finished_at - final.started_at
+            elapsed = format_duration(final.finished_at - final.started_at)
         else:
-            elapsed = self.clock() - self._started
+            elapsed = ticking_duration(self.clock() - self._started)
+        table = self.query_one(StepTable)
         self.query_one("#header", Static).update(
             f"[b]run {self.live_run.id}[/b]  {self.live_run.toolchain}  "
-            f"[b]{self.status}[/b]  {format_duration(elapsed)}"
+            f"[b]{self.status}[/b]  {table.done_count}/{len(table.steps)} steps done  {elapsed}"
         )
 
     # -- actions -------------------------------------------------------------------------------

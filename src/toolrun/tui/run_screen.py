@@ -1,4 +1,5 @@
-"""One run of the history: its steps, versions with sha256, params, timings, and its log."""
+"""One run of the history: its steps, versions with sha256, params, timings, its steps on a
+timeline, and its log."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..runs.event_text import ICONS, format_duration, shown_value
 from .log_view import LogView
 from .search_bar import SearchBar
+from .timeline import Timeline
 
 if TYPE_CHECKING:
     from ..history.store import RunRecord, StepRecord
@@ -23,6 +26,7 @@ class RunScreen(Screen[None]):
     DEFAULT_CSS = """
     RunScreen #facts { height: auto; padding: 0 1; }
     RunScreen DataTable { height: auto; max-height: 12; }
+    RunScreen #timeline-box { height: auto; max-height: 8; }
     RunScreen LogView { border-top: solid $primary; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -56,6 +60,8 @@ class RunScreen(Screen[None]):
             id="facts",
         )
         yield DataTable(cursor_type="row", id="steps")
+        with VerticalScroll(id="timeline-box"):
+            yield Timeline(run, self.steps)
         yield LogView(self.log_path, prefix=len(self.steps) > 1, id="log")
         yield SearchBar("log")
         yield Footer()
