@@ -576,3 +576,36 @@ def test_both_ways_of_carrying_output_give_the_same_lines(
 
     assert asyncio.run(in_a_loop()) == 3
     assert got["stderr"] == ["bye"]
+
+
+def test_pause_now_says_a_wasm_step_could_not_be_frozen(
+    wasm_registry: Path, toolchain: WriteToolchain, toolrun: Toolrun, workdir: Path,
+    toolrun_home: Path,
+) -> None:  # fmt: skip
+    toolchain("spin", "toolchain:\n  - spin: {cmd: spin}\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolrun", "run", "spin", "--plain"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "the guest never started"
+            runs = json.loads(toolrun("history", "--json").stdout)
+            if runs and output_lines(events_of(toolrun_home, runs[0]["id"]), "spin") == ["ready"]:
+                break
+            time.sleep(0.05)
+        run_id = runs[0]["id"]
+        paused = toolrun("pause", run_id, "--now")
+        assert paused.returncode == 0, paused.stderr
+        assert "could not be frozen" in paused.stdout and "steps frozen" not in paused.stdout
+        warnings = [e for e in events_of(toolrun_home, run_id) if e["kind"] == "message"]
+        assert any("cannot freeze step spin" in e["text"] for e in warnings)
+        assert toolrun("cancel", run_id).returncode == 0
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -278,12 +278,37 @@ def control(ctx: Context, run_id: str, *, wanted: int) -> None:
         ended = "" if run.is_active else f", and has ended since: {run.status}"
         info(f"run {run_id} resumed{ended}")
     elif done(run.status):
-        what = "no further step starts" if wanted == 1 else "its steps frozen"
-        info(f"run {run_id} paused: {what}" if wanted == 1 else f"run {run_id} paused, {what}")
+        if wanted == 1:
+            info(f"run {run_id} paused: no further step starts")
+        elif _paused_frozen(ctx.store.run_dir(run_id) / "events.jsonl"):
+            info(f"run {run_id} paused, its steps frozen")
+        else:  # a step that cannot be frozen (a WASM tool's, a worker's): the run said why
+            info(f"run {run_id} paused; its running steps could not be frozen (toolrun logs)")
     elif not run.is_active:
         info(f"run {run_id} ended meanwhile: {run.status}")
     else:
         info(f"asked run {run_id} to {verb}; its toolrun process has not answered yet")
+
+
+def _paused_frozen(events: Path) -> bool:
+    """Whether the run's latest pause froze its steps, from the end of its log."""
+    import json
+
+    try:
+        with events.open("rb") as file:
+            file.seek(0, 2)
+            file.seek(max(0, file.tell() - 65536))
+            tail = file.read().splitlines()
+    except OSError:
+        return False
+    for line in reversed(tail):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("kind") == "run_paused":
+            return bool(event.get("now"))
+    return False
 
 
 def delete(ctx: Context, run_ids: list[str]) -> None:
