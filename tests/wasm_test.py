@@ -366,6 +366,28 @@ def test_the_exit_code_is_proc_exits_and_stderr_passes_through(
     assert output_lines(events_of(toolrun_home, run_id), "bye", "stderr") == ["bye", "bye"]
 
 
+def spinning(
+    workdir: Path, toolrun: Toolrun, toolrun_home: Path
+) -> tuple[subprocess.Popen[str], str]:
+    """`toolrun run spin` in a process of its own, once its guest has said it is ready."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "toolrun", "run", "spin", "--plain"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("the guest's line never reached the run's log")
+        runs = json.loads(toolrun("history", "--json").stdout)
+        if runs and output_lines(events_of(toolrun_home, runs[0]["id"]), "spin") == ["ready"]:
+            return process, runs[0]["id"]
+        time.sleep(0.05)
+
+
 def test_output_streams_while_it_runs_and_a_cancel_from_another_process_ends_it(
     wasm_registry: Path,
     toolchain: WriteToolchain,
@@ -375,23 +397,9 @@ def test_output_streams_while_it_runs_and_a_cancel_from_another_process_ends_it(
     second_step: str,
 ) -> None:
     toolchain("spin", f"toolchain:\n  - spin: {{cmd: spin}}{second_step}\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "toolrun", "run", "spin"],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, run_id = spinning(workdir, toolrun, toolrun_home)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert time.monotonic() < deadline, "the guest's line never reached the run's log"
-            runs = json.loads(toolrun("history", "--json").stdout)
-            events = events_of(toolrun_home, runs[0]["id"]) if runs else []
-            if output_lines(events, "spin") == ["ready"]:
-                break
-            time.sleep(0.05)
-        run_id = runs[0]["id"]
+        events = events_of(toolrun_home, run_id)
         assert not any(e["kind"] == "step_finished" and e["step"] == "spin" for e in events)
         asked = time.monotonic()
         assert toolrun("cancel", run_id).returncode == 0
@@ -583,22 +591,8 @@ def test_pause_now_says_a_wasm_step_could_not_be_frozen(
     toolrun_home: Path,
 ) -> None:  # fmt: skip
     toolchain("spin", "toolchain:\n  - spin: {cmd: spin}\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "toolrun", "run", "spin", "--plain"],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, run_id = spinning(workdir, toolrun, toolrun_home)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert time.monotonic() < deadline, "the guest never started"
-            runs = json.loads(toolrun("history", "--json").stdout)
-            if runs and output_lines(events_of(toolrun_home, runs[0]["id"]), "spin") == ["ready"]:
-                break
-            time.sleep(0.05)
-        run_id = runs[0]["id"]
         paused = toolrun("pause", run_id, "--now")
         assert paused.returncode == 0, paused.stderr
         assert "could not be frozen" in paused.stdout and "steps frozen" not in paused.stdout

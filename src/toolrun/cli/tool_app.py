@@ -70,15 +70,10 @@ def tool_remove(
     call(tool_commands.remove, spec, remove_all=remove_all)
 
 
-@tool_app.command("uninstall")
-def tool_uninstall(
-    spec: Annotated[str, typer.Argument(help="NAME==X.Y.Z, or a spec with --all.")],
-    remove_all: Annotated[
-        bool, typer.Option("--all", help="Remove every installed version the spec matches.")
-    ] = False,
-) -> None:
-    """Remove an installed tool version (the same as tool remove)."""
-    call(tool_commands.remove, spec, remove_all=remove_all)
+# uv's and pip's word for it, beside ours
+tool_app.command("uninstall", help="Remove an installed tool version (the same as tool remove).")(
+    tool_remove
+)
 
 
 @tool_app.command("search")
