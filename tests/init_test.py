@@ -50,3 +50,11 @@ def test_init_never_overwrites_and_names_what_is_there(toolrun: Toolrun, workdir
     assert mine.read_text(encoding="utf-8") == "# my own\n"
     assert not (workdir / "registry").exists()  # all or nothing
     assert "Exit codes: 0 written; 2" in toolrun("init", "--help").stdout
+
+
+def test_a_file_given_as_the_folder_is_refused(tmp_path: Path, toolrun: Toolrun) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("mine\n", encoding="utf-8")
+    result = toolrun("init", str(target))
+    assert result.returncode == 2 and "is a file, not a folder" in result.stderr
+    assert target.read_text(encoding="utf-8") == "mine\n"

@@ -92,6 +92,8 @@ def init(root: Path) -> None:
     """Write the starter files below ``root``, refusing to overwrite any file there."""
     from ..tools.publish import rehash
 
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file, not a folder: name a folder to set up")
     files = starter_files(root)
     existing = [path for path in files if path.exists() or path.is_symlink()]
     if existing:
