@@ -282,3 +282,31 @@ def test_a_slow_registry_never_slows_a_run(
     assert took < 3.5, f"exec took {took:.1f}s while the registry took 5s to answer"
     stamp = wait_for_check(toolrun_home, seconds=30)  # the check did wait for it, elsewhere
     assert stamp["outdated"]
+
+
+def test_a_daemon_makes_the_daily_check_itself(
+    tools: Path, toolrun: Toolrun, toolrun_home: Path, workdir: Path
+) -> None:
+    """A build machine that runs only the daemon is kept up to date too, once a day."""
+    from conftest import DaemonProcess
+
+    for key, value in (("auto_update", "install"), ("update_policy", "patch")):
+        assert toolrun("config", "set", key, value).returncode == 0
+    first = DaemonProcess([], workdir)
+    try:
+        first.wait_for("update_checked", seconds=30)
+        stamp = wait_for_check(toolrun_home)
+        assert stamp["installed"] == ["hello 1.0.1"]
+    finally:
+        first.stop()
+    assert (toolrun_home / "tools" / "hello" / "1.0.1").is_dir()
+    assert (toolrun_home / "tools" / "hello" / "1.0.0").is_dir()  # nothing removed
+    checked = stamp["checked_at"]
+    again = DaemonProcess([], workdir)  # the same day: no second check
+    try:
+        again.wait_for("listening")
+        time.sleep(1.0)
+        assert not again.events("update_checked")
+    finally:
+        again.stop()
+    assert json.loads((toolrun_home / "update-check.json").read_text())["checked_at"] == checked

@@ -83,55 +83,16 @@ def _start_check(ctx: Context) -> None:
 
 def run_check(ctx: Context) -> None:
     """The check itself: ask the registries, install when told to, write the stamp."""
-    import filelock
+    from ..automation.tool_updates import run_check as check
 
-    from ..tools.updates import DAY, read_stamp, stamp_path, write_stamp
-    from .update_commands import survey_here
-
-    path = stamp_path(ctx.paths.data_dir)
-    lock = filelock.FileLock(f"{path}.lock", timeout=0)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        return  # another check is under way
-    try:
-        if time.time() - read_stamp(path).checked_at < DAY:
-            return  # another process has just made it
-        mode = str(ctx.config.get("auto_update"))
-        policy = str(ctx.config.get("update_policy"))
-        problems: list[str] = []
-        installed: list[str] = []
-        outdated = []
-        itself = None
-        try:
-            found = survey_here(ctx, policy)
-        except ToolrunError as error:
-            problems.append(error.message)
-        else:
-            problems.extend(found.problems)
-            itself = found.itself.wanted if found.itself is not None else None
-            for row in found.outdated:
-                if mode != "install":
-                    outdated.append(row)
-                    continue
-                registry = found.available.versions[row.name][row.wanted]
-                try:
-                    ctx.installer.install(registry, row.name, row.wanted)
-                except ToolrunError as error:
-                    problems.append(error.message)
-                    outdated.append(row)
-                else:
-                    installed.append(f"{row.name} {row.wanted}")
-        stamp = read_stamp(path)  # as it is now: a command may have printed a notice since
-        stamp.checked_at = time.time()
-        stamp.mode = mode
-        stamp.outdated = outdated
-        stamp.installed = installed
-        stamp.self_newer = itself
-        stamp.problems = problems
-        write_stamp(path, stamp)
-    finally:
-        lock.release()
+    check(
+        ctx.resolver,
+        ctx.installer,
+        ctx.toolchain_dirs(),
+        ctx.paths.data_dir,
+        mode=str(ctx.config.get("auto_update")),
+        policy=str(ctx.config.get("update_policy")),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

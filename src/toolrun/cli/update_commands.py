@@ -5,23 +5,16 @@ from __future__ import annotations
 
 from .. import __version__
 from ..errors import UsageError
-from ..tools.updates import POLICIES, Outdated, Survey, outdated_json, survey
+from ..tools.updates import POLICIES, Outdated, Survey, outdated_json
 from .context import Context
 from .output import info, print_json, print_table, warn
 
 
 def survey_here(ctx: Context, policy: str, *, pre: bool = False) -> Survey:
     """What the registries offer beyond what is installed, with the toolchains' pins."""
-    from ..toolchains.pins import pinned_versions
-    from ..tools.self_upgrade import semver_of
+    from ..automation.tool_updates import survey_here as survey_of
 
-    return survey(
-        ctx.resolver,
-        policy,
-        current=semver_of(__version__),
-        pre=pre,
-        pins_for=lambda installed: pinned_versions(ctx.toolchain_dirs(), installed),
-    )
+    return survey_of(ctx.resolver, ctx.toolchain_dirs(), policy, pre=pre)
 
 
 def outdated(

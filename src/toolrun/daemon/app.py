@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..dashboard import pages
 from ..errors import ToolrunError
 from . import api, cluster_api, hooks_api, seed
-from .automation import delivery_loop_for, scheduler_for
+from .automation import delivery_loop_for, scheduler_for, update_checks
 from .core import Daemon, HttpError, http_error_for
 from .origin import ServedHosts, refusal
 
@@ -71,7 +71,10 @@ def create_app(daemon: Daemon) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         daemon.journal.write("started", runs_interrupted=daemon.interrupted_at_start)
         sweep = asyncio.ensure_future(daemon.keep_watchers_alive())
-        background = [asyncio.ensure_future(scheduler_for(daemon).run())]
+        background = [
+            asyncio.ensure_future(scheduler_for(daemon).run()),
+            asyncio.ensure_future(update_checks(daemon)),
+        ]
         sender = delivery_loop_for(daemon)
         if sender is not None:
             background.append(asyncio.ensure_future(sender.run()))

@@ -11,6 +11,7 @@ from ..automation.catalog import Catalog, ScheduleCatalog
 from ..automation.delivery import DeliveryLoop
 from ..automation.ledger import Ledger
 from ..automation.scheduler import Scheduler
+from ..errors import ToolrunError
 from ..history.model import ACTIVE
 from ..runs.engine import RunOptions
 from ..schedules import Schedule
@@ -84,3 +85,33 @@ def delivery_loop_for(daemon: Daemon) -> DeliveryLoop | None:
     notifier.deliver_here = False  # a run ends on the loop: sending is the loop's task
     notifier.recorded = loop.wake.set
     return loop
+
+
+UPDATE_LOOK = 3600.0  # seconds between looks at whether the daily check is due
+
+
+async def update_checks(daemon: Daemon, look_every: float = UPDATE_LOOK) -> None:
+    """``auto_update`` on a daemon: the daily check of the registries, in a worker thread,
+    on the stamp the CLI uses (a build machine that only runs the daemon is kept up to date
+    too). A notice has nobody to read it here; ``install`` installs beside, removes nothing."""
+    from ..automation.tool_updates import check_due, run_check
+
+    ctx = daemon.ctx
+    while True:
+        mode = str(ctx.config.get("auto_update"))
+        if mode != "off" and check_due(ctx.paths.data_dir):
+            try:
+                await asyncio.to_thread(
+                    run_check,
+                    ctx.resolver,
+                    ctx.installer,
+                    ctx.toolchain_dirs(),
+                    ctx.paths.data_dir,
+                    mode=mode,
+                    policy=str(ctx.config.get("update_policy")),
+                )
+            except (ToolrunError, OSError) as exc:  # said, and tried again at the next look
+                daemon.journal.write("update_check_failed", error=str(exc))
+            else:
+                daemon.journal.write("update_checked", mode=mode)
+        await asyncio.sleep(look_every)
