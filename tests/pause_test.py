@@ -25,9 +25,9 @@ from toolrun.executors.containment import freeze_refusal
 from toolrun.runs.event_shapes import Event, RunPaused, RunResumed
 from toolrun.runs.pausing import FROZEN, GOING, PAUSED, PauseClock
 
-TWO_STEPS = """timeout: 4s
+TWO_STEPS = """timeout: 6s
 toolchain:
-  - first: {cmd: probe, args: [sleep, '1']}
+  - first: {cmd: probe, args: [sleep, '3']}
   - second: {cmd: probe, args: [echo, second], needs: [first]}
 """
 
@@ -128,7 +128,7 @@ def test_a_paused_run_starts_no_further_step_and_its_timeout_waits(
     assert shown["status"] == "paused"
     assert "paused" in toolrun("history").stdout
     run.wait_for(lambda e: e["kind"] == "step_finished" and e["step"] == "first")
-    time.sleep(3.5)  # past the run's 4 s timeout, had the pause counted
+    time.sleep(3.5)  # past the run's 6 s timeout, had the pause counted
     assert not any(e["kind"] == "step_started" and e["step"] == "second" for e in run.events)
     resumed = toolrun("resume", run_id)
     assert resumed.stdout.strip().startswith(f"run {run_id} resumed")
@@ -172,8 +172,9 @@ def test_pause_now_freezes_the_whole_tree_and_frozen_time_is_not_on_the_steps_cl
 
     if containment == "cgroup" and kind_in_force() != "cgroup":
         pytest.skip("this machine gives toolrun no cgroup v2 to write (containment_test.py too)")
-    # 2 s of work (20 lines, 0.1 s apart) under a 3 s timeout, frozen 2.5 s in the middle.
-    work = "{cmd: probe, args: [drip, '20', '0.1'], timeout: 3s}"
+    # 3 s of work (30 lines, 0.1 s apart) under a 4 s timeout, frozen 2.5 s in the middle
+    # (3 s leave `toolrun pause` time to start on a loaded machine, under coverage).
+    work = "{cmd: probe, args: [drip, '30', '0.1'], timeout: 4s}"
     text = f"toolchain:\n  - drip: {work}\n"
     if steps == "two":
         text += "  - after: {cmd: probe, args: [echo, done], needs: [drip]}\n"
@@ -196,8 +197,8 @@ def test_pause_now_freezes_the_whole_tree_and_frozen_time_is_not_on_the_steps_cl
     assert toolrun("resume", run_id, env=env).returncode == 0
     assert run.end() == 0, run.process.stderr.read() if run.process.stderr else ""
     finished = run.wait_for(lambda e: e["kind"] == "step_finished" and e["step"] == "drip")
-    assert finished["status"] == "succeeded"  # 4.5 s on the wall, 2 s on its clock
-    assert finished["duration"] >= 4.0
+    assert finished["status"] == "succeeded"  # 5.5 s on the wall, 3 s on its clock
+    assert finished["duration"] >= 5.0
 
 
 def test_cancel_reaches_a_frozen_run(
