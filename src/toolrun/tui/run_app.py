@@ -175,6 +175,8 @@ class RunApp(App[int]):
         """Show the state events collected since the last flush (output is the LogView's)."""
         pending, self._pending = self._pending, []
         changed: set[str] = set()
+        if self._widgets_gone():
+            return
         table = self.query_one(StepTable)
         for event in pending:
             if event.kind != ev.OUTPUT:
@@ -238,8 +240,15 @@ class RunApp(App[int]):
                 view.finished = None
 
     def tick(self) -> None:
+        if self._widgets_gone():
+            return
         self.query_one(StepTable).tick()
         self._show_header()
+
+    def _widgets_gone(self) -> bool:
+        """The app is being taken down: a timer that fires now finds its widgets gone (CI saw
+        the flush meet an empty screen as a test's app closed)."""
+        return not self.query(StepTable)
 
     def _wind_clock(self) -> None:
         """Run the once-a-second clock only while some time shown goes on."""
