@@ -154,3 +154,48 @@ def test_containment_and_the_daemons_settings(toolrun: Toolrun, toolrun_home: Pa
     assert broken.returncode == 1
     automation = lines_of(broken.stdout)["automation"]
     assert automation.startswith("problem") and "hooks[0]" in automation
+
+
+def test_a_data_folder_that_is_a_file_and_broken_files_in_it_are_problems(
+    toolrun: Toolrun, tmp_path: Path, toolrun_home: Path
+) -> None:
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("", encoding="utf-8")
+    result = toolrun("doctor", "--json", env={"TOOLRUN_HOME": str(a_file)})
+    assert result.returncode == 1
+    shown = json.loads(result.stdout)
+    [data] = [c for c in shown["checks"] if c["name"] == "data folder"]
+    assert data["status"] == "problem" and "is not a folder" in data["detail"]
+
+    made = toolrun("doctor", env={"TOOLRUN_HOME": str(tmp_path / "new" / "home")})
+    assert "(made on first use)" in lines_of(made.stdout)["data folder"]
+
+    assert toolrun("init").returncode == 0
+    assert toolrun("run", "hello", "--plain").returncode == 0
+    (toolrun_home / "history.db").write_bytes(b"this is no database at all" * 200)
+    for leftover in toolrun_home.glob("history.db-*"):
+        leftover.unlink()
+    history = lines_of(toolrun("doctor").stdout)["history"]
+    assert history.startswith("problem")
+    receipt = next((toolrun_home / "tools").rglob(".toolrun-receipt.json"))
+    receipt.write_text("{ not json", encoding="utf-8")
+    tools = lines_of(toolrun("doctor").stdout)["tools"]
+    assert tools.startswith("problem")
+
+
+def test_a_broken_toolchain_and_the_daemons_other_settings_are_shown(
+    toolrun: Toolrun, toolrun_home: Path, workdir: Path
+) -> None:
+    assert toolrun("init").returncode == 0
+    (workdir / "toolchains" / "broken.yaml").write_text("toolchain: [", encoding="utf-8")
+    (workdir / "toolchains" / "worse.yaml").write_text("nothing: here\n", encoding="utf-8")
+    (toolrun_home / "config.toml").write_text(
+        'accept_env = ["GAME_*"]\npublic_url = "https://toolrun.example.com"\n',
+        encoding="utf-8",
+    )
+    result = toolrun("doctor", env={"TOOLRUN_CONTAINMENT": "group"})
+    assert result.returncode == 1
+    found = lines_of(result.stdout)
+    assert found["toolchains"].startswith("problem") and "(and 1 more)" in found["toolchains"]
+    assert "accept_env GAME_*" in found["daemon"] and "public_url https://" in found["daemon"]
+    assert found["containment"].startswith("ok") and "process group" in found["containment"]

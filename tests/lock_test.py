@@ -249,3 +249,39 @@ def test_config_locked_holds_the_daemons_toolchain_runs_unless_the_body_says_oth
         locked = client.post("/api/v1/runs", json={"toolchain": "job"})
         assert locked.status_code == 202, locked.text
         assert wait_ended(client, locked.json()["id"])["lock_sha256"]
+
+
+@pytest.mark.parametrize(("given", "says"), [("linux x64", "not a platform name"),
+                                              (",", "name at least one platform")])  # fmt: skip
+def test_a_bad_platform_list_is_a_usage_error(
+    registry: Path, toolrun: Toolrun, toolchain: WriteToolchain, given: str, says: str
+) -> None:
+    toolchain("job", TWO_STEPS)
+    result = toolrun("lock", "job", "--platform", given)
+    assert result.returncode == 2 and says in result.stderr
+    assert not (registry.parent / "toolchains" / "job.lock").exists()
+
+
+def test_a_lock_made_for_other_platforms_refuses_to_run_here(
+    registry: Path, toolrun: Toolrun, toolchain: WriteToolchain
+) -> None:
+    toolchain("job", TWO_STEPS)
+    assert toolrun("lock", "job", "--platform", "windows-x64").returncode == 0
+    refused = toolrun("run", "job", "--locked", "--plain")
+    assert refused.returncode == 5
+    assert "has no digest for linux-x64 (it has: windows-x64)" in refused.stderr
+
+
+def test_a_locked_version_no_registry_offers_is_named(
+    registry: Path, toolrun: Toolrun, toolchain: WriteToolchain
+) -> None:
+    import shutil
+
+    toolchain("job", TWO_STEPS)
+    assert toolrun("lock", "job").returncode == 0
+    shutil.rmtree(registry / "greet")
+    refused = toolrun("run", "job", "--locked", "--plain")
+    assert refused.returncode == 4
+    assert "greet 0.1.0 (locked in" in refused.stderr and "no registry offers it" in refused.stderr
+    check = toolrun("lock", "job", "--check")
+    assert check.returncode == 1 and "no registry offers greet 0.1.0 any more" in check.stderr

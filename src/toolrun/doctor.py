@@ -369,7 +369,14 @@ def run_checks(
     registries (the composition root knows how)."""
     checks = [check_data_dir(paths)]
     config_check, config = check_config(paths)
-    checks += [config_check, check_history(paths), check_tools(paths)]
+    checks.append(config_check)
+    # A data folder that is not one (a file, say) leaves nothing inside it to look at.
+    for name, check in (("history", check_history), ("tools", check_tools)):
+        try:
+            checks.append(check(paths))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            checks.append(Check(name, PROBLEM, f"cannot be read: {reason}", "fix the data folder"))
     checks.append(check_toolchains(toolchain_dirs))
     if config is None:
         skipped = "not checked: config.toml does not load"
