@@ -4,6 +4,7 @@ toolrun's, what a folder registry keeps of them, who may install over which inst
 
 from __future__ import annotations
 
+import json
 import sys
 import zipfile
 from pathlib import Path
@@ -129,3 +130,27 @@ def test_this_checkout_is_an_editable_install() -> None:
     found = this_installation()
     assert found.manager == "editable"
     assert Path(found.detail, "pyproject.toml").is_file()
+
+
+def test_a_newer_toolrun_in_the_registry_is_shown_by_outdated_and_self_upgrade_check(
+    workdir: Path, tmp_path: Path
+) -> None:
+    from conftest import run_toolrun
+
+    from toolrun import __version__
+
+    published = run_toolrun(
+        "registry", "publish-self", "registry", "--wheel", str(wheel(tmp_path, "9.0.0")),
+        cwd=workdir,
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    check = run_toolrun("self", "upgrade", "--check", cwd=workdir)
+    assert check.returncode == 0, check.stderr
+    assert f"toolrun 9.0.0 is available from ./registry (this is {__version__})" in check.stdout
+    table = run_toolrun("tool", "outdated", cwd=workdir)
+    assert "toolrun (self)" in table.stdout and "toolrun self upgrade" in table.stdout
+    rows = json.loads(run_toolrun("tool", "outdated", "--json", cwd=workdir).stdout)
+    assert [(r["name"], r["wanted"], r["self"]) for r in rows] == [("toolrun", "9.0.0", True)]
+    # This checkout is an editable install: upgrading it is git's job, and toolrun says so.
+    refused = run_toolrun("self", "upgrade", cwd=workdir)
+    assert refused.returncode == 2 and "git pull" in refused.stderr
